@@ -1,0 +1,27 @@
+"""stylenorm: neural style transfer with an exact, tested library of normalization layers."""
+
+__version__ = "0.1.0"
+
+from .conditional import (  # noqa: E402
+    AdaIN,
+    ConditionalBatchNorm2d,
+    ConditionalInstanceNorm2d,
+    WhiteningColoring,
+    adain,
+    mean_std,
+    wct,
+)
+from .decoder import AdaINDecoder, DecoderConfig  # noqa: E402
+from .encoder import EncoderConfig, VGGEncoder  # noqa: E402
+from .errors import ImageError, StylenormError, WeightsError  # noqa: E402
+from .model import AdaINModel, StyleCode  # noqa: E402
+from .norms import NormName, build_norm  # noqa: E402
+from .stylize import Stylizer, StylizeOptions, stylize  # noqa: E402
+from .zoo import load_model  # noqa: E402
+
+__all__ = [
+    "AdaIN", "AdaINDecoder", "AdaINModel", "ConditionalBatchNorm2d", "ConditionalInstanceNorm2d",
+    "DecoderConfig", "EncoderConfig", "ImageError", "NormName", "StyleCode", "StylenormError",
+    "Stylizer", "StylizeOptions", "VGGEncoder", "WeightsError", "WhiteningColoring", "adain",
+    "build_norm", "load_model", "mean_std", "stylize", "wct", "__version__",
+]

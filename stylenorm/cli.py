@@ -1,0 +1,149 @@
+"""The ``stylenorm`` command line: a thin Typer layer over the library."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import typer
+
+from .encoder import EncoderFamily
+from .errors import StylenormError
+from .images import DEFAULT_MAX_PIXELS
+from .runtime import Device, Precision
+
+app = typer.Typer(
+    help="Neural style transfer with exact normalization layers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+weights_app = typer.Typer(help="Install, import, fetch and list weights.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def user_errors(command):
+    """Turn library and OS errors into one line on stderr and exit code 1 (never a traceback;
+    set STYLENORM_DEBUG=1 to see one)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        if os.environ.get("STYLENORM_DEBUG"):
+            return command(*args, **kwargs)
+        try:
+            return command(*args, **kwargs)
+        except StylenormError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+        except MemoryError:
+            raise fail("out of memory; try a smaller --size or --tile") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{exc.strerror or exc}") from None
+        except Exception as exc:  # a bug: still one line, with the way to see more
+            raise fail(
+                f"internal error: {type(exc).__name__}: {exc} (set STYLENORM_DEBUG=1 for details)"
+            ) from None
+
+    return wrapper
+
+
+def parse_weights(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise StylenormError(
+            f"--style-weights must be comma-separated numbers like 0.7,0.3; got {text!r}"
+        ) from None
+
+
+@app.command()
+@user_errors
+def stylize(
+    content: Path = typer.Argument(..., help="Content image."),
+    styles: list[Path] = typer.Argument(..., help="One or more style images."),
+    output: Path = typer.Option(Path("stylized.jpg"), "--output", "-o",
+                                help="Output image; the format follows the extension."),
+    model: str = typer.Option("adain", help="Installed model name or a .safetensors path."),
+    alpha: float = typer.Option(1.0, min=0.0, max=1.0, help="Style strength, 0..1."),
+    style_weights: str = typer.Option(None, help="Mix several styles, e.g. 0.7,0.3."),
+    mask: Path = typer.Option(None, help="Mask image: style 1 where white, style 2 where black."),
+    preserve_color: bool = typer.Option(False, help="Keep the content's colours."),
+    size: int = typer.Option(512, help="Content shorter side in px (0 keeps the original)."),
+    style_size: int = typer.Option(512, help="Style shorter side in px (0 keeps the original)."),
+    crop: bool = typer.Option(False, help="Centre-crop content and style to squares."),
+    device: Device = typer.Option(Device.AUTO, help="Where to run."),
+    precision: Precision = typer.Option(Precision.FP32, help="Arithmetic precision."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse larger inputs."),
+) -> None:
+    """Stylise CONTENT with STYLE (several styles are mixed) and write the result."""
+    from .stylize import Stylizer, StylizeOptions
+
+    options = StylizeOptions(alpha=alpha, style_weights=parse_weights(style_weights),
+                             preserve_color=preserve_color, size=size, style_size=style_size,
+                             crop=crop, max_pixels=max_pixels)
+    stylizer = Stylizer(model, device.value, precision.value)
+    path = stylizer.stylize_file(content, styles, output, options, mask)
+    typer.echo(f"wrote {path}")
+
+
+@weights_app.command("import")
+@user_errors
+def weights_import(
+    encoder: Path = typer.Option(None, help="VGG-19 .pth (public AdaIN or torchvision layout)."),
+    decoder: Path = typer.Option(None, help="Public PyTorch-AdaIN decoder .pth."),
+    name: str = typer.Option("adain", help="Name to install the decoder under."),
+    family: EncoderFamily = typer.Option(EncoderFamily.NORMALISED, help="Encoder family."),
+) -> None:
+    """Convert public .pth checkpoints (loaded without unpickling code) into the store."""
+    from .zoo import import_decoder, import_encoder
+
+    if encoder is None and decoder is None:
+        raise StylenormError("give --encoder and/or --decoder")
+    if encoder is not None:
+        typer.echo(f"installed encoder {import_encoder(encoder, family.value)}")
+    if decoder is not None:
+        typer.echo(f"installed model {import_decoder(decoder, name, family.value)}")
+
+
+@weights_app.command("list")
+@user_errors
+def weights_list() -> None:
+    """Show installed weights (the store first, then the weights shipped with stylenorm)."""
+    from .weights import installed_weights, search_path
+
+    rows = installed_weights()
+    typer.echo("searched: " + ", ".join(str(p) for p in search_path()))
+    if not rows:
+        typer.echo("no weights installed")
+    for path, meta in rows:
+        if meta is None:
+            typer.echo(f"{path.stem:<24} unreadable  {path}")
+            continue
+        params = meta.provenance.get("num_params", "?")
+        typer.echo(f"{path.stem:<24} {meta.kind:<12} {params:>10} params  {path}")
+
+
+@weights_app.command("fetch")
+@user_errors
+def weights_fetch(
+    name: str = typer.Argument(..., help="A known weights name (see --help)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Download a known public checkpoint, verify its hash, and install it."""
+    from .fetch import fetch
+
+    typer.echo(f"installed {fetch(name, progress=progress)}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,144 @@
+"""The stylisation API behind ``stylenorm stylize``: files in, a stylised image out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .colour import match_colour
+from .errors import StylenormError
+from .images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_image, save_image
+from .model import StyleCode
+from .runtime import resolve_device, resolve_dtype
+from .zoo import DEFAULT_MODEL, load_model
+
+MIN_IMAGE_SIZE = 16  # smaller images vanish inside the encoder's pooling layers
+
+
+@dataclass
+class StylizeOptions:
+    """How to stylise: the same options as the ``stylize`` command."""
+
+    alpha: float = 1.0
+    style_weights: list[float] | None = None
+    preserve_color: bool = False
+    size: int = 512
+    style_size: int = 512
+    crop: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    extra: dict = field(default_factory=dict)
+
+    def validate(self, num_styles: int) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise StylenormError(f"--alpha must be between 0 and 1; got {self.alpha}")
+        if self.size < 0 or self.style_size < 0:
+            raise StylenormError("--size and --style-size must be >= 0 (0 keeps the original)")
+        if self.style_weights is not None:
+            w = self.style_weights
+            if len(w) != num_styles:
+                raise StylenormError(
+                    f"--style-weights has {len(w)} values for {num_styles} style images"
+                )
+            if any(v < 0 for v in w) or sum(w) <= 0:
+                raise StylenormError(f"--style-weights must be >= 0 with a positive sum; got {w}")
+
+
+class Stylizer:
+    """A loaded model on a device at a precision, reusable across many images."""
+
+    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
+                 precision: str = "fp32") -> None:
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(precision, self.device)
+        self.model = load_model(model).to(self.device, self.dtype)
+        if self.device.type != "mps":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _prepare(self, rgb: torch.Tensor) -> torch.Tensor:
+        return rgb.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def style_code(self, styles: list[torch.Tensor], weights: list[float] | None,
+                   content: torch.Tensor | None = None) -> StyleCode:
+        """The (mixed) code of several style images; with ``content``, styles are recoloured
+        to the content's colours first (``--preserve-color``)."""
+        means, stds = [], []
+        for style in styles:
+            if content is not None:
+                style = match_colour(style, content)
+            code = self.model.style_code(self._prepare(style))
+            means.append(code.mean)
+            stds.append(code.std)
+        code = StyleCode(torch.cat(means), torch.cat(stds))
+        if weights is not None or len(styles) > 1:
+            w = torch.tensor(weights if weights is not None else [1.0] * len(styles))
+            code = code.mix(w)
+        return code
+
+    @torch.inference_mode()
+    def stylize_tensors(self, content: torch.Tensor, styles: list[torch.Tensor],
+                        options: StylizeOptions, mask: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+        """Stylise a (1, 3, H, W) content in [0, 1]; returns (1, 3, H, W) in [0, 1]."""
+        options.validate(len(styles))
+        recolour = content if options.preserve_color else None
+        if mask is not None:
+            if len(styles) != 2:
+                raise StylenormError(f"--mask needs exactly 2 style images; got {len(styles)}")
+            codes = [self.style_code([s], None, recolour) for s in styles]
+            code = StyleCode(torch.cat([c.mean for c in codes]), torch.cat([c.std for c in codes]))
+            mask = mask.to(self.device)
+        else:
+            code = self.style_code(styles, options.style_weights, recolour)
+        out = self.model(self._prepare(content), code, options.alpha, mask)
+        h, w = content.shape[-2:]
+        return out[..., :h, :w].clamp(0, 1).float().cpu()
+
+    def load_styles(self, paths: list[Path], options: StylizeOptions) -> list[torch.Tensor]:
+        return [
+            load_image(p, options.style_size, options.crop, options.max_pixels, MIN_IMAGE_SIZE).rgb
+            for p in paths
+        ]
+
+    def stylize_file(self, content_path: str | os.PathLike, style_paths: list,
+                     output: str | os.PathLike, options: StylizeOptions | None = None,
+                     mask_path: str | os.PathLike | None = None) -> Path:
+        """Read, stylise and atomically write one image; returns the output path."""
+        options = options or StylizeOptions()
+        output = Path(output)
+        image_format(output)
+        inputs = [Path(content_path), *map(Path, style_paths)]
+        if mask_path is not None:
+            inputs.append(Path(mask_path))
+        if any(output.resolve() == p.resolve() for p in inputs if p.exists()):
+            raise StylenormError(f"{output}: output path is one of the inputs; refusing to overwrite")
+        content = load_image(content_path, options.size, options.crop, options.max_pixels,
+                             MIN_IMAGE_SIZE)
+        styles = self.load_styles([Path(p) for p in style_paths], options)
+        mask = load_mask(mask_path, content) if mask_path is not None else None
+        result = self.stylize_tensors(content.rgb, styles, options, mask)
+        return save_image(result, output, content.alpha)
+
+
+def load_mask(path: str | os.PathLike, content: LoadedImage) -> torch.Tensor:
+    """A (1, 1, H, W) mask in [0, 1] (luminance) at the content's size."""
+    rgb = load_image(path, max_pixels=DEFAULT_MAX_PIXELS).rgb
+    grey = rgb.mean(dim=1, keepdim=True)
+    size = content.rgb.shape[-2:]
+    return torch.nn.functional.interpolate(grey, size=size, mode="bilinear", align_corners=False)
+
+
+def stylize(content: str | os.PathLike, styles: list, output: str | os.PathLike, *,
+            model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
+            precision: str = "fp32", mask: str | os.PathLike | None = None,
+            **options) -> Path:
+    """Stylise ``content`` with one or more ``styles`` and write ``output``.
+
+    ``options`` are the fields of :class:`StylizeOptions` (alpha, style_weights, preserve_color,
+    size, style_size, crop, max_pixels).
+    """
+    stylizer = Stylizer(model, device, precision)
+    return stylizer.stylize_file(content, list(styles), output, StylizeOptions(**options), mask)
