@@ -1,0 +1,102 @@
+"""The command line: stylize and weights commands, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import make_image
+from stylenorm.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def images(tmp_path):
+    return (make_image(tmp_path / "content.png", (40, 32)),
+            make_image(tmp_path / "s1.png", (32, 32), seed=1),
+            make_image(tmp_path / "s2.jpg", (36, 36), seed=2))
+
+
+def test_stylize_writes_image(random_store, images, tmp_path):
+    content, s1, _ = images
+    result = run("stylize", content, s1, "-o", tmp_path / "out.png", "--size", 0)
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out.png").size == (40, 32)
+
+
+@pytest.mark.parametrize("extra", [
+    ["--alpha", "0.5"], ["--preserve-color"], ["--style-weights", "0.3,0.7"],
+    ["--crop", "--size", "24", "--style-size", "24"], ["--precision", "bf16"],
+])
+def test_stylize_options(random_store, images, tmp_path, extra):
+    content, s1, s2 = images
+    styles = [s1, s2] if "--style-weights" in extra else [s1]
+    result = run("stylize", content, *styles, "-o", tmp_path / "o.jpg", *extra)
+    assert result.exit_code == 0, result.output
+
+
+def test_stylize_with_mask(random_store, images, tmp_path):
+    content, s1, s2 = images
+    mask = Image.new("L", (40, 32), 0)
+    mask.paste(255, (0, 0, 20, 32))
+    mask.save(tmp_path / "mask.png")
+    result = run("stylize", content, s1, s2, "--mask", tmp_path / "mask.png", "-o",
+                 tmp_path / "m.png")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["missing.png", "{s1}"], "missing.png: no such file"),
+    (["{content}", "{s1}", "--style-weights", "1,2"], "has 2 values for 1 style"),
+    (["{content}", "{s1}", "--style-weights", "a,b"], "comma-separated numbers"),
+    (["{content}", "{s1}", "--model", "nope"], "no weights named 'nope'"),
+    (["{content}", "{s1}", "-o", "{content}"], "output path is one of the inputs"),
+    (["{content}", "{s1}", "-o", "x.unknownext"], "cannot tell the output format"),
+    (["{content}", "{s1}", "--device", "cuda"], "no CUDA GPU"),
+    (["{content}", "{s1}", "--mask", "{s2}"], "exactly 2 style images"),
+])
+def test_errors_are_one_line(random_store, images, tmp_path, args, message):
+    content, s1, s2 = images
+    names = {"content": content, "s1": s1, "s2": s2}
+    result = run("stylize", *(a.format(**names) for a in args))
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_missing_encoder_says_how_to_install(random_store, images, tmp_path):
+    (random_store / "vgg19-normalised.safetensors").unlink()
+    content, s1, _ = images
+    result = run("stylize", content, s1, "-o", tmp_path / "o.png")
+    assert result.exit_code == 1
+    assert "stylenorm weights import --encoder" in result.output
+
+
+def test_empty_store_lists_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLENORM_HOME", str(tmp_path / "empty"))
+    result = run("weights", "list")
+    assert result.exit_code == 0 and str(tmp_path / "empty") in result.output
+
+
+def test_weights_import_and_list(tmp_path, monkeypatch, shared_weights):
+    monkeypatch.setenv("STYLENORM_HOME", str(tmp_path))
+    result = run("weights", "import", "--encoder", shared_weights / "vgg_normalised.pth",
+                 "--decoder", shared_weights / "decoder.pth", "--name", "ref")
+    assert result.exit_code == 0, result.output
+    listing = run("weights", "list").output
+    assert "ref" in listing and "vgg19-normalised" in listing
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run([sys.executable, "-m", "stylenorm", "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "stylize" in out.stdout

@@ -1,0 +1,198 @@
+"""Weights files, the store, the ``.pth`` importers and ``weights fetch`` (local HTTP server)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylenorm.decoder import AdaINDecoder, DecoderConfig
+from stylenorm.encoder import (
+    NORMALISED_SEQUENTIAL_INDEX,
+    TORCHVISION_FEATURES_INDEX,
+    EncoderConfig,
+    VGGEncoder,
+)
+from stylenorm.errors import WeightsError
+from stylenorm.fetch import WeightsRecord, fetch
+from stylenorm.weights import (
+    installed_weights,
+    load_pth,
+    load_state_strict,
+    load_weights,
+    read_meta,
+    resolve_weights,
+    save_weights,
+)
+from stylenorm.zoo import import_decoder, import_encoder, load_model
+
+
+def public_encoder_state(family: str, full: bool) -> dict[str, torch.Tensor]:
+    """A random state dict in a public checkpoint layout (optionally with later layers)."""
+    encoder = VGGEncoder(EncoderConfig(family=family))
+    ours = encoder.state_dict()
+    index = NORMALISED_SEQUENTIAL_INDEX if family == "normalised" else TORCHVISION_FEATURES_INDEX
+    prefix = "" if family == "normalised" else "features."
+    state = {}
+    for name, idx in index.items():
+        src = name if name == "preprocess" else f"convs.{name}"
+        for p in ("weight", "bias"):
+            state[f"{prefix}{idx}.{p}"] = torch.randn_like(ours[f"{src}.{p}"])
+    if full:  # layers past relu4_1, as in the full published files
+        later = 32 if family == "normalised" else 21
+        state[f"{prefix}{later}.weight"] = torch.randn(512, 512, 3, 3)
+        state[f"{prefix}{later}.bias"] = torch.randn(512)
+    return state
+
+
+@pytest.mark.parametrize("family", ["normalised", "torchvision"])
+@pytest.mark.parametrize("full", [False, True])
+def test_import_encoder_layouts(tmp_path, family, full):
+    state = public_encoder_state(family, full)
+    pth = tmp_path / "vgg.pth"
+    torch.save(state, pth)
+    path = import_encoder(pth, family, home=tmp_path)
+    tensors, meta = load_weights(path)
+    assert meta.kind == "vgg-encoder" and meta.config == {"family": family}
+    first = "0.weight" if family == "normalised" else "features.0.weight"
+    assert torch.equal(tensors["convs.conv1_1.weight"],
+                       state["2.weight" if family == "normalised" else first])
+
+
+def test_import_decoder_and_load_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLENORM_HOME", str(tmp_path))
+    torch.save(public_encoder_state("normalised", False), tmp_path / "vgg.pth")
+    import_encoder(tmp_path / "vgg.pth")
+    decoder = AdaINDecoder()
+    from stylenorm.decoder import adain_decoder_key_map
+
+    state = {theirs: torch.randn_like(decoder.state_dict()[ours])
+             for ours, theirs in adain_decoder_key_map().items()}
+    torch.save(state, tmp_path / "decoder.pth")
+    import_decoder(tmp_path / "decoder.pth", "mine")
+    model = load_model("mine")
+    assert torch.equal(model.decoder.blocks["conv1_1"].conv.weight, state["28.weight"])
+    assert {p.stem for p, _ in installed_weights()} >= {"mine", "vgg19-normalised"}
+
+
+def test_import_names_the_offending_tensor(tmp_path):
+    state = public_encoder_state("normalised", False)
+    state["9.weight"] = torch.randn(128, 64, 5, 5)
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(WeightsError, match=r"bad\.pth.*'9\.weight'.*\(128, 64, 5, 5\)"):
+        import_encoder(tmp_path / "bad.pth", home=tmp_path)
+    del state["9.weight"]
+    torch.save(state, tmp_path / "missing.pth")
+    with pytest.raises(WeightsError, match=r"missing\.pth: missing tensor '9\.weight'"):
+        import_encoder(tmp_path / "missing.pth", home=tmp_path)
+
+
+class Payload:
+    def __reduce__(self):
+        return (Path.touch, (Path(PAYLOAD_MARKER),))
+
+
+PAYLOAD_MARKER = ""
+
+
+def test_pickle_payload_is_refused_without_running(tmp_path):
+    global PAYLOAD_MARKER
+    PAYLOAD_MARKER = str(tmp_path / "payload_ran")
+    torch.save({"0.weight": Payload()}, tmp_path / "evil.pth")
+    with pytest.raises(WeightsError, match="evil.pth: refused"):
+        load_pth(tmp_path / "evil.pth")
+    assert not Path(PAYLOAD_MARKER).exists()
+
+
+def test_round_trip_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    decoder = AdaINDecoder(DecoderConfig(norm="switchable"))
+    path = save_weights(tmp_path / "d.safetensors", decoder.state_dict(), "adain-test",
+                        decoder.config.to_dict(), {"note": "test"})
+    tensors, meta = load_weights(path)
+    assert meta.config == {"norm": "switchable"} and meta.provenance["note"] == "test"
+    assert meta.provenance["num_params"] == sum(t.numel() for t in decoder.state_dict().values())
+    clone = AdaINDecoder(DecoderConfig(**meta.config))
+    load_state_strict(clone, tensors, path)
+    x = torch.randn(1, 512, 4, 4)
+    assert torch.equal(decoder.eval()(x), clone.eval()(x))
+
+
+def test_strict_load_names_missing_and_unexpected(tmp_path):
+    decoder = AdaINDecoder()
+    tensors = dict(decoder.state_dict())
+    tensors["extra.weight"] = tensors.pop("blocks.conv4_1.conv.weight")
+    with pytest.raises(WeightsError, match=r"missing \['blocks.conv4_1.conv.weight'\].*extra"):
+        load_state_strict(decoder, tensors, "file.safetensors")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "no_metadata"])
+def test_bad_safetensors_files(tmp_path, damage):
+    path = tmp_path / "model.safetensors"
+    save_weights(path, {"w": torch.ones(64, 64)}, "adain", {})
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00\x01not safetensors" * 10)
+    else:
+        from safetensors.torch import save_file
+
+        save_file({"w": torch.ones(2)}, str(path))
+    with pytest.raises(WeightsError, match="model.safetensors"):
+        load_weights(path)
+
+
+def test_unknown_name_lists_installed(random_store):
+    with pytest.raises(WeightsError, match=r"no weights named 'nope'.*adain"):
+        resolve_weights("nope")
+    assert read_meta(resolve_weights("adain")).kind == "adain"
+
+
+@pytest.fixture
+def http_folder(tmp_path):
+    """Serve ``tmp_path/www`` on 127.0.0.1 for the duration of a test."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_downloads_verifies_and_installs(tmp_path, http_folder):
+    root, base = http_folder
+    torch.save(public_encoder_state("torchvision", True), root / "vgg19.pth")
+    digest = hashlib.sha256((root / "vgg19.pth").read_bytes()).hexdigest()
+    record = WeightsRecord("vgg19-torchvision", f"{base}/vgg19.pth", digest[:8],
+                           "encoder:torchvision", "test")
+    home = tmp_path / "store"
+    path = fetch("vgg19-torchvision", progress=False, home=home, records={record.name: record})
+    assert read_meta(path).config == {"family": "torchvision"}
+    assert [p.name for p in home.iterdir()] == [path.name]
+
+
+def test_fetch_rejects_wrong_hash_and_keeps_nothing(tmp_path, http_folder):
+    root, base = http_folder
+    (root / "file.pth").write_bytes(b"tampered")
+    record = WeightsRecord("x", f"{base}/file.pth", "0" * 64, "encoder:normalised", "test")
+    home = tmp_path / "store"
+    with pytest.raises(WeightsError, match="does not match"):
+        fetch("x", progress=False, home=home, records={"x": record})
+    assert list(home.iterdir()) == []
+
+
+def test_fetch_unreachable_is_one_clear_error(tmp_path, http_folder):
+    _, base = http_folder
+    record = WeightsRecord("x", f"{base}/absent.pth", "0" * 8, "encoder:normalised", "test")
+    with pytest.raises(WeightsError, match="download failed"):
+        fetch("x", progress=False, home=tmp_path / "s", records={"x": record})
