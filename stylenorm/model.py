@@ -29,6 +29,10 @@ class StyleCode:
     mean: torch.Tensor
     std: torch.Tensor
 
+    @classmethod
+    def cat(cls, codes: list[StyleCode]) -> StyleCode:
+        return cls(torch.cat([c.mean for c in codes]), torch.cat([c.std for c in codes]))
+
     def mix(self, weights: torch.Tensor) -> StyleCode:
         """One code from S codes by weights (S,), which are normalised to sum to 1."""
         w = (weights / weights.sum()).to(self.mean).view(-1, 1, 1, 1)

@@ -10,9 +10,11 @@ import torch
 
 from .colour import match_colour
 from .errors import StylenormError
+from .fastpath import accelerate
 from .images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_image, save_image
-from .model import StyleCode
+from .model import AdaINModel, StyleCode
 from .runtime import resolve_device, resolve_dtype
+from .tiling import TileOptions, should_tile, stylize_tiled
 from .zoo import DEFAULT_MODEL, load_model
 
 MIN_IMAGE_SIZE = 16  # smaller images vanish inside the encoder's pooling layers
@@ -29,6 +31,8 @@ class StylizeOptions:
     style_size: int = 512
     crop: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    tile: bool = False  # stylise in tiles (automatic above tiling.AUTO_TILE_PIXELS)
+    tile_size: int = TileOptions.tile
     extra: dict = field(default_factory=dict)
 
     def validate(self, num_styles: int) -> None:
@@ -56,6 +60,7 @@ class Stylizer:
         self.model = load_model(model).to(self.device, self.dtype)
         if self.device.type != "mps":
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = accelerate(self.model)  # fused inference kernels; same weights and outputs
 
     def _prepare(self, rgb: torch.Tensor) -> torch.Tensor:
         return rgb.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
@@ -65,14 +70,12 @@ class Stylizer:
                    content: torch.Tensor | None = None) -> StyleCode:
         """The (mixed) code of several style images; with ``content``, styles are recoloured
         to the content's colours first (``--preserve-color``)."""
-        means, stds = [], []
+        codes = []
         for style in styles:
             if content is not None:
                 style = match_colour(style, content)
-            code = self.model.style_code(self._prepare(style))
-            means.append(code.mean)
-            stds.append(code.std)
-        code = StyleCode(torch.cat(means), torch.cat(stds))
+            codes.append(self.model.style_code(self._prepare(style)))
+        code = type(codes[0]).cat(codes)
         if weights is not None or len(styles) > 1:
             w = torch.tensor(weights if weights is not None else [1.0] * len(styles))
             code = code.mix(w)
@@ -89,12 +92,25 @@ class Stylizer:
             if len(styles) != 2:
                 raise StylenormError(f"--mask needs exactly 2 style images; got {len(styles)}")
             codes = [self.style_code([s], None, recolour) for s in styles]
-            code = StyleCode(torch.cat([c.mean for c in codes]), torch.cat([c.std for c in codes]))
+            code = type(codes[0]).cat(codes)
             mask = mask.to(self.device)
         else:
             code = self.style_code(styles, options.style_weights, recolour)
-        out = self.model(self._prepare(content), code, options.alpha, mask)
+        return self.render(content, code, options, mask)
+
+    @torch.inference_mode()
+    def render(self, content: torch.Tensor, code: StyleCode, options: StylizeOptions,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Stylise a (1, 3, H, W) content with a ready code; large contents go in tiles."""
         h, w = content.shape[-2:]
+        if isinstance(self.model, AdaINModel) and should_tile(h, w, options.tile):
+            tiles = TileOptions(tile=options.tile_size)
+            return stylize_tiled(self.model, content, code, options.alpha, tiles, mask)
+        if options.tile:
+            raise StylenormError(
+                f"--tile works with AdaIN models; this is a {type(self.model).__name__}"
+            )
+        out = self.model(self._prepare(content), code, options.alpha, mask)
         return out[..., :h, :w].clamp(0, 1).float().cpu()
 
     def load_styles(self, paths: list[Path], options: StylizeOptions) -> list[torch.Tensor]:

@@ -19,6 +19,7 @@ from torch import nn
 from .decoder import AdaINDecoder, DecoderConfig, adain_decoder_key_map
 from .encoder import EncoderConfig, EncoderFamily, VGGEncoder, sequential_key_map
 from .errors import WeightsError
+from .lite import LiteConfig, LiteModel
 from .model import AdaINModel
 from .weights import (
     load_pth,
@@ -91,8 +92,14 @@ def load_adain(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> Ad
     return model
 
 
+def load_lite(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> LiteModel:
+    model = LiteModel(LiteConfig.from_dict(config))
+    load_state_strict(model, tensors, path)
+    return model
+
+
 # kind -> loader(config, tensors, path); each kind's module adds its entry here.
-MODEL_LOADERS = {"adain": load_adain}
+MODEL_LOADERS = {"adain": load_adain, "lite": load_lite}
 
 
 # --------------------------------------------------------------------------- importers

@@ -1,0 +1,105 @@
+"""The lite model: size, code algebra, masks, alpha, save/load, stylize and a tiny training run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import make_image
+from stylenorm.lite import LiteCode, LiteConfig, LiteModel
+from stylenorm.stylize import Stylizer, StylizeOptions
+from stylenorm.train_lite import LiteTrainConfig, augment_styles, train_lite
+from stylenorm.weights import save_weights
+from stylenorm.zoo import load_model
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    net = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=1, style_size=32)).eval()
+    with torch.no_grad():  # non-trivial modulators, as after training
+        for mod in net.modulators:
+            mod.linear.weight.add_(0.05 * torch.randn_like(mod.linear.weight))
+    return net
+
+
+def test_default_is_under_a_million_parameters():
+    assert sum(p.numel() for p in LiteModel().parameters()) < 1_000_000
+
+
+def test_shapes_for_odd_sizes(model):
+    code = model.style_code(torch.rand(1, 3, 40, 50))
+    assert [m.shape[1] for m in code.means] == [8, 16, 32]
+    assert model(torch.rand(1, 3, 37, 45), code).shape[-2:] >= (37, 45)
+
+
+def test_mixing_codes_mixes_modulations(model):
+    content = torch.rand(1, 3, 32, 32)
+    code = model.style_code(torch.rand(2, 3, 32, 32))
+    feat = model.content_features(content)
+    mixed = model.modulators[2](*[(v * torch.tensor([0.25, 0.75]).view(2, 1, 1, 1)).sum(0, True)
+                                  for v in (code.means[2], code.stds[2])])
+    separate = [model.modulators[2](code.means[2][i:i + 1], code.stds[2][i:i + 1])
+                for i in range(2)]
+    for k in range(2):
+        assert torch.allclose(mixed[k], 0.25 * separate[0][k] + 0.75 * separate[1][k], atol=1e-5)
+    assert model.decode(feat, code.mix(torch.tensor([1.0, 3.0]))).shape == (1, 3, 32, 32)
+
+
+def test_alpha_zero_uses_the_contents_own_code(model):
+    content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    own = model(content, model.style_code(content))
+    assert torch.allclose(model(content, model.style_code(style), alpha=0.0), own, atol=1e-5)
+
+
+def test_mask_selects_style_per_region(model):
+    content = torch.rand(1, 3, 32, 32)
+    code = model.style_code(torch.rand(2, 3, 32, 32))
+    mask = torch.ones(1, 1, 32, 32)
+    assert torch.allclose(model(content, code, mask=mask), model(content, code.select(0)),
+                          atol=1e-5)
+    assert torch.allclose(model(content, code, mask=mask * 0), model(content, code.select(1)),
+                          atol=1e-5)
+
+
+def test_code_cat_and_select_round_trip(model):
+    code = model.style_code(torch.rand(3, 3, 32, 32))
+    again = LiteCode.cat([code.select(i) for i in range(3)])
+    assert all(torch.equal(a, b) for a, b in zip(code.means, again.means, strict=True))
+
+
+def test_save_load_and_stylize(model, tmp_path):
+    path = save_weights(tmp_path / "lite.safetensors", model.state_dict(), "lite",
+                        model.config.to_dict())
+    loaded = load_model(path)
+    x, s = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    assert torch.equal(loaded(x, loaded.style_code(s)), model(x, model.style_code(s)))
+    stylizer = Stylizer(str(path), device="cpu")
+    out = stylizer.stylize_tensors(x, [s, s], StylizeOptions(style_weights=[1, 1], alpha=0.5))
+    assert out.shape == (1, 3, 32, 32) and 0 <= out.min() and out.max() <= 1
+
+
+def test_augment_is_deterministic_and_new():
+    styles = torch.rand(4, 3, 16, 16)
+    a = augment_styles(styles, torch.Generator().manual_seed(1))
+    b = augment_styles(styles, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == styles.shape
+    assert torch.equal(styles, styles.clone())
+
+
+def test_tiny_training_run_resumes_exactly(random_store, tmp_path):
+    for i in range(3):
+        make_image(tmp_path / "c" / f"{i}.png", (48, 40), seed=i)
+        make_image(tmp_path / "s" / f"{i}.png", (40, 40), seed=10 + i)
+    common = dict(content=str(tmp_path / "c"), style=str(tmp_path / "s"), batch_size=2,
+                  crop_size=32, widths=(4, 8, 8), res_blocks=1, log_every=1,
+                  checkpoint_every=2, sample_every=0, precision="fp32", num_workers=0)
+    full = train_lite(LiteTrainConfig(out=str(tmp_path / "a"), iterations=4, **common),
+                      progress=False)
+    train_lite(LiteTrainConfig(out=str(tmp_path / "b"), iterations=2, **common), progress=False)
+    resumed = train_lite(LiteTrainConfig(out=str(tmp_path / "b"), iterations=4, **common),
+                         resume=True, progress=False)
+    assert resumed.final_losses == full.final_losses
+    model = load_model(resumed.model_path)
+    assert model.kind == "lite"
+    assert {"identity", "style", "content"} <= set(full.final_losses)
