@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from stylenorm.images import load_image
-from stylenorm.stylize import Stylizer, StylizeOptions
+from stylenorm.stylize import StylizeOptions, Stylizer
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

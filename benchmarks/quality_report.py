@@ -1,0 +1,90 @@
+"""Compare models on held-out photos and styles: content loss, style loss, SSIM, and a grid.
+
+    STYLENORM_HOME=... python benchmarks/quality_report.py \
+        --model ours=weights/adain-default.safetensors --model reference=adain-reference \
+        --contents data/val_content --styles data/val_style --size 384 \
+        --grid docs/quality_grid.jpg --json docs/quality.json
+
+Every model stylises every content with every style at ``--size`` (alpha 1, fp32); the same
+VGG encoder (``--encoder``, the normalised VGG-19) measures them all (stylenorm.evaluate). The
+grid is made from the project's own ``samples/`` inputs (never the shared images, which must not
+appear in the repo): for each pair, the content, the style and each model's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from stylenorm.evaluate import evaluate
+from stylenorm.images import list_images, load_image, save_image
+from stylenorm.stylize import StylizeOptions, Stylizer
+from stylenorm.zoo import load_encoder
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def parse_models(specs: list[str]) -> dict[str, str]:
+    models = {}
+    for spec in specs:
+        label, _, model = spec.partition("=")
+        models[label] = model or label
+    return models
+
+
+def grid(models: dict[str, Stylizer], contents, styles, size: int, pairs: int, path: Path):
+    """Rows of [content, style, output of each model], each tile ``size`` px square."""
+    options = StylizeOptions(size=size, style_size=size, crop=True)
+    rows = []
+    for i in range(pairs):
+        content = load_image(contents[i % len(contents)], size, crop=True).rgb
+        style = load_image(styles[(i * 3) % len(styles)], size, crop=True).rgb
+        outputs = [m.stylize_tensors(content, [style], options) for m in models.values()]
+        rows.append(torch.cat([content, style, *outputs], dim=-1))
+    save_image(torch.cat(rows, dim=-2), path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", required=True, help="label=name-or-path")
+    parser.add_argument("--contents", type=Path, required=True)
+    parser.add_argument("--styles", type=Path, required=True)
+    parser.add_argument("--encoder", default="normalised")
+    parser.add_argument("--size", type=int, default=384)
+    parser.add_argument("--grid", type=Path)
+    parser.add_argument("--grid-pairs", type=int, default=4)
+    parser.add_argument("--grid-size", type=int, default=256)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    contents, styles = list_images(args.contents), list_images(args.styles)
+    encoder = load_encoder(args.encoder)
+    stylizers = {label: Stylizer(m, device="cpu", precision="fp32")
+                 for label, m in parse_models(args.model).items()}
+    results = {}
+    print(f"{len(contents)} contents x {len(styles)} styles at {args.size} px, alpha 1, fp32")
+    print("| model | content loss | style loss | SSIM to content | time |")
+    print("|---|---|---|---|---|")
+    for label, stylizer in stylizers.items():
+        start = time.perf_counter()
+        summary = evaluate(stylizer, encoder, contents, styles, args.size).summary()
+        seconds = time.perf_counter() - start
+        results[label] = {**summary, "seconds": seconds}
+        print(f"| {label} | {summary['content_loss']:.3f} | {summary['style_loss']:.3f} | "
+              f"{summary['ssim']:.3f} | {seconds:.0f} s |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"size": args.size, "contents": len(contents),
+                                         "styles": len(styles), "results": results}, indent=2))
+    if args.grid:
+        args.grid.parent.mkdir(parents=True, exist_ok=True)
+        grid(stylizers, list_images(SAMPLES / "content"), list_images(SAMPLES / "style"),
+             args.grid_size, args.grid_pairs, args.grid)
+        print(f"grid: {args.grid} (columns: content, style, {', '.join(stylizers)})")
+
+
+if __name__ == "__main__":
+    main()

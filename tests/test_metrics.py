@@ -1,0 +1,48 @@
+"""PSNR, SSIM and the evaluation scores."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from stylenorm.encoder import VGGEncoder
+from stylenorm.evaluate import evaluate, score_output
+from stylenorm.metrics import psnr, ssim
+from stylenorm.stylize import Stylizer
+
+
+def test_psnr_known_value():
+    a = torch.zeros(1, 3, 4, 4)
+    assert psnr(a, a) == math.inf
+    assert psnr(a, a + 0.1) == pytest.approx(20.0, abs=1e-6)
+
+
+def test_ssim_identity_and_ordering():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 32, 32)
+    assert ssim(x, x) == pytest.approx(1.0, abs=1e-9)
+    slight = (x + 0.02 * torch.randn_like(x)).clamp(0, 1)
+    heavy = (x + 0.3 * torch.randn_like(x)).clamp(0, 1)
+    assert 1.0 > ssim(x, slight) > ssim(x, heavy) > -1.0
+    with pytest.raises(ValueError, match="equal shapes"):
+        ssim(x, x[..., :16])
+
+
+def test_score_output_zero_style_loss_for_the_style_itself():
+    torch.manual_seed(0)
+    encoder = VGGEncoder()
+    style = torch.rand(1, 3, 32, 32)
+    _, loss_s, sim = score_output(encoder, style, style, style)
+    assert loss_s == pytest.approx(0.0, abs=1e-10) and sim == pytest.approx(1.0)
+
+
+def test_evaluate_scores_every_pair(random_store, tmp_path):
+    from conftest import make_image
+
+    contents = [make_image(tmp_path / f"c{i}.png", (40, 32), seed=i) for i in range(2)]
+    styles = [make_image(tmp_path / f"s{i}.png", (32, 32), seed=9 + i) for i in range(2)]
+    result = evaluate(Stylizer("adain", device="cpu"), VGGEncoder(), contents, styles, size=32)
+    assert len(result.pairs) == 4 and set(result.summary()) == {"content_loss", "style_loss",
+                                                                 "ssim"}
