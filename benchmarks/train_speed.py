@@ -22,18 +22,18 @@ import torch
 
 from stylenorm.decoder import AdaINDecoder, DecoderConfig
 from stylenorm.encoder import VGGEncoder
-from stylenorm.runtime import processor_name
-from stylenorm.train import train_step, training_dtype
+from stylenorm.runtime import processor_name, training_dtype
+from stylenorm.train import train_step
 from stylenorm.train_adain import AdaINTask, AdaINTrainConfig
 
 
 def make_task(encoder: VGGEncoder, decoder: AdaINDecoder, device: torch.device,
-              channels_last: bool) -> AdaINTask:
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    encoder = copy.deepcopy(encoder).to(device, memory_format=fmt)
-    decoder = copy.deepcopy(decoder).to(device, memory_format=fmt)
+              dtype: torch.dtype, channels_last: bool) -> AdaINTask:
     config = AdaINTrainConfig(channels_last=channels_last)
-    return AdaINTask(config, encoder, decoder, samples=(torch.empty(0), torch.empty(0)))
+    task = AdaINTask(config, copy.deepcopy(encoder), copy.deepcopy(decoder),
+                     samples=(torch.empty(0), torch.empty(0)))
+    task.prepare(device, dtype, channels_last)
+    return task
 
 
 def rate(task: AdaINTask, batches, dtype: torch.dtype, device: torch.device, steps: int) -> float:
@@ -65,10 +65,10 @@ def compare(device: torch.device, batch_size: int, crop: int, steps: int, repeat
                   for pair in batches]
     best = {"plain": 0.0, "default": 0.0}
     for _ in range(repeats):
-        best["plain"] = max(best["plain"], rate(make_task(encoder, decoder, device, False),
-                                                batches, torch.float32, device, steps))
-        best["default"] = max(best["default"], rate(make_task(encoder, decoder, device, True),
-                                                    cl_batches, dtype, device, steps))
+        plain = make_task(encoder, decoder, device, torch.float32, False)
+        best["plain"] = max(best["plain"], rate(plain, batches, torch.float32, device, steps))
+        default = make_task(encoder, decoder, device, dtype, True)
+        best["default"] = max(best["default"], rate(default, cl_batches, dtype, device, steps))
     name = str(dtype).removeprefix("torch.")
     print(f"{device.type}: {processor_name(device)}; torch {torch.__version__}; "
           f"threads {torch.get_num_threads()}; batch {batch_size}, crop {crop}px")
@@ -84,7 +84,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3, help="timed steps per repeat")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU even if present")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")]
     if torch.cuda.is_available() and not args.no_gpu:
         devices.append(torch.device("cuda"))

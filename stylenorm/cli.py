@@ -4,16 +4,45 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 
 import typer
+import typer.core
 
 from .encoder import EncoderFamily
 from .errors import StylenormError
 from .images import DEFAULT_MAX_PIXELS
 from .runtime import Device, Precision
 
+# click's base of usage errors, wherever this Typer takes click from (recent ones vendor it).
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """The app's group: usage errors (a bad option value, a missing argument) print one
+    ``error:`` line too, like the library's errors, instead of a usage panel."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                sys.exit(exc.exit_code)  # the help has been shown
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     help="Neural style transfer with exact normalization layers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -38,6 +67,8 @@ def user_errors(command):
             return command(*args, **kwargs)
         try:
             return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, ClickException):
+            raise  # the command's own exit code or usage error
         except StylenormError as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
@@ -70,12 +101,14 @@ def parse_weights(text: str | None) -> list[float] | None:
 @user_errors
 def stylize(
     content: Path = typer.Argument(..., help="Content image."),
-    styles: list[Path] = typer.Argument(..., help="One or more style images."),
+    styles: list[Path] = typer.Argument(
+        None, help="One or more style images (none for a CIN model: see --style-index)."),
     output: Path = typer.Option(Path("stylized.jpg"), "--output", "-o",
                                 help="Output image; the format follows the extension."),
     model: str = typer.Option("adain", help="Installed model name or a .safetensors path."),
     alpha: float = typer.Option(1.0, min=0.0, max=1.0, help="Style strength, 0..1."),
     style_weights: str = typer.Option(None, help="Mix several styles, e.g. 0.7,0.3."),
+    style_index: int = typer.Option(None, min=0, help="CIN models: which of their styles."),
     mask: Path = typer.Option(None, help="Mask image: style 1 where white, style 2 where black."),
     preserve_color: bool = typer.Option(False, help="Keep the content's colours."),
     size: int = typer.Option(512, help="Content shorter side in px (0 keeps the original)."),
@@ -83,16 +116,20 @@ def stylize(
     crop: bool = typer.Option(False, help="Centre-crop content and style to squares."),
     device: Device = typer.Option(Device.AUTO, help="Where to run."),
     precision: Precision = typer.Option(Precision.FP32, help="Arithmetic precision."),
-    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse larger inputs."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1,
+                                   help="Refuse larger inputs (checked before decoding)."),
+    tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
+    tile_size: int = typer.Option(768, help="Tile side in px (multiple of 8)."),
 ) -> None:
     """Stylise CONTENT with STYLE (several styles are mixed) and write the result."""
-    from .stylize import Stylizer, StylizeOptions
+    from .stylize import StylizeOptions, Stylizer
 
     options = StylizeOptions(alpha=alpha, style_weights=parse_weights(style_weights),
                              preserve_color=preserve_color, size=size, style_size=style_size,
-                             crop=crop, max_pixels=max_pixels)
+                             crop=crop, max_pixels=max_pixels, tile=tile, tile_size=tile_size,
+                             style_index=style_index)
     stylizer = Stylizer(model, device.value, precision.value)
-    path = stylizer.stylize_file(content, styles, output, options, mask)
+    path = stylizer.stylize_file(content, styles or [], output, options, mask)
     typer.echo(f"wrote {path}")
 
 
@@ -147,3 +184,13 @@ def weights_fetch(
 
 def main() -> None:
     app()
+
+
+from .cli_train import train_app  # noqa: E402  (it uses user_errors, defined above)
+
+app.add_typer(train_app, name="train")
+
+from .cli_batch import batch, bench  # noqa: E402  (they use user_errors, defined above)
+
+app.command()(batch)
+app.command()(bench)

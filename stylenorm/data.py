@@ -20,6 +20,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,16 @@ from .images import list_images, load_image
 
 log = logging.getLogger("stylenorm")
 
-__all__ = ["CropConfig", "CropData", "batch_to_float", "crop_box", "find_images",
-           "load_folder_images", "make_data"]
+__all__ = ["CropConfig", "CropData", "DataMode", "batch_to_float", "crop_box", "find_images",
+           "load_folder_images", "make_data", "validation_images"]
+
+
+class DataMode(str, Enum):
+    """How batches are made: ``auto`` is ``memory`` on a GPU the images fit on, else ``stream``."""
+
+    AUTO = "auto"
+    STREAM = "stream"
+    MEMORY = "memory"
 
 
 @dataclass
@@ -95,6 +104,11 @@ def resized_crop(image: torch.Tensor, box: tuple[int, int, int, int], size: int)
     patch = F.interpolate(patch, size=(size, size), mode="bilinear", antialias=True,
                           align_corners=False)
     return patch[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def crop_item(image: torch.Tensor, crop: CropConfig, rng: np.random.Generator) -> torch.Tensor:
+    """A random resized crop of a uint8 (3, H, W) image, (3, size, size) uint8."""
+    return resized_crop(image, crop_box(*image.shape[1:], crop, rng), crop.size)
 
 
 def decode(path: Path, shorter_side: int) -> torch.Tensor:
@@ -173,8 +187,7 @@ class CropDataset(Dataset):
         crops, errors = [], []
         for stream, (paths, index) in enumerate(zip(self.folders, indices, strict=True)):
             image = self._decode_from(paths, index, errors)
-            box = crop_box(*image.shape[1:], self.crop, item_rng(self.seed, iteration, slot, stream))
-            crops.append(resized_crop(image, box, self.crop.size))
+            crops.append(crop_item(image, self.crop, item_rng(self.seed, iteration, slot, stream)))
         return crops, errors
 
 
@@ -220,3 +233,100 @@ def load_folder_images(paths: list[Path], shorter_side: int, device: torch.devic
     if not images:
         raise StylenormError(f"{paths[0].parent}: none of its {len(paths)} images is readable")
     return images
+
+
+class CropData:
+    """Batches of crops, one tensor per folder, for iterations ``start .. stop - 1``.
+
+    ``mode`` is ``stream`` (decode in DataLoader workers) or ``memory`` (decode once, keep the
+    images on ``device``, crop there).
+    """
+
+    def __init__(self, folders: Sequence[Sequence[Path]], crop: CropConfig, batch_size: int,
+                 seed: int, device: torch.device, mode: str = "stream",
+                 num_workers: int | None = None) -> None:
+        if mode not in ("stream", "memory"):
+            raise StylenormError(f"data mode must be 'stream' or 'memory'; got {mode!r}")
+        self.crop, self.batch_size, self.seed, self.device = crop, batch_size, seed, device
+        self.mode = mode
+        self.num_workers = min(2, os.cpu_count() or 1) if num_workers is None else num_workers
+        self.folders = [list(f) for f in folders]
+        self._reported: set[str] = set()
+        self.images: list[list[torch.Tensor]] = []
+        if mode == "memory":
+            self.images = [load_folder_images(p, crop.shorter_side, device, self.num_workers)
+                           for p in self.folders]
+
+    def _report(self, errors: list[str]) -> None:
+        for message in errors:
+            if message not in self._reported:
+                self._reported.add(message)
+                log.warning("warning: skipping unreadable image: %s", message)
+
+    def batches(self, start: int, stop: int) -> Iterator[list[torch.Tensor]]:
+        """Float [0, 1] channels-last batches on the device, one list per iteration."""
+        if self.mode == "memory":
+            yield from self._memory_batches(start, stop)
+            return
+        items = BatchItems([len(p) for p in self.folders], self.batch_size, self.seed, start, stop)
+        loader = DataLoader(
+            CropDataset(self.folders, self.crop, self.seed), batch_sampler=items,
+            num_workers=self.num_workers, collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.num_workers else None,
+        )
+        for crops, errors in loader:
+            self._report(errors)
+            yield [batch_to_float(c, self.device) for c in crops]
+
+    def _memory_batches(self, start: int, stop: int) -> Iterator[list[torch.Tensor]]:
+        items = BatchItems([len(i) for i in self.images], self.batch_size, self.seed, start, stop)
+        for batch in items:
+            crops = []
+            for stream, images in enumerate(self.images):
+                crops.append(torch.stack([
+                    crop_item(images[indices[stream]], self.crop,
+                              item_rng(self.seed, iteration, slot, stream))
+                    for iteration, slot, indices in batch
+                ]))
+            yield [batch_to_float(c, self.device) for c in crops]
+
+
+def memory_fits(folders: Sequence[Sequence[Path]], crop: CropConfig, device: torch.device) -> bool:
+    """Whether the decoded images (about 4:3 at the crop's shorter side) fit in a quarter of the
+    GPU's free memory."""
+    if device.type != "cuda":
+        return False
+    count = sum(len(f) for f in folders)
+    need = count * 3 * crop.shorter_side ** 2 * 4 / 3
+    free, _ = torch.cuda.mem_get_info(device)
+    return need < free / 4
+
+
+def make_data(folders: Sequence[Sequence[Path]], crop: CropConfig, batch_size: int, seed: int,
+              device: torch.device, mode: str = "auto", num_workers: int | None = None
+              ) -> CropData:
+    """``auto`` keeps the images in GPU memory when they fit, and streams them otherwise."""
+    if mode == "auto":
+        mode = "memory" if memory_fits(folders, crop, device) else "stream"
+    return CropData(folders, crop, batch_size, seed, device, mode, num_workers)
+
+
+def validation_images(paths: Sequence[Path], size: int, count: int, device: torch.device
+                      ) -> torch.Tensor:
+    """The first ``count`` readable images of ``paths``, centre-cropped to ``size`` squares.
+
+    Shape:
+        (count or fewer, 3, size, size) float in [0, 1] on ``device``
+    """
+    images = []
+    for path in paths:
+        if len(images) == count:
+            break
+        try:
+            images.append(load_image(path, size=size, crop=True).rgb)
+        except ImageError:
+            continue
+    if not images:
+        raise StylenormError(f"{Path(paths[0]).parent}: no readable image for the sample grids")
+    return torch.cat(images).to(device)

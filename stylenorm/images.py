@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
@@ -34,9 +35,13 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, expected an image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: not a readable image (the file is empty)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # max_pixels is the limit (Pillow's DecompressionBombError stays as a backstop); the
+            # other warnings are about odd metadata (corrupt EXIF, long tags): the pixels decide
+            warnings.simplefilter("ignore")
             image = Image.open(path)
             w, h = image.size
             if w * h > max_pixels:
@@ -46,13 +51,15 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
                 )
             image.seek(0)  # first frame of animations
             image.load()
-    except ImageError:
+    except (ImageError, MemoryError):
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: cannot decode image ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: refusing to decode: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not a readable image (unknown or damaged format)") from None
+    except Exception as exc:  # decoders of untrusted bytes raise all sorts (struct.error, ...)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ImageError(f"{path}: cannot decode image ({reason})") from None
     return image
 
 
@@ -64,7 +71,7 @@ def _to_rgba_array(image: Image.Image) -> np.ndarray:
         alpha = np.ones_like(grey)
         return np.stack([grey, grey, grey, alpha], axis=-1).clip(0, 1)
     if image.mode == "F":
-        grey = np.asarray(image, dtype=np.float32).clip(0, 1)
+        grey = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0).clip(0, 1)
         return np.stack([grey, grey, grey, np.ones_like(grey)], axis=-1)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     image = image.convert("RGBA" if has_alpha else "RGB")
@@ -91,10 +98,9 @@ def load_image(
     """
     path = Path(path)
     image = _open(path, max_pixels)
-    try:
+    with contextlib.suppress(Exception), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a corrupt EXIF block is not worth refusing pixels for
         image = ImageOps.exif_transpose(image)
-    except Exception:  # a corrupt EXIF block is not worth refusing the pixels for
-        pass
     tensor = torch.from_numpy(_to_rgba_array(image)).permute(2, 0, 1).unsqueeze(0)
     if size > 0:
         tensor = TF.resize(tensor, size, antialias=True)
@@ -137,7 +143,8 @@ def atomic_write(path: Path, write) -> None:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise ImageError(f"{path}: output folder {folder} does not exist")
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise ImageError(f"{path}: output folder {folder} {problem}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
     os.close(fd)
     try:

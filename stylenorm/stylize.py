@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ class StylizeOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     tile: bool = False  # stylise in tiles (automatic above tiling.AUTO_TILE_PIXELS)
     tile_size: int = TileOptions.tile
+    style_index: int | None = None  # CIN models: which of the model's styles
     extra: dict = field(default_factory=dict)
 
     def validate(self, num_styles: int) -> None:
@@ -46,7 +48,7 @@ class StylizeOptions:
                 raise StylenormError(
                     f"--style-weights has {len(w)} values for {num_styles} style images"
                 )
-            if any(v < 0 for v in w) or sum(w) <= 0:
+            if not all(math.isfinite(v) and v >= 0 for v in w) or sum(w) <= 0:
                 raise StylenormError(f"--style-weights must be >= 0 with a positive sum; got {w}")
 
 
@@ -86,6 +88,14 @@ class Stylizer:
                         options: StylizeOptions, mask: torch.Tensor | None = None
                         ) -> torch.Tensor:
         """Stylise a (1, 3, H, W) content in [0, 1]; returns (1, 3, H, W) in [0, 1]."""
+        if getattr(self.model, "kind", None) == "cin":
+            return self.stylize_cin(content, styles, options, mask)
+        if not styles:
+            raise StylenormError("give at least one style image: this model takes its style "
+                                 "from images (--style-index is for CIN models)")
+        if options.style_index is not None:
+            raise StylenormError("--style-index picks a style of a CIN model; this model takes "
+                                 "its styles from images (mix them with --style-weights)")
         options.validate(len(styles))
         recolour = content if options.preserve_color else None
         if mask is not None:
@@ -97,6 +107,31 @@ class Stylizer:
         else:
             code = self.style_code(styles, options.style_weights, recolour)
         return self.render(content, code, options, mask)
+
+    @torch.inference_mode()
+    def stylize_cin(self, content: torch.Tensor, styles: list[torch.Tensor],
+                    options: StylizeOptions, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """A CIN model holds its styles: pick one (``style_index``) or mix them by
+        ``style_weights``; ``alpha`` blends the result with the content."""
+        names = self.model.config.style_names
+        listing = ", ".join(f"{i}={n}" for i, n in enumerate(names))
+        if styles:
+            raise StylenormError(f"this CIN model has its own styles ({listing}); give no style "
+                                 "images, and --style-index K or --style-weights")
+        if mask is not None or options.preserve_color or options.tile:
+            raise StylenormError("--mask, --preserve-color and --tile work with AdaIN models, "
+                                 "not with a CIN model")
+        if (options.style_index is None) == (options.style_weights is None):
+            raise StylenormError(f"a CIN model needs exactly one of --style-index K or "
+                                 f"--style-weights w0,...,w{len(names) - 1} ({listing})")
+        options.validate(len(options.style_weights or []))  # their count: weights_for
+        try:
+            weights = self.model.weights_for(options.style_index, options.style_weights)
+        except ValueError as exc:
+            raise StylenormError(str(exc)) from None
+        out = self.model.stylize(self._prepare(content), weights.to(self.device, self.dtype))
+        out = options.alpha * out.float().cpu() + (1 - options.alpha) * content.float().cpu()
+        return out.clamp(0, 1)
 
     @torch.inference_mode()
     def render(self, content: torch.Tensor, code: StyleCode, options: StylizeOptions,
@@ -130,18 +165,21 @@ class Stylizer:
         if mask_path is not None:
             inputs.append(Path(mask_path))
         if any(output.resolve() == p.resolve() for p in inputs if p.exists()):
-            raise StylenormError(f"{output}: output path is one of the inputs; refusing to overwrite")
+            raise StylenormError(
+                f"{output}: output path is one of the inputs; refusing to overwrite")
         content = load_image(content_path, options.size, options.crop, options.max_pixels,
                              MIN_IMAGE_SIZE)
         styles = self.load_styles([Path(p) for p in style_paths], options)
-        mask = load_mask(mask_path, content) if mask_path is not None else None
+        mask = (load_mask(mask_path, content, options.max_pixels) if mask_path is not None
+                else None)
         result = self.stylize_tensors(content.rgb, styles, options, mask)
         return save_image(result, output, content.alpha)
 
 
-def load_mask(path: str | os.PathLike, content: LoadedImage) -> torch.Tensor:
+def load_mask(path: str | os.PathLike, content: LoadedImage,
+              max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
     """A (1, 1, H, W) mask in [0, 1] (luminance) at the content's size."""
-    rgb = load_image(path, max_pixels=DEFAULT_MAX_PIXELS).rgb
+    rgb = load_image(path, max_pixels=max_pixels).rgb
     grey = rgb.mean(dim=1, keepdim=True)
     size = content.rgb.shape[-2:]
     return torch.nn.functional.interpolate(grey, size=size, mode="bilinear", align_corners=False)

@@ -6,16 +6,20 @@ Kinds of weights file:
   standard name of its family and shared by every AdaIN decoder.
 * ``adain``: an AdaIN decoder (config: ``{"decoder": DecoderConfig, "encoder": EncoderConfig}``);
   loading it also loads the matching encoder from the store.
+* ``cin``: a multi-style CIN transformer network (config: :class:`CINConfig`, with the style
+  names); needs no encoder and no style images.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .cin import CINConfig, CINTransformer
 from .decoder import AdaINDecoder, DecoderConfig, adain_decoder_key_map
 from .encoder import EncoderConfig, EncoderFamily, VGGEncoder, sequential_key_map
 from .errors import WeightsError
@@ -61,6 +65,31 @@ def load_encoder(family: str | EncoderFamily = EncoderFamily.NORMALISED) -> VGGE
     return encoder
 
 
+def load_frozen_encoder(name_or_path: str) -> tuple[VGGEncoder, dict]:
+    """A VGG encoder from an installed name or a file, and where it came from (for provenance)."""
+    try:
+        path = resolve_weights(name_or_path)
+    except WeightsError as exc:
+        raise WeightsError(
+            f"--encoder: {exc}. Install the encoder with `stylenorm weights import --encoder "
+            "vgg_normalised.pth`, or pass a .safetensors path"
+        ) from None
+    tensors, meta = load_weights(path)
+    if meta.kind != "vgg-encoder":
+        raise WeightsError(f"--encoder {path}: holds a {meta.kind!r} model, not a vgg-encoder")
+    encoder = VGGEncoder(EncoderConfig(**meta.config))
+    load_state_strict(encoder, tensors, path)
+    return encoder, {"encoder": path.name, "encoder_sha256": file_sha256(path)}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def build_adain(config: dict) -> AdaINModel:
     decoder = AdaINDecoder(DecoderConfig(**config.get("decoder", {})))
     encoder_family = config.get("encoder", {}).get("family", EncoderFamily.NORMALISED.value)
@@ -78,10 +107,11 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> nn.Module:
         )
     try:
         model = loader(meta.config, tensors, path)
-    except (TypeError, KeyError, ValueError) as exc:
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
         if isinstance(exc, WeightsError):
             raise
-        raise WeightsError(f"{path}: config does not describe a {meta.kind} model ({exc})") from None
+        raise WeightsError(
+            f"{path}: its config does not describe a {meta.kind!r} model ({exc})") from None
     model.weights_meta = meta
     return model.eval()
 
@@ -98,8 +128,14 @@ def load_lite(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> Lit
     return model
 
 
+def load_cin(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> CINTransformer:
+    model = CINTransformer(CINConfig(**config))
+    load_state_strict(model, tensors, path)
+    return model
+
+
 # kind -> loader(config, tensors, path); each kind's module adds its entry here.
-MODEL_LOADERS = {"adain": load_adain, "lite": load_lite}
+MODEL_LOADERS = {"adain": load_adain, "lite": load_lite, "cin": load_cin}
 
 
 # --------------------------------------------------------------------------- importers

@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import make_image
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_image
 from stylenorm.cli import app
 
 runner = CliRunner()

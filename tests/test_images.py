@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import make_image
 from PIL import Image
 
-from conftest import make_image
 from stylenorm.errors import ImageError
 from stylenorm.images import list_images, load_image, save_image
 
@@ -29,7 +29,7 @@ def test_modes_become_rgb(tmp_path, mode):
         Image.open(make_image(tmp_path / "src.png")).convert(mode).save(path)
     loaded = load_image(path)
     assert loaded.rgb.shape == (1, 3, 40, 48)
-    assert 0 <= loaded.rgb.min() and loaded.rgb.max() <= 1
+    assert loaded.rgb.min() >= 0 and loaded.rgb.max() <= 1
     if mode == "I;16":
         assert loaded.rgb.max() > 0.5  # 16-bit range scaled, not clipped to white
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
-
 from reference_adain import reference_stylize, sequential_decoder, sequential_vgg
+
 from stylenorm.images import load_image
-from stylenorm.stylize import Stylizer, StylizeOptions
+from stylenorm.stylize import StylizeOptions, Stylizer
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

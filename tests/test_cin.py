@@ -1,0 +1,194 @@
+"""The multi-style CIN network: module, save/load, training, extending, stylizing, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import make_image
+from PIL import Image
+from typer.testing import CliRunner
+
+from stylenorm.cin import CINConfig, CINTransformer
+from stylenorm.cli import app
+from stylenorm.errors import StylenormError
+from stylenorm.stylize import StylizeOptions, Stylizer
+from stylenorm.train_cin import CINTrainConfig, train_cin
+from stylenorm.weights import read_meta, save_weights
+from stylenorm.zoo import load_model
+
+SMALL = {"widths": (4, 8, 8), "res_blocks": 1}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors gain nothing from a second thread, and lose much when the other core is
+    busy (one OpenMP thread then waits for the other at every op)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    for i in range(3):
+        make_image(tmp_path / "content" / f"c{i}.png", (40 + 4 * i, 36), seed=i)
+    for name, seed in (("b_waves", 10), ("a_dots", 11)):
+        make_image(tmp_path / "styles" / f"{name}.jpg", (36, 40), seed=seed)
+    make_image(tmp_path / "more" / "c_stripes.png", (36, 36), seed=12)
+    return tmp_path
+
+
+def tiny(root, **overrides) -> CINTrainConfig:
+    values = dict(content=str(root / "content"), styles=str(root / "styles"),
+                  out=str(root / "run"), iterations=2, batch_size=2, crop_size=32,
+                  style_size=32, checkpoint_every=2, sample_every=2, log_every=1,
+                  num_workers=0, precision="fp32", **SMALL)
+    values.update(overrides)
+    return CINTrainConfig(**values)
+
+
+def test_one_hot_selects_and_mixes_interpolate():
+    net = CINTransformer(CINConfig(["a", "b", "c"], **SMALL)).eval()
+    for layer in net.cin_layers():  # make the styles differ
+        torch.nn.init.normal_(layer.gamma, 1.0, 0.3)
+        torch.nn.init.normal_(layer.beta, 0.0, 0.3)
+    x = torch.rand(2, 3, 16, 20)
+    out = net(x, net.weights_for(1))
+    assert out.shape == x.shape and ((out >= 0) & (out <= 1)).all()
+    assert torch.allclose(net(x, net.weights_for(weights=[0, 2, 0])), out)
+    per_sample = net(x, torch.tensor([[1.0, 0, 0], [0, 0, 1.0]]))
+    assert torch.allclose(per_sample[0], net(x[:1], net.weights_for(0))[0], atol=1e-6)
+    assert not torch.allclose(net(x, net.weights_for(0)), out)
+
+
+def test_weights_for_and_shapes_give_clear_errors():
+    net = CINTransformer(CINConfig(["a", "b"], **SMALL))
+    with pytest.raises(ValueError, match=r"in \[0, 2\)"):
+        net.weights_for(2)
+    with pytest.raises(ValueError, match="2 numbers >= 0"):
+        net.weights_for(weights=[1, 2, 3])
+    with pytest.raises(ValueError, match="divisible by 4"):
+        net(torch.rand(1, 3, 10, 12), net.weights_for(0))
+    assert net.stylize(torch.rand(1, 3, 10, 13), net.weights_for(0)).shape == (1, 3, 10, 13)
+
+
+def test_add_styles_leaves_old_styles_unchanged():
+    net = CINTransformer(CINConfig(["a", "b"], **SMALL)).eval()
+    x = torch.rand(1, 3, 16, 16)
+    before = [net(x, net.weights_for(k)) for k in range(2)]
+    net.add_styles(["c"])
+    assert net.num_styles == 3 and net.config.style_names == ["a", "b", "c"]
+    for k in range(2):
+        assert torch.equal(net(x, net.weights_for(k)), before[k])
+
+
+def test_save_load_round_trip(tmp_path):
+    net = CINTransformer(CINConfig(["a", "b"], **SMALL)).eval()
+    path = save_weights(tmp_path / "cin.safetensors", net.state_dict(), "cin",
+                        net.config.to_dict())
+    loaded = load_model(path)
+    x = torch.rand(1, 3, 16, 16)
+    assert loaded.kind == "cin" and loaded.config.style_names == ["a", "b"]
+    assert torch.equal(loaded(x, loaded.weights_for(1)), net(x, net.weights_for(1)))
+
+
+def test_train_then_stylize_by_index_and_mix(random_store, folders):
+    result = train_cin(tiny(folders), progress=False)
+    meta = read_meta(result.model_path)
+    assert meta.kind == "cin" and meta.config["style_names"] == ["a_dots", "b_waves"]
+    assert meta.provenance["style_names"] == ["a_dots", "b_waves"]
+    assert (folders / "run" / "samples" / "iter_0000002.jpg").is_file()
+    assert "0: a_dots, 1: b_waves" in result.report
+    stylizer = Stylizer(result.model_path, device="cpu")
+    content = torch.rand(1, 3, 22, 30)
+    one = stylizer.stylize_tensors(content, [], StylizeOptions(style_index=1))
+    assert one.shape == (1, 3, 22, 30)
+    mixed = stylizer.stylize_tensors(content, [], StylizeOptions(style_weights=[0.0, 3.0]))
+    assert torch.allclose(one, mixed, atol=1e-6)
+    for options, message in ((StylizeOptions(), "exactly one of --style-index"),
+                             (StylizeOptions(style_index=5), r"in \[0, 2\)"),
+                             (StylizeOptions(style_index=0, preserve_color=True), "AdaIN")):
+        with pytest.raises(StylenormError, match=message):
+            stylizer.stylize_tensors(content, [], options)
+    with pytest.raises(StylenormError, match="own styles"):
+        stylizer.stylize_tensors(content, [torch.rand(1, 3, 16, 16)], StylizeOptions())
+
+
+def test_extend_trains_only_new_rows(random_store, folders):
+    base = train_cin(tiny(folders), progress=False)
+    extended = train_cin(tiny(folders, styles=str(folders / "more"), out=str(folders / "ext"),
+                              extend=str(base.model_path), iterations=3, lr=1e-2),
+                         progress=False)
+    old, new = load_model(base.model_path), load_model(extended.model_path)
+    assert new.config.style_names == ["a_dots", "b_waves", "c_stripes"]
+    before, after = old.state_dict(), new.state_dict()
+    for key, value in before.items():
+        if key.endswith((".gamma", ".beta")):
+            assert torch.equal(after[key][:2], value)
+        else:
+            assert torch.equal(after[key], value), key
+    changed = [k for k in before if k.endswith(".gamma")
+               and not torch.allclose(after[k][2], before[k].mean(0))]
+    assert changed, "the new style's rows did not train"
+    x = torch.rand(1, 3, 20, 24)
+    for k in range(2):
+        assert torch.equal(new.stylize(x, new.weights_for(k)), old.stylize(x, old.weights_for(k)))
+    assert read_meta(extended.model_path).provenance["trained_styles"] == [2]
+
+
+def test_extend_needs_a_cin_model(random_store, folders):
+    adain_model = random_store / "adain.safetensors"
+    with pytest.raises(StylenormError, match="expected a CIN model"):
+        train_cin(tiny(folders, extend=str(adain_model)), progress=False)
+
+
+def test_resume_continues_exactly(random_store, folders):
+    train_cin(tiny(folders, out=str(folders / "a"), iterations=4, sample_every=0),
+              progress=False)
+    train_cin(tiny(folders, out=str(folders / "b"), iterations=2, sample_every=0),
+              progress=False)
+    train_cin(tiny(folders, out=str(folders / "b"), iterations=4, sample_every=0),
+              resume=True, progress=False)
+
+    def totals(run):
+        return [json.loads(line)["total"] for line in (run / "log.jsonl").read_text().splitlines()]
+
+    assert totals(folders / "b") == totals(folders / "a")
+
+
+def test_cli_train_cin_and_stylize(random_store, folders):
+    runner = CliRunner()
+    out = folders / "cli"
+    result = runner.invoke(app, [
+        "train", "cin", "--content", str(folders / "content"), "--styles",
+        str(folders / "styles"), "--out", str(out), "--iterations", "2", "--batch-size", "2",
+        "--crop-size", "32", "--style-size", "32", "--widths", "4,8,8", "--res-blocks", "1",
+        "--sample-every", "0", "--workers", "0", "--no-progress", "--tv-weight", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert "--style-index" in result.output
+    image = folders / "out.png"
+    model = str(out / "model.safetensors")
+    content = str(folders / "content" / "c0.png")
+    result = runner.invoke(app, ["stylize", content, "--model", model, "--style-index", "0",
+                                 "-o", str(image), "--size", "0"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(image).size == (40, 36)
+    result = runner.invoke(app, ["stylize", content, "--model", model, "-o", str(image)])
+    assert result.exit_code == 1 and "--style-index" in result.output
+    result = runner.invoke(app, ["train", "cin", "--content", str(folders / "content"),
+                                 "--styles", str(folders / "styles"), "--widths", "4,8"])
+    assert result.exit_code == 1 and "--widths must be three" in result.output
+
+
+def test_adain_model_still_needs_style_images(random_store, folders):
+    result = CliRunner().invoke(app, ["stylize", str(folders / "content" / "c0.png"),
+                                      "-o", str(folders / "x.png")])
+    assert result.exit_code == 1 and "at least one style image" in result.output

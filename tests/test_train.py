@@ -1,0 +1,210 @@
+"""AdaIN training: tiny runs for every norm, save, exact resume, stylize, data, errors, CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from conftest import make_image
+from PIL import Image
+from typer.testing import CliRunner
+
+from stylenorm.cli import app
+from stylenorm.data import CropConfig, CropData, find_images
+from stylenorm.errors import StylenormError
+from stylenorm.norms import NormName
+from stylenorm.stylize import StylizeOptions, Stylizer
+from stylenorm.train import TrainConfig, learning_rate
+from stylenorm.train_adain import AdaINTrainConfig, train_adain
+from stylenorm.weights import read_meta
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors gain nothing from a second thread, and lose much when the other core is
+    busy (one OpenMP thread then waits for the other at every op)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_folders(root, contents=4, styles=3):
+    for i in range(contents):
+        make_image(root / "content" / ("sub" if i % 2 else "") / f"c{i}.png",
+                   (40 + 8 * i, 36), seed=i)
+    for i in range(styles):
+        make_image(root / "style" / f"s{i}.jpg", (36, 44), seed=100 + i)
+    return root / "content", root / "style"
+
+
+@pytest.fixture
+def folders(tmp_path):
+    return make_folders(tmp_path)
+
+
+def tiny(tmp_path, folders, **overrides) -> AdaINTrainConfig:
+    content, style = folders
+    values = dict(content=str(content), style=str(style), out=str(tmp_path / "run"),
+                  iterations=2, batch_size=2, crop_size=32, checkpoint_every=2, sample_every=2,
+                  log_every=1, num_workers=0, sample_count=2)
+    values.update(overrides)
+    return AdaINTrainConfig(**values)
+
+
+def losses(run_dir) -> list[float]:
+    lines = (run_dir / "log.jsonl").read_text().splitlines()
+    return [json.loads(line)["total"] for line in lines]
+
+
+@pytest.mark.parametrize("norm", [n.value for n in NormName])
+def test_every_norm_trains_saves_and_stylizes(random_store, tmp_path, folders, norm):
+    result = train_adain(tiny(tmp_path, folders, norm=norm), progress=False)
+    run = tmp_path / "run"
+    meta = read_meta(result.model_path)
+    assert meta.kind == "adain" and meta.config["decoder"] == {"norm": norm}
+    assert meta.config["encoder"] == {"family": "normalised"}
+    prov = meta.provenance
+    assert prov["iterations"] == 2 and prov["training_config"]["norm"] == norm
+    assert set(prov["final_losses"]) == {"total", "content", "style"} and prov["processor"]
+    assert len(losses(run)) == 2 and all(v == v for v in losses(run))
+    for name in ("checkpoint.pt", "config.json", "loss_curve.png", "samples/iter_0000002.jpg"):
+        assert (run / name).is_file(), name
+    stylizer = Stylizer(result.model_path, device="cpu")
+    content = torch.rand(1, 3, 24, 32)
+    out = stylizer.stylize_tensors(content, [torch.rand(1, 3, 24, 24)], StylizeOptions())
+    assert out.shape == (1, 3, 24, 32) and torch.isfinite(out).all()
+    if norm == "switchable":
+        weights = prov["switchable_weights"]
+        assert len(weights) == 8 and set(weights["conv4_1"]) == {"mean", "var"}
+        assert sum(weights["conv4_1"]["var"].values()) == pytest.approx(1.0)
+        assert "conv1_2" in result.report and (run / "switchable_weights.png").is_file()
+
+
+def test_resume_continues_exactly(random_store, tmp_path, folders):
+    whole = train_adain(tiny(tmp_path, folders, out=str(tmp_path / "a"), iterations=4,
+                             checkpoint_every=2, sample_every=0), progress=False)
+    train_adain(tiny(tmp_path, folders, out=str(tmp_path / "b"), iterations=2,
+                     checkpoint_every=2, sample_every=0), progress=False)
+    resumed = train_adain(tiny(tmp_path, folders, out=str(tmp_path / "b"), iterations=4,
+                               checkpoint_every=2, sample_every=0), resume=True, progress=False)
+    assert losses(tmp_path / "b") == losses(tmp_path / "a")
+    assert resumed.final_losses == whole.final_losses
+
+
+def test_stream_workers_and_memory_give_the_same_batches(tmp_path, folders):
+    paths = [find_images(folders[0], "content"), find_images(folders[1], "style")]
+    crop, cpu = CropConfig(24), torch.device("cpu")
+    runs = [list(CropData(paths, crop, 3, 7, cpu, mode, workers).batches(2, 5))
+            for mode, workers in (("stream", 0), ("stream", 2), ("memory", 0))]
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    later = list(CropData(paths, crop, 3, 7, cpu).batches(3, 5))  # a resumed sampler
+    assert all(torch.equal(x, y) for x, y in zip(later[0], runs[0][1], strict=True))
+    assert runs[0][0][0].shape == (3, 3, 24, 24)
+
+
+def test_unreadable_images_are_reported_once_and_skipped(random_store, tmp_path, folders,
+                                                          caplog):
+    (folders[0] / "broken.jpg").write_bytes(b"not a jpeg")
+    with caplog.at_level(logging.WARNING, logger="stylenorm"):
+        train_adain(tiny(tmp_path, folders, iterations=4, batch_size=3, sample_every=0),
+                    progress=False)
+    hits = [r for r in caplog.records if "broken.jpg" in r.getMessage()]
+    assert len(hits) == 1 and "skipping unreadable image" in hits[0].getMessage()
+
+
+def test_learning_rate_schedules():
+    config = TrainConfig(lr=1e-4, lr_decay=5e-5)
+    assert learning_rate(config, 0) == 1e-4
+    assert learning_rate(config, 20_000) == pytest.approx(1e-4 / 2)
+    assert learning_rate(TrainConfig(schedule="constant"), 10**6) == TrainConfig().lr
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"content": "EMPTY"}, "no images found"),
+    ({"out": "FILE/run"}, "cannot write there"),
+    ({"norm": "batch", "batch_size": 1}, "batch-size >= 2"),
+    ({"iterations": 0}, "iterations must be >= 1"),
+    ({"encoder": "no-such-encoder"}, "weights import --encoder"),
+])
+def test_clear_errors(random_store, tmp_path, folders, change, message):
+    (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    change = {k: str(tmp_path / v) if v in ("EMPTY", "FILE/run") else v
+              for k, v in change.items()}
+    with pytest.raises(StylenormError, match=message):
+        train_adain(tiny(tmp_path, folders, **change), progress=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_gpu_requested_without_one(random_store, tmp_path, folders):
+    with pytest.raises(StylenormError, match="no CUDA GPU"):
+        train_adain(tiny(tmp_path, folders, device="cuda"), progress=False)
+
+
+def test_run_folder_is_protected_and_resume_checks_settings(random_store, tmp_path, folders):
+    train_adain(tiny(tmp_path, folders, iterations=1, sample_every=0), progress=False)
+    with pytest.raises(StylenormError, match="already holds a run"):
+        train_adain(tiny(tmp_path, folders, iterations=1), progress=False)
+    with pytest.raises(StylenormError, match="batch_size: 2 -> 3"):
+        train_adain(tiny(tmp_path, folders, batch_size=3), resume=True, progress=False)
+    with pytest.raises(StylenormError, match="no checkpoint.pt to resume"):
+        train_adain(tiny(tmp_path, folders, out=str(tmp_path / "new")), resume=True,
+                    progress=False)
+
+
+def test_cli_train_adain_then_stylize(random_store, tmp_path, folders):
+    runner = CliRunner()
+    out = tmp_path / "cli-run"
+    args = ["train", "adain", "--content", folders[0], "--style", folders[1], "--out", out,
+            "--iterations", 2, "--batch-size", 2, "--crop-size", 32, "--sample-every", 0,
+            "--workers", 0, "--no-progress", "--norm", "instance", "--style-loss", "gram"]
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and "final losses" in result.output
+    image = tmp_path / "stylised.png"
+    result = runner.invoke(app, ["stylize", str(folders[0] / "c0.png"),
+                                 str(folders[1] / "s0.jpg"), "--model",
+                                 str(out / "model.safetensors"), "-o", str(image), "--size", "0"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(image).size == (40, 36)
+    result = runner.invoke(app, [str(a) for a in args])  # again, without --resume
+    assert result.exit_code == 1 and "already holds a run" in result.output
+
+
+def test_killed_run_resumes_exactly(random_store, tmp_path, folders):
+    """SIGKILL a `python -m stylenorm train adain` after its first checkpoint, resume it, and get
+    the loss sequence of an uninterrupted run, with no temporary files left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tiny(tmp_path, folders, out=str(tmp_path / "killed"))
+    args = [sys.executable, "-m", "stylenorm", "train", "adain", "--content", config.content,
+            "--style", config.style, "--out", config.out, "--iterations", "10",
+            "--batch-size", "2", "--crop-size", "32", "--checkpoint-every", "4",
+            "--sample-every", "0", "--log-every", "1", "--workers", "0", "--no-progress",
+            "--threads", "1"]  # one thread: quick on a busy machine, and the same as below
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    checkpoint = tmp_path / "killed" / "checkpoint.pt"
+    deadline = time.monotonic() + 60
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()
+    assert not (tmp_path / "killed" / "model.safetensors").exists()
+    resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    whole = tiny(tmp_path, folders, iterations=10, checkpoint_every=10, sample_every=0,
+                 out=str(tmp_path / "whole"))
+    train_adain(whole, progress=False)  # one thread (the fixture), as the subprocesses
+    assert losses(tmp_path / "killed") == losses(tmp_path / "whole")
+    leftovers = [p.name for p in (tmp_path / "killed").rglob("*") if p.name.endswith(".part")]
+    assert not leftovers
