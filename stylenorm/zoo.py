@@ -57,9 +57,14 @@ def load_encoder(family: str | EncoderFamily = EncoderFamily.NORMALISED) -> VGGE
             f"{weights_home()}; install it with `stylenorm weights import --encoder "
             "vgg_normalised.pth` (or `stylenorm weights fetch vgg19-torchvision`)"
         ) from None
+    return encoder_from_file(path)
+
+
+def encoder_from_file(path: Path, what: str = "") -> VGGEncoder:
+    """The VGG encoder stored in ``path``; ``what`` prefixes errors (e.g. ``--encoder``)."""
     tensors, meta = load_weights(path)
     if meta.kind != "vgg-encoder":
-        raise WeightsError(f"{path}: holds a {meta.kind!r} model, expected a vgg-encoder")
+        raise WeightsError(f"{what}{path}: holds a {meta.kind!r} model, not a vgg-encoder")
     encoder = VGGEncoder(EncoderConfig(**meta.config))
     load_state_strict(encoder, tensors, path)
     return encoder
@@ -74,11 +79,7 @@ def load_frozen_encoder(name_or_path: str) -> tuple[VGGEncoder, dict]:
             f"--encoder: {exc}. Install the encoder with `stylenorm weights import --encoder "
             "vgg_normalised.pth`, or pass a .safetensors path"
         ) from None
-    tensors, meta = load_weights(path)
-    if meta.kind != "vgg-encoder":
-        raise WeightsError(f"--encoder {path}: holds a {meta.kind!r} model, not a vgg-encoder")
-    encoder = VGGEncoder(EncoderConfig(**meta.config))
-    load_state_strict(encoder, tensors, path)
+    encoder = encoder_from_file(path, "--encoder ")
     return encoder, {"encoder": path.name, "encoder_sha256": file_sha256(path)}
 
 

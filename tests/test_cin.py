@@ -21,14 +21,7 @@ from stylenorm.zoo import load_model
 SMALL = {"widths": (4, 8, 8), "res_blocks": 1}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from a second thread, and lose much when the other core is
-    busy (one OpenMP thread then waits for the other at every op)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

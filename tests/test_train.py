@@ -20,15 +20,7 @@ from stylenorm.train import TrainConfig, learning_rate
 from stylenorm.train_adain import AdaINTrainConfig, train_adain
 from stylenorm.weights import read_meta
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from a second thread, and lose much when the other core is
-    busy (one OpenMP thread then waits for the other at every op)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_folders(root, contents=4, styles=3):
