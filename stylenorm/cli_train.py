@@ -43,6 +43,11 @@ Data = Annotated[DataMode, typer.Option(
     "--data", help="stream: decode in workers; memory: keep images on the device.")]
 Workers = Annotated[int, typer.Option(min=0, help="DataLoader workers (default: min(2, CPUs)).")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
+ValFolder = Annotated[Path, typer.Option(
+    exists=True, file_okay=False, help="Held-out images for validation losses (with --val-every).")]
+ValEvery = Annotated[int, typer.Option(
+    min=0, help="Losses on the held-out pairs every N iterations (0: off).")]
+ValCount = Annotated[int, typer.Option(min=1, help="Held-out pairs (content i with style i).")]
 Threads = Annotated[int, typer.Option(
     min=0, help="CPU threads for torch (0: torch's default, one per core).")]
 
@@ -63,6 +68,12 @@ def setup(threads: int) -> None:
     logger = logging.getLogger("stylenorm")
     if not any(isinstance(h, TqdmHandler) for h in logger.handlers):
         logger.addHandler(TqdmHandler())
+
+
+def validation(content: Path | None, style: Path | None, every: int, count: int) -> dict:
+    """The validation fields of a training config."""
+    return {"val_content": str(content or ""), "val_style": str(style or ""), "val_every": every,
+            "val_count": count}
 
 
 def echo_result(result) -> None:
@@ -86,6 +97,10 @@ def adain(
         help="mean-std (AdaIN) or gram style loss.")] = StyleLoss.MEAN_STD,
     content_weight: Annotated[float, typer.Option(help="Content loss weight.")] = 1.0,
     style_weight: Annotated[float, typer.Option(help="Style loss weight.")] = 10.0,
+    mix_lr_scale: Annotated[float, typer.Option(
+        min=0.0, help="Switchable norm: the mixture weights learn at lr times this.")] = 1.0,
+    init: Annotated[Path, typer.Option(
+        exists=True, dir_okay=False, help="Start from this AdaIN decoder.")] = None,
     iterations: Iterations = 160_000,
     batch_size: BatchSize = 8,
     crop_size: CropSize = 256,
@@ -103,6 +118,10 @@ def adain(
     compile: Compile = False,
     data: Data = DataMode.AUTO,
     workers: Workers = None,
+    val_content: ValFolder = None,
+    val_style: ValFolder = None,
+    val_every: ValEvery = 0,
+    val_count: ValCount = 8,
     threads: Threads = 0,
     progress: Progress = True,
 ) -> None:
@@ -113,13 +132,14 @@ def adain(
     config = AdaINTrainConfig(
         content=str(content), style=str(style), out=str(out), encoder=encoder, norm=norm.value,
         style_loss=style_loss.value, content_weight=content_weight, style_weight=style_weight,
-        iterations=iterations, batch_size=batch_size, crop_size=crop_size, lr=lr,
+        mix_lr_scale=mix_lr_scale, iterations=iterations, batch_size=batch_size, crop_size=crop_size, lr=lr,
         lr_decay=lr_decay, schedule=schedule.value, checkpoint_every=checkpoint_every,
         sample_every=sample_every, log_every=log_every, seed=seed, precision=precision.value,
         device=device.value, channels_last=channels_last, compile=compile, data_mode=data.value,
-        num_workers=workers,
+        num_workers=workers, **validation(val_content, val_style, val_every, val_count),
     )
-    echo_result(train_adain(config, resume=resume, progress=progress))
+    echo_result(train_adain(config, resume=resume, progress=progress,
+                            init=str(init) if init else None))
 
 
 @train_app.command("lite")
@@ -156,6 +176,10 @@ def lite(
     compile: Compile = False,
     data: Data = DataMode.AUTO,
     workers: Workers = None,
+    val_content: ValFolder = None,
+    val_style: ValFolder = None,
+    val_every: ValEvery = 0,
+    val_count: ValCount = 8,
     threads: Threads = 0,
     progress: Progress = True,
 ) -> None:
@@ -175,7 +199,7 @@ def lite(
         lr_decay=lr_decay, schedule=schedule.value, checkpoint_every=checkpoint_every,
         sample_every=sample_every, log_every=log_every, seed=seed, precision=precision.value,
         device=device.value, channels_last=channels_last, compile=compile, data_mode=data.value,
-        num_workers=workers,
+        num_workers=workers, **validation(val_content, val_style, val_every, val_count),
     )
     echo_result(train_lite(config, resume=resume, progress=progress,
                            init=str(init) if init else None))

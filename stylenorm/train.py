@@ -8,6 +8,8 @@ sample grids. :func:`fit` runs it for ``config.iterations`` and writes into the 
     RUN_DIR/checkpoint.pt     latest checkpoint (atomic; ``resume=True`` continues from it)
     RUN_DIR/log.jsonl         one JSON line of losses every ``log_every`` iterations
     RUN_DIR/loss_curve.png    the logged losses against the iteration (log scale)
+    RUN_DIR/val.jsonl, val_curve.png  losses on held-out images every ``val_every`` (if the
+                              task has validation images: ``--val-content``/``--val-style``)
     RUN_DIR/samples/iter_XXXXXXX.jpg  stylised validation images every ``sample_every``
     RUN_DIR/model.safetensors the trained model, loadable by ``stylenorm stylize --model``
 """
@@ -75,10 +77,16 @@ class TrainConfig:
     compile: bool = False
     data_mode: str = DataMode.AUTO.value
     num_workers: int | None = None
+    val_content: str = ""  # held-out folders: losses on them every ``val_every`` iterations
+    val_style: str = ""
+    val_every: int = 0
+    val_count: int = 8
 
-    # Fields a resumed run may change; any other difference would break the exact replay.
+    # Fields a resumed run may change; any other difference would break the exact replay
+    # (validation runs without gradients or random draws, so it cannot change the training).
     RESUMABLE = ("out", "iterations", "checkpoint_every", "sample_every", "log_every", "device",
-                 "channels_last", "compile", "data_mode", "num_workers")
+                 "channels_last", "compile", "data_mode", "num_workers", "val_content",
+                 "val_style", "val_every", "val_count")
 
     def validate(self) -> None:
         for name in ("iterations", "batch_size", "crop_size", "checkpoint_every", "log_every"):
@@ -95,6 +103,9 @@ class TrainConfig:
                                  f"got {self.lr}, {self.lr_decay}")
         if self.sample_every < 0:
             raise StylenormError(f"--sample-every must be >= 0; got {self.sample_every}")
+        if self.val_every < 0 or self.val_count < 1:
+            raise StylenormError(f"--val-every must be >= 0 and --val-count >= 1; "
+                                 f"got {self.val_every}, {self.val_count}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,7 +131,8 @@ class Task(Protocol):
     def prepare(self, device: torch.device, dtype: torch.dtype, channels_last: bool) -> None:
         """Move the models to ``device`` (and memory format) before training in ``dtype``."""
 
-    def trainable(self) -> list[nn.Parameter]: ...
+    def trainable(self) -> list[nn.Parameter] | list[dict]:
+        """Parameters, or parameter groups (a group's ``lr_scale`` multiplies the lr)."""
 
     def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
         """Named losses of one batch; ``"total"`` is minimised."""
@@ -132,6 +144,10 @@ class Task(Protocol):
 
     def report(self, run_dir: Path) -> tuple[str, dict]:
         """Text for the final report and extra provenance (e.g. learned norm mixtures)."""
+
+    def validation_losses(self) -> dict[str, torch.Tensor] | None:
+        """Named losses on the held-out images (eval mode, no gradients), or None if the task
+        has none."""
 
 
 @dataclass
@@ -155,6 +171,7 @@ class _Loop:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     log: RunLog
+    val_log: RunLog
     run_dir: Path
     start: int = 0
     wall_time_s: float = 0.0
@@ -213,6 +230,7 @@ def _restore(loop: _Loop, state: dict) -> None:
         raise StylenormError(f"{path}: the run is at iteration {loop.start}, beyond "
                              f"--iterations {loop.config.iterations}")
     loop.log.truncate(loop.start)
+    loop.val_log.truncate(loop.start)
 
 
 def _write_samples(loop: _Loop, iteration: int) -> None:
@@ -227,12 +245,30 @@ def _write_samples(loop: _Loop, iteration: int) -> None:
     save_grid(rows, folder / f"iter_{iteration:07d}.jpg")
 
 
+def _validate(loop: _Loop, iteration: int) -> None:
+    """Log the task's losses on its held-out images at ``iteration`` and redraw the curve."""
+    network = loop.task.network
+    was_training = network.training
+    network.eval()
+    with torch.no_grad(), loop.autocast():
+        losses = loop.task.validation_losses()
+    network.train(was_training)
+    if losses is None:
+        return
+    loop.val_log.append({"iter": iteration, **{k: float(v) for k, v in losses.items()}})
+    loss_curve(loop.val_log.records(), loop.val_log.loss_keys(), loop.run_dir / "val_curve.png")
+
+
+def _due(every: int, done: int, last: int) -> bool:
+    return bool(every) and (done % every == 0 or done == last)
+
+
 def train_step(task: Task, batch: list[torch.Tensor], optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, precision: tuple[torch.device, torch.dtype],
                lr: float, iteration: int = 0) -> dict[str, torch.Tensor]:
     """One optimisation step of ``task`` on ``batch`` at learning rate ``lr``; the losses."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     with autocast(*precision):
         losses = task.losses(batch, iteration)
     optimizer.zero_grad(set_to_none=True)
@@ -266,6 +302,8 @@ def _run(loop: _Loop, data, progress: bool) -> None:
     bar = tqdm(total=config.iterations, initial=loop.start, disable=not progress,
                desc="train", unit="it", dynamic_ncols=True)
     tick = time.perf_counter()
+    if config.val_every and loop.start == 0:
+        _validate(loop, 0)
     with bar:
         for iteration, batch in _batches(loop, data):
             losses = train_step(loop.task, batch, loop.optimizer, loop.scaler,
@@ -280,9 +318,10 @@ def _run(loop: _Loop, data, progress: bool) -> None:
                 now = time.perf_counter()
                 loop.wall_time_s, tick = loop.wall_time_s + now - tick, now
                 _save(loop, done)
-            if config.sample_every and (done % config.sample_every == 0
-                                        or done == config.iterations):
+            if _due(config.sample_every, done, config.iterations):
                 _write_samples(loop, done)
+            if _due(config.val_every, done, config.iterations):
+                _validate(loop, done)
     loop.wall_time_s += time.perf_counter() - tick
 
 
@@ -301,7 +340,7 @@ def fit(task: Task, config: TrainConfig, data, *, resume: bool = False, progress
     optimizer = torch.optim.Adam(task.trainable(), lr=config.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     loop = _Loop(task, config, device, dtype, optimizer, scaler, RunLog(run_dir / "log.jsonl"),
-                 run_dir)
+                 RunLog(run_dir / "val.jsonl"), run_dir)
     if state is not None:
         _restore(loop, state)
     write_config(run_dir / "config.json", config.to_dict())

@@ -50,6 +50,7 @@ class AdaINTrainConfig(TrainConfig):
     style_loss: str = StyleLoss.MEAN_STD.value
     content_weight: float = 1.0
     style_weight: float = 10.0
+    mix_lr_scale: float = 1.0  # switchable norms' mixture weights learn at lr * this
     sample_count: int = 4
 
     def validate(self) -> None:
@@ -73,9 +74,10 @@ class AdaINTask:
     """The decoder being trained, the frozen encoder, the losses and the sample pictures."""
 
     def __init__(self, config: AdaINTrainConfig, encoder: VGGEncoder, decoder: AdaINDecoder,
-                 samples: tuple[torch.Tensor, torch.Tensor]) -> None:
+                 samples: tuple[torch.Tensor, torch.Tensor],
+                 validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.config, self.encoder, self.network = config, encoder, decoder
-        self.samples = samples
+        self.samples, self.validation = samples, validation
         self.encoder_dtype = torch.float32
         self.forward_decoder = torch.compile(decoder) if config.compile else decoder
         self.style_loss = (gram_style_loss if config.style_loss == StyleLoss.GRAM.value
@@ -90,8 +92,17 @@ class AdaINTask:
         self.encoder.to(device, dtype=dtype, memory_format=fmt)
         self.encoder_dtype = dtype
 
-    def trainable(self) -> list[nn.Parameter]:
-        return list(self.network.parameters())
+    def trainable(self) -> list[dict]:
+        """Parameter groups: a switchable norm's six mixture weights in their own group, which
+        learns at ``mix_lr_scale`` times the learning rate."""
+        mixture = [p for name, p in self.network.named_parameters()
+                   if name.endswith(("mean_weight", "var_weight"))]
+        chosen = {id(p) for p in mixture}
+        rest = [p for p in self.network.parameters() if id(p) not in chosen]
+        groups = [{"params": rest}]
+        if mixture:
+            groups.append({"params": mixture, "lr_scale": self.config.mix_lr_scale})
+        return groups
 
     def encode(self, images: torch.Tensor, upto: str = "relu4_1") -> dict[str, torch.Tensor]:
         with torch.autocast(images.device.type, enabled=False):
@@ -104,14 +115,20 @@ class AdaINTask:
             target = adain(content_feat.float(), style_feats["relu4_1"].float())
         return self.forward_decoder(target), target, style_feats
 
-    def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
-        content, style = batch
+    def _losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
         output, target, style_feats = self._stylise(content, style)
         output_feats = self.encode(output)
         loss_c = content_loss(output_feats["relu4_1"], target)
         loss_s = self.style_loss(output_feats, style_feats, TAPS)
         total = self.config.content_weight * loss_c + self.config.style_weight * loss_s
         return {"total": total, "content": loss_c, "style": loss_s}
+
+    def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
+        return self._losses(*batch)
+
+    def validation_losses(self) -> dict[str, torch.Tensor] | None:
+        """The losses of the held-out pairs (content i with style i), without augmentation."""
+        return None if self.validation is None else self._losses(*self.validation)
 
     def sample_rows(self) -> list[list[torch.Tensor]]:
         contents, styles = self.samples
@@ -133,6 +150,16 @@ class AdaINTask:
             "switchable_weights": weights}
 
 
+def start_from(network: nn.Module, path: str, kind: str) -> None:
+    """Load the weights of the ``kind`` model file ``path`` into ``network`` (same shapes)."""
+    from .weights import load_state_strict, load_weights
+
+    state, meta = load_weights(path)
+    if meta.kind != kind:
+        raise StylenormError(f"--init {path}: a {meta.kind!r} model, not {kind!r}")
+    load_state_strict(network, state, f"--init {path}")
+
+
 def build_adain_task(config: AdaINTrainConfig, encoder: nn.Module, device: torch.device,
                      contents: list[Path], styles: list[Path]) -> AdaINTask:
     """The decoder (initialised from torch's global RNG) and sample images on ``device``."""
@@ -140,13 +167,33 @@ def build_adain_task(config: AdaINTrainConfig, encoder: nn.Module, device: torch
     count = config.sample_count
     samples = (validation_images(contents, config.crop_size, count, device),
                validation_images(styles, config.crop_size, count, device))
-    n = min(samples[0].shape[0], samples[1].shape[0])
-    return AdaINTask(config, encoder, decoder, (samples[0][:n], samples[1][:n]))
+    return AdaINTask(config, encoder, decoder, paired(*samples), validation_pairs(config, device))
 
 
-def train_adain(config: AdaINTrainConfig, *, resume: bool = False, progress: bool = True
-                ) -> TrainResult:
-    """Train (or, with ``resume``, continue training) an AdaIN decoder; see the module doc."""
+def paired(contents: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n of each, n the smaller count."""
+    n = min(contents.shape[0], styles.shape[0])
+    return contents[:n], styles[:n]
+
+
+def validation_pairs(config: TrainConfig, device: torch.device
+                     ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``config.val_count`` held-out contents and styles, centre crops at the crop size, or None
+    when no ``--val-content``/``--val-style`` folders are given."""
+    if not (config.val_content and config.val_style):
+        if config.val_content or config.val_style:
+            raise StylenormError("--val-content and --val-style go together; got only one")
+        return None
+    folders = (find_images(config.val_content, "val-content"),
+               find_images(config.val_style, "val-style"))
+    return paired(*(validation_images(f, config.crop_size, config.val_count, device)
+                    for f in folders))
+
+
+def train_adain(config: AdaINTrainConfig, *, resume: bool = False, progress: bool = True,
+                init: str | None = None) -> TrainResult:
+    """Train (or, with ``resume``, continue training) an AdaIN decoder; see the module doc.
+    ``init`` starts from the weights of an existing AdaIN decoder file with the same norm."""
     from .runtime import resolve_device
 
     config.validate()
@@ -156,9 +203,12 @@ def train_adain(config: AdaINTrainConfig, *, resume: bool = False, progress: boo
     encoder, encoder_meta = load_frozen_encoder(config.encoder)
     torch.manual_seed(config.seed)
     task = build_adain_task(config, encoder, device, contents, styles)
+    if init is not None and not resume:
+        start_from(task.network, init, "adain")
     data = make_data([contents, styles], CropConfig(config.crop_size), config.batch_size,
                      config.seed, device, config.data_mode, config.num_workers)
     provenance = {"trained_with": "stylenorm train adain", **encoder_meta,
                   "content_images": len(contents), "style_images": len(styles),
-                  "cpu_threads": torch.get_num_threads()}
+                  "cpu_threads": torch.get_num_threads(),
+                  "init": Path(init).name if init else None}
     return fit(task, config, data, resume=resume, progress=progress, provenance=provenance)

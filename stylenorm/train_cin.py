@@ -141,6 +141,9 @@ class CINTask:
         return save_weights(path, self.network.state_dict(), "cin",
                             self.network.config.to_dict(), provenance)
 
+    def validation_losses(self) -> None:
+        return None  # CIN's styles are its training set: there is no held-out style
+
     def report(self, run_dir: Path) -> tuple[str, dict]:
         names = self.network.config.style_names
         listing = ", ".join(f"{i}: {n}" for i, n in enumerate(names))

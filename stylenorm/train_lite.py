@@ -24,7 +24,7 @@ from .conditional import adain
 from .data import CropConfig, find_images, make_data, validation_images
 from .lite import LiteConfig, LiteModel
 from .train import TrainConfig, TrainResult, fit, load_frozen_encoder
-from .train_adain import AdaINTask, StyleLoss
+from .train_adain import AdaINTask, StyleLoss, paired, start_from, validation_pairs
 from .weights import save_weights
 
 __all__ = ["LiteTask", "LiteTrainConfig", "augment_styles", "train_lite"]
@@ -71,8 +71,8 @@ class LiteTask(AdaINTask):
 
     def _stylise(self, content: torch.Tensor, style: torch.Tensor):
         with torch.no_grad():
-            content_feat = self.encoder(content)["relu4_1"]
-            style_feats = self.encoder(style)
+            content_feat = self.encode(content)["relu4_1"]
+            style_feats = self.encode(style)
             target = adain(content_feat.float(), style_feats["relu4_1"].float())
         output = self.network(content, self.network.style_code(style))
         return output, target, style_feats
@@ -82,7 +82,7 @@ class LiteTask(AdaINTask):
         if self.config.augment:
             generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + iteration)
             style = augment_styles(style, generator)
-        losses = super().losses([content, style], iteration)
+        losses = self._losses(content, style)
         half = max(1, content.shape[0] // 2)
         own = content[:half]
         rebuilt = self.network(own, self.network.style_code(own))
@@ -109,15 +109,13 @@ def build_lite_task(config: LiteTrainConfig, device: torch.device, contents, sty
     count = config.sample_count
     samples = (validation_images(contents, config.crop_size, count, device),
                validation_images(styles, config.crop_size, count, device))
-    n = min(samples[0].shape[0], samples[1].shape[0])
-    return LiteTask(config, encoder, model, (samples[0][:n], samples[1][:n]))
+    return LiteTask(config, encoder, model, paired(*samples), validation_pairs(config, device))
 
 
 def train_lite(config: LiteTrainConfig, *, resume: bool = False, progress: bool = True,
                init: str | None = None) -> TrainResult:
     """Train (or continue) the lite model; ``init`` starts from an existing lite model file."""
     from .runtime import resolve_device
-    from .zoo import load_model
 
     config.validate()
     device = resolve_device(config.device)
@@ -126,7 +124,7 @@ def train_lite(config: LiteTrainConfig, *, resume: bool = False, progress: bool 
     torch.manual_seed(config.seed)
     task = build_lite_task(config, device, contents, styles)
     if init is not None and not resume:
-        task.network.load_state_dict(load_model(init).state_dict())
+        start_from(task.network, init, "lite")
     _, encoder_meta = load_frozen_encoder(config.encoder)
     data = make_data([contents, styles], CropConfig(config.crop_size), config.batch_size,
                      config.seed, device, config.data_mode, config.num_workers)

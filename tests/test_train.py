@@ -200,3 +200,81 @@ def test_killed_run_resumes_exactly(random_store, tmp_path, folders):
     assert losses(tmp_path / "killed") == losses(tmp_path / "whole")
     leftovers = [p.name for p in (tmp_path / "killed").rglob("*") if p.name.endswith(".part")]
     assert not leftovers
+
+
+def val_records(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "val.jsonl").read_text().splitlines()]
+
+
+def test_validation_losses_are_logged_and_survive_resume(random_store, tmp_path, folders):
+    content, style = folders
+    held_out = make_folders(tmp_path / "held", contents=2, styles=2)
+    settings = dict(val_content=str(held_out[0]), val_style=str(held_out[1]), val_every=2,
+                    val_count=2, sample_every=0)
+    whole = tmp_path / "whole"
+    train_adain(tiny(tmp_path, folders, out=str(whole), iterations=4, **settings),
+                progress=False)
+    records = val_records(whole)
+    assert [r["iter"] for r in records] == [0, 2, 4]
+    assert all(set(r) == {"iter", "total", "content", "style"} for r in records)
+    assert (whole / "val_curve.png").is_file()
+    # the decoder changes between validations, and validation does not change the training
+    assert records[0]["total"] != records[2]["total"]
+    plain = tmp_path / "plain"
+    train_adain(tiny(tmp_path, folders, out=str(plain), iterations=4, sample_every=0),
+                progress=False)
+    assert losses(plain) == losses(whole) and not (plain / "val.jsonl").exists()
+    # stop at 2, resume to 4: the same validation records
+    split = tmp_path / "split"
+    train_adain(tiny(tmp_path, folders, out=str(split), iterations=2, **settings),
+                progress=False)
+    train_adain(tiny(tmp_path, folders, out=str(split), iterations=4, **settings),
+                resume=True, progress=False)
+    assert [r["iter"] for r in val_records(split)] == [0, 2, 4]
+    assert val_records(split)[2]["total"] == pytest.approx(records[2]["total"], rel=1e-5)
+
+
+def test_validation_needs_both_folders(random_store, tmp_path, folders):
+    with pytest.raises(StylenormError, match="--val-content and --val-style"):
+        train_adain(tiny(tmp_path, folders, val_content=str(folders[0]), val_every=1),
+                    progress=False)
+
+
+def test_init_starts_from_a_trained_decoder(random_store, tmp_path, folders):
+    first = train_adain(tiny(tmp_path, folders, out=str(tmp_path / "first"), sample_every=0),
+                        progress=False)
+    from stylenorm.weights import load_weights
+
+    trained, _ = load_weights(first.model_path)
+    second = train_adain(tiny(tmp_path, folders, out=str(tmp_path / "second"), sample_every=0,
+                              iterations=1, lr=1e-12), progress=False, init=str(first.model_path))
+    continued, meta = load_weights(second.model_path)
+    assert meta.provenance["init"] == first.model_path.name
+    assert all(torch.allclose(continued[k], trained[k], atol=1e-6) for k in trained)
+    with pytest.raises(StylenormError, match="do not fit"):
+        train_adain(tiny(tmp_path, folders, out=str(tmp_path / "third"), norm="batch"),
+                    progress=False, init=str(first.model_path))
+
+
+def test_switchable_mixture_learns_at_its_own_rate(random_store, tmp_path, folders):
+    from stylenorm.train_adain import build_adain_task
+
+    config = tiny(tmp_path, folders, norm="switchable", mix_lr_scale=10.0)
+    encoder = torch.nn.Identity()
+    task = build_adain_task(config, encoder, torch.device("cpu"), find_images(folders[0], "c"),
+                            find_images(folders[1], "s"))
+    rest, mixture = task.trainable()
+    assert mixture["lr_scale"] == 10.0 and len(mixture["params"]) == 16
+    optimizer = torch.optim.Adam(task.trainable(), lr=1.0)
+    assert learning_rate(config, 0) == config.lr
+    from stylenorm.train import train_step
+
+    class Fixed:
+        network = task.network
+
+        def losses(self, batch, iteration):
+            return {"total": sum(p.sum() for p in task.network.parameters())}
+
+    train_step(Fixed(), [], optimizer, torch.amp.GradScaler("cpu", enabled=False),
+               (torch.device("cpu"), torch.float32), 1e-3)
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-3, pytest.approx(1e-2)]
