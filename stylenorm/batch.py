@@ -42,7 +42,7 @@ from .errors import StylenormError
 from .images import LoadedImage, load_image, save_image
 from .model import AdaINModel, StyleCode
 from .stylize import MIN_IMAGE_SIZE, StylizeOptions, Stylizer
-from .tiling import TileOptions, decode_tiled, encode_content, should_tile
+from .tiling import TileOptions, can_tile, decode_tiled, encode_content, should_tile, tile_codec
 
 Log = Callable[[str], None]
 
@@ -218,7 +218,7 @@ def _batches(run: _Run, contents: Iterator[_Content]) -> Iterator[list[_Content]
     buckets: dict[tuple[int, ...], list[_Content]] = {}
     for content in contents:
         h, w = content.image.rgb.shape[-2:]
-        if isinstance(run.stylizer.model, AdaINModel) and should_tile(h, w, run.options.tile):
+        if can_tile(run.stylizer.model) and should_tile(h, w, run.options.tile):
             yield content
             continue
         bucket = buckets.setdefault((h, w), [])
@@ -240,9 +240,8 @@ def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | Non
     if getattr(stylizer.model, "kind", None) == "cin":
         raise StylenormError("batch takes its styles from images; a CIN model holds its own "
                              "(use `stylenorm stylize --style-index K` for it)")
-    if options.tile and not isinstance(stylizer.model, AdaINModel):
-        raise StylenormError(f"--tile works with AdaIN models; this is a "
-                             f"{type(stylizer.model).__name__}")
+    if options.tile:
+        tile_codec(stylizer.model)  # an error for models that cannot be tiled
     for folder in {job.output.parent for job in plan.todo}:
         folder.mkdir(parents=True, exist_ok=True)
     with tqdm(total=len(plan.todo), unit="image", disable=not progress, desc="batch") as bar:

@@ -13,9 +13,9 @@ from .colour import match_colour
 from .errors import StylenormError
 from .fastpath import accelerate
 from .images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_image, save_image
-from .model import AdaINModel, StyleCode
+from .model import StyleCode
 from .runtime import resolve_device, resolve_dtype
-from .tiling import TileOptions, should_tile, stylize_tiled
+from .tiling import TileOptions, can_tile, should_tile, stylize_tiled
 from .zoo import DEFAULT_MODEL, load_model
 
 MIN_IMAGE_SIZE = 16  # smaller images vanish inside the encoder's pooling layers
@@ -119,8 +119,8 @@ class Stylizer:
             raise StylenormError(f"this CIN model has its own styles ({listing}); give no style "
                                  "images, and --style-index K or --style-weights")
         if mask is not None or options.preserve_color or options.tile:
-            raise StylenormError("--mask, --preserve-color and --tile work with AdaIN models, "
-                                 "not with a CIN model")
+            raise StylenormError("--mask, --preserve-color and --tile work with the AdaIN and "
+                                 "lite models, not with a CIN model")
         if (options.style_index is None) == (options.style_weights is None):
             raise StylenormError(f"a CIN model needs exactly one of --style-index K or "
                                  f"--style-weights w0,...,w{len(names) - 1} ({listing})")
@@ -138,13 +138,9 @@ class Stylizer:
                mask: torch.Tensor | None = None) -> torch.Tensor:
         """Stylise a (1, 3, H, W) content with a ready code; large contents go in tiles."""
         h, w = content.shape[-2:]
-        if isinstance(self.model, AdaINModel) and should_tile(h, w, options.tile):
+        if should_tile(h, w, options.tile) and (options.tile or can_tile(self.model)):
             tiles = TileOptions(tile=options.tile_size)
             return stylize_tiled(self.model, content, code, options.alpha, tiles, mask)
-        if options.tile:
-            raise StylenormError(
-                f"--tile works with AdaIN models; this is a {type(self.model).__name__}"
-            )
         out = self.model(self._prepare(content), code, options.alpha, mask)
         return out[..., :h, :w].clamp(0, 1).float().cpu()
 

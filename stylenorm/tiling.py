@@ -1,14 +1,17 @@
 """High-resolution stylisation in overlapping tiles, in bounded working memory, with no seams.
 
-The image is processed in three steps, each touching one tile at a time:
+Works for the AdaIN model (VGG relu4_1 features, an 8-pixel grid) and the lite model (its
+bottleneck, a 4-pixel grid); a :class:`AdaINTiles` or :class:`LiteTiles` codec says how each
+encodes, modulates and decodes. The image is processed in three steps, one tile at a time:
 
-1. **Encode in tiles.** The image is cut into core tiles whose edges lie on the encoder's 8-pixel
-   grid; each is encoded with ``halo`` pixels of context on every side and only the core's relu4_1
-   features are kept, so the stitched feature map (1/64 of the pixels, in the model's dtype)
-   equals the whole-image encoding away from the halo's reach.
-2. **Global statistics.** The content mean and std for AdaIN are taken once over the whole
-   stitched map and the style code is computed once, so every tile shares one normalisation and
-   one style.
+1. **Encode in tiles.** The image is cut into core tiles whose edges lie on the encoder's
+   grid; each is encoded with ``halo`` pixels of context on every side and only the core's
+   features are kept, so the stitched feature map (1/64 or 1/16 of the pixels, in the model's
+   dtype) equals the whole-image encoding away from the halo's reach.
+2. **Global statistics.** The content mean and std of the features are taken once over the
+   whole stitched map and the style code is computed once, so every tile shares one
+   normalisation and one style (for the lite model, also the content's own code that ``alpha``
+   blends toward, from the whole image).
 3. **Decode in tiles.** Feature tiles with a halo are modulated and decoded; each output tile is
    weighted by a raised-cosine ramp ``r = halo / 2`` pixels either side of its core edges. The
    ramps of neighbouring tiles sum to exactly 1, and they vanish before the pixels that the tile's
@@ -29,10 +32,11 @@ from torch import Tensor, nn
 
 from .errors import StylenormError
 from .fastpath import modulate
+from .lite import LiteCode, LiteModel
 from .model import StyleCode, resize_mask
 
 AUTO_TILE_PIXELS = 2_500_000  # larger contents are tiled even without --tile
-GRID = 8  # pixels per relu4_1 feature
+GRID = 8  # tile edges lie on multiples of 8 pixels: a feature edge for both codecs
 
 
 @dataclass
@@ -54,12 +58,102 @@ class TileOptions:
 
 @dataclass
 class TiledFeatures:
-    """A content's stitched relu4_1 features and their global mean and std (float32)."""
+    """A content's stitched features, their global mean and std (float32) and, for the lite
+    model, the content's own style code (what ``alpha`` < 1 blends toward)."""
 
     features: Tensor
     mean: Tensor
     std: Tensor
     size: tuple[int, int]
+    own_code: LiteCode | None = None
+
+
+class AdaINTiles:
+    """How :class:`~stylenorm.model.AdaINModel` is tiled: relu4_1 features, 8 px each."""
+
+    scale = 8
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def feature_size(self, height: int, width: int) -> tuple[int, int]:
+        """relu4_1 size: three 2x2 pools, rounded up (normalised VGG) or down."""
+        ceil = getattr(self.model.encoder, "_ceil_mode", True)
+        for _ in range(3):
+            height, width = (((height + 1) // 2, (width + 1) // 2) if ceil
+                             else (height // 2, width // 2))
+        return height, width
+
+    def encode(self, image: Tensor) -> Tensor:
+        return self.model.encode(image)
+
+    def own_code(self, image: Tensor) -> None:
+        return None  # AdaIN's alpha blends features, not codes
+
+    def mask_at(self, mask: Tensor, fh: int, fw: int) -> Tensor:
+        return resize_mask(mask, (fh, fw))
+
+    def decode(self, tile: Tensor, feats: TiledFeatures, code: StyleCode, alpha: float,
+               mask: Tensor | None, rows: slice, cols: slice) -> Tensor:
+        mask = None if mask is None else mask[..., rows, cols]
+        if mask is None:
+            target = modulate(tile, feats.mean, feats.std, code, alpha)
+        else:
+            inside = modulate(tile, feats.mean, feats.std, code.select(0), alpha)
+            outside = modulate(tile, feats.mean, feats.std, code.select(1), alpha)
+            target = mask * inside + (1 - mask) * outside
+        return self.model.decode(target)
+
+
+class LiteTiles(AdaINTiles):
+    """How :class:`~stylenorm.lite.LiteModel` is tiled: its bottleneck, 4 px per feature."""
+
+    scale = 4
+
+    def feature_size(self, height: int, width: int) -> tuple[int, int]:
+        """Two stride-2 convolutions, rounded up."""
+        for _ in range(2):
+            height, width = (height + 1) // 2, (width + 1) // 2
+        return height, width
+
+    def encode(self, image: Tensor) -> Tensor:
+        return self.model.content_features(image)
+
+    def own_code(self, image: Tensor) -> LiteCode:
+        return self.model.style_code(_to_model(image, self.model))
+
+    def mask_at(self, mask: Tensor, fh: int, fw: int) -> Tensor:
+        return resize_mask(mask, (fh * self.scale, fw * self.scale))  # FiLM acts at full size
+
+    def decode(self, tile: Tensor, feats: TiledFeatures, code: LiteCode, alpha: float,
+               mask: Tensor | None, rows: slice, cols: slice) -> Tensor:
+        if alpha != 1.0:
+            count = code.means[0].shape[0]
+            code = code.lerp(LiteCode.cat([feats.own_code] * count), alpha)
+        if mask is not None:
+            s = self.scale
+            mask = mask[..., rows.start * s : rows.stop * s, cols.start * s : cols.stop * s]
+        return self.model.decode(tile, code, (feats.mean, feats.std), mask)
+
+
+def tile_codec(model: nn.Module) -> AdaINTiles:
+    """The codec that tiles ``model``; an error for models that cannot be tiled."""
+    from .model import AdaINModel
+
+    if isinstance(model, LiteModel):
+        return LiteTiles(model)
+    if isinstance(model, AdaINModel):
+        return AdaINTiles(model)
+    raise StylenormError(f"--tile works with the AdaIN and lite models; this is a "
+                         f"{type(model).__name__}")
+
+
+def can_tile(model: nn.Module) -> bool:
+    try:
+        tile_codec(model)
+    except StylenormError:
+        return False
+    return True
 
 
 TileHook = Callable[[str, tuple[int, ...]], None]
@@ -81,11 +175,8 @@ def spans(length: int, core: int, grid: int = 1) -> list[tuple[int, int]]:
 
 
 def feature_size(model: nn.Module, height: int, width: int) -> tuple[int, int]:
-    """relu4_1 size for an image: three 2x2 pools, rounded up (normalised VGG) or down."""
-    ceil = getattr(model.encoder, "_ceil_mode", True)
-    for _ in range(3):
-        height, width = ((height + 1) // 2, (width + 1) // 2) if ceil else (height // 2, width // 2)
-    return height, width
+    """The model's feature-map size for an image of ``height`` x ``width``."""
+    return tile_codec(model).feature_size(height, width)
 
 
 def _to_model(x: Tensor, model: nn.Module) -> Tensor:
@@ -94,33 +185,36 @@ def _to_model(x: Tensor, model: nn.Module) -> Tensor:
     return x if param.device.type == "mps" else x.contiguous(memory_format=torch.channels_last)
 
 
-def _core(p0: int, p1: int, start: int, length: int, flen: int) -> tuple[slice, slice]:
-    """Feature indices of the pixel core ``[p0, p1)``: globally, and in a window from ``start``."""
-    f0, f1 = p0 // GRID, (p1 // GRID if p1 < length else flen)
-    return slice(f0, f1), slice(f0 - start // GRID, f1 - start // GRID)
+def _core(p0: int, p1: int, start: int, length: int, flen: int, scale: int
+          ) -> tuple[slice, slice]:
+    """Feature indices of the pixel core ``[p0, p1)``: globally, and in a window from ``start``
+    (``scale`` pixels per feature)."""
+    f0, f1 = p0 // scale, (p1 // scale if p1 < length else flen)
+    return slice(f0, f1), slice(f0 - start // scale, f1 - start // scale)
 
 
 @torch.inference_mode()
 def encode_tiled(model: nn.Module, image: Tensor, options: TileOptions,
                  on_tile: TileHook | None = None) -> Tensor:
-    """relu4_1 features of a (1, 3, H, W) image, encoded tile by tile with a halo of context.
+    """Features of a (1, 3, H, W) image, encoded tile by tile with a halo of context.
 
     Shape:
-        (1, 3, H, W) -> (1, 512, h, w) with (h, w) = :func:`feature_size`, in the model's dtype.
+        (1, 3, H, W) -> (1, C, h, w) with (h, w) = :func:`feature_size`, in the model's dtype.
     """
     options.validate()
+    codec = tile_codec(model)
     height, width = image.shape[-2:]
-    fh, fw = feature_size(model, height, width)
+    fh, fw = codec.feature_size(height, width)
     feats = None
     for y0, y1 in spans(height, options.tile, GRID):
         a, b = max(0, y0 - options.halo), min(height, y1 + options.halo)
-        rows, tile_rows = _core(y0, y1, a, height, fh)
+        rows, tile_rows = _core(y0, y1, a, height, fh, codec.scale)
         for x0, x1 in spans(width, options.tile, GRID):
             c, d = max(0, x0 - options.halo), min(width, x1 + options.halo)
-            cols, tile_cols = _core(x0, x1, c, width, fw)
+            cols, tile_cols = _core(x0, x1, c, width, fw, codec.scale)
             if on_tile is not None:
                 on_tile("encode", (b - a, d - c))
-            out = model.encode(_to_model(image[..., a:b, c:d], model))
+            out = codec.encode(_to_model(image[..., a:b, c:d], model))
             if feats is None:
                 feats = out.new_empty((1, out.shape[1], fh, fw))
             feats[..., rows, cols] = out[..., tile_rows, tile_cols]
@@ -147,7 +241,8 @@ def encode_content(model: nn.Module, image: Tensor, options: TileOptions,
     """Encode once in tiles and take the global statistics; reusable for many styles."""
     feats = encode_tiled(model, image, options, on_tile)
     mean, std = global_mean_std(feats)
-    return TiledFeatures(feats, mean, std, (image.shape[-2], image.shape[-1]))
+    own = tile_codec(model).own_code(image)
+    return TiledFeatures(feats, mean, std, (image.shape[-2], image.shape[-1]), own)
 
 
 def _raised_cosine(pos: Tensor, edge: float, radius: int) -> Tensor:
@@ -172,48 +267,42 @@ def window_weights(start: int, stop: int, core: tuple[int, int], full: int,
     return weight.to(torch.float32)
 
 
-def _modulated(tile: Tensor, feats: TiledFeatures, code: StyleCode, alpha: float,
-               mask: Tensor | None) -> Tensor:
-    if mask is None:
-        return modulate(tile, feats.mean, feats.std, code, alpha)
-    inside = modulate(tile, feats.mean, feats.std, code.select(0), alpha)
-    outside = modulate(tile, feats.mean, feats.std, code.select(1), alpha)
-    return mask * inside + (1 - mask) * outside
-
-
 @torch.inference_mode()
 def decode_tiled(model: nn.Module, feats: TiledFeatures, code: StyleCode, alpha: float,
                  options: TileOptions, mask: Tensor | None = None,
                  on_tile: TileHook | None = None) -> Tensor:
-    """Decode AdaIN(features) tile by tile and blend the tiles into one float32 image on the CPU.
+    """Modulate and decode the features tile by tile and blend the tiles into one float32 image
+    on the CPU.
 
     ``mask`` (1, 1, H, W) in [0, 1] picks style 0 where 1 and style 1 where 0 (two-style codes).
 
     Shape:
-        (1, 512, h, w) features -> (1, 3, H, W), cropped to the content's size.
+        (1, C, h, w) features -> (1, 3, H, W), cropped to the content's size.
     """
     options.validate()
-    if mask is not None and code.mean.shape[0] != 2:
-        raise StylenormError(f"a mask needs exactly 2 styles; got {code.mean.shape[0]}")
+    codec = tile_codec(model)
+    styles = code.means[0].shape[0] if isinstance(code, LiteCode) else code.mean.shape[0]
+    if mask is not None and styles != 2:
+        raise StylenormError(f"a mask needs exactly 2 styles; got {styles}")
+    s = codec.scale
     fh, fw = feats.features.shape[-2:]
-    rows, cols = spans(fh, options.tile // GRID), spans(fw, options.tile // GRID)
-    shortest = min(b - a for a, b in rows + cols) * GRID
-    halo, radius = options.halo // GRID, min(options.halo, shortest) // 2  # ramps never overlap
+    rows, cols = spans(fh, options.tile // s, GRID // s), spans(fw, options.tile // s, GRID // s)
+    shortest = min(b - a for a, b in rows + cols) * s
+    halo, radius = options.halo // s, min(options.halo, shortest) // 2  # ramps never overlap
     if mask is not None:
-        mask = resize_mask(mask, (fh, fw)).to(feats.features.device)
-    out = torch.zeros(1, 3, fh * GRID, fw * GRID)
+        mask = codec.mask_at(mask, fh, fw).to(feats.features.device)
+    out = torch.zeros(1, 3, fh * s, fw * s)
     for y0, y1 in rows:
         a, b = max(0, y0 - halo), min(fh, y1 + halo)
-        wy = window_weights(a * GRID, b * GRID, (y0 * GRID, y1 * GRID), fh * GRID, radius)
+        wy = window_weights(a * s, b * s, (y0 * s, y1 * s), fh * s, radius)
         for x0, x1 in cols:
             c, d = max(0, x0 - halo), min(fw, x1 + halo)
             if on_tile is not None:
-                on_tile("decode", ((b - a) * GRID, (d - c) * GRID))
-            tile_mask = None if mask is None else mask[..., a:b, c:d]
-            target = _modulated(feats.features[..., a:b, c:d], feats, code, alpha, tile_mask)
-            image = model.decode(target).float().cpu()
-            wx = window_weights(c * GRID, d * GRID, (x0 * GRID, x1 * GRID), fw * GRID, radius)
-            region = out[..., a * GRID : b * GRID, c * GRID : d * GRID]
+                on_tile("decode", ((b - a) * s, (d - c) * s))
+            image = codec.decode(feats.features[..., a:b, c:d], feats, code, alpha, mask,
+                                 slice(a, b), slice(c, d)).float().cpu()
+            wx = window_weights(c * s, d * s, (x0 * s, x1 * s), fw * s, radius)
+            region = out[..., a * s : b * s, c * s : d * s]
             region.addcmul_(image[..., : region.shape[-2], : region.shape[-1]],
                             wy.view(-1, 1) * wx.view(1, -1))
     height, width = feats.size

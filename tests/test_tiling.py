@@ -151,3 +151,58 @@ def test_stylize_command_tiles(random_store, tmp_path):
         return torch.from_numpy(np.asarray(Image.open(tmp_path / name), dtype=np.float64))
 
     assert psnr(pixels("t.png") / 255, pixels("p.png") / 255) > 40
+
+
+@pytest.fixture
+def lite_stylizer(tmp_path):
+    from stylenorm.lite import LiteConfig, LiteModel
+    from stylenorm.weights import save_weights
+
+    torch.manual_seed(3)
+    model = LiteModel(LiteConfig(widths=(8, 12, 16), res_blocks=1, style_size=48))
+    with torch.no_grad():  # weights that make the output vary with the content and the style
+        for modulator in model.modulators[:2]:
+            modulator.linear.weight.normal_(0, 0.2)  # FiLM starts as "no change"
+        for conv in model.modules():
+            if isinstance(conv, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        model.decoder.out.weight.mul_(0.1)
+        model.decoder.out.bias.fill_(0.5)
+    path = save_weights(tmp_path / "lite.safetensors", model.state_dict(), "lite",
+                        model.config.to_dict(), {})
+    return Stylizer(path, device="cpu", precision="fp32")
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.6])
+def test_lite_tiled_output_matches_untiled(lite_stylizer, content, alpha):
+    torch.manual_seed(4)
+    styles = [torch.rand(1, 3, 48, 48), torch.rand(1, 3, 40, 56)]
+    one = lite_stylizer.style_code(styles[:1], None)
+    two = type(one).cat([lite_stylizer.style_code([s], None) for s in styles])
+    mask = torch.zeros(1, 1, *content.shape[-2:])
+    mask[..., : content.shape[-2] // 2, :] = 1
+    model = lite_stylizer.model
+    for code, m in ((one, None), (two, mask)):
+        tiled = stylize_tiled(model, content, code, alpha, OPTIONS, mask=m)
+        with torch.inference_mode():
+            whole = model(lite_stylizer._prepare(content), code, alpha, m)[..., :184, :152]
+        assert tiled.shape == (1, 3, 184, 152) and whole.std() > 0.05
+        assert psnr(tiled, whole.clamp(0, 1)) > 40
+    naive = stylize_tiled(model, content, one, alpha, TileOptions(tile=64, halo=0))
+    assert psnr(naive, stylize_tiled(model, content, one, alpha, OPTIONS)) < 40
+
+
+def test_lite_tiles_are_one_tile_each(lite_stylizer):
+    calls: list = []
+    code = lite_stylizer.style_code([torch.rand(1, 3, 48, 48)], None)
+    stylize_tiled(lite_stylizer.model, torch.rand(1, 3, 96, 80), code, 1.0,
+                  TileOptions(tile=24, halo=16), on_tile=lambda stage, size: calls.append(size))
+    assert len(calls) > 8 and max(max(size) for size in calls) <= 24 + 2 * 16 + GRID
+
+
+def test_cin_models_refuse_tiling():
+    from stylenorm.tiling import can_tile, tile_codec
+
+    assert not can_tile(torch.nn.Conv2d(3, 3, 1))
+    with pytest.raises(StylenormError, match="--tile works with the AdaIN and lite"):
+        tile_codec(torch.nn.Conv2d(3, 3, 1))
