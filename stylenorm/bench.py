@@ -1,12 +1,16 @@
 """``stylenorm bench``: throughput, peak memory and achieved FLOP rate of stylisation.
 
-Two pipelines of the same model run in the same process on the same inputs:
+Two pipelines run in the same process on the same inputs:
 
-* **stylenorm**: the fast model (:mod:`stylenorm.fastpath`) at the chosen precision,
-  channels-last, the style encoded once, contents ``batch`` at a time, under inference mode.
-* **reference**: how the public reference implementations run: the plain eager model in fp32
-  with contiguous tensors, under ``no_grad``, one image at a time, encoding the content *and* the
-  style for every image.
+* **stylenorm**: the model (AdaIN through :mod:`stylenorm.fastpath`, or the lite model) at the
+  chosen precision, channels-last, the style encoded once, contents ``batch`` at a time, under
+  inference mode; contents above the tiling threshold go through :mod:`stylenorm.tiling`.
+* **reference**: how the public reference implementations run AdaIN: the plain eager VGG AdaIN
+  model in fp32 with contiguous tensors, under ``no_grad``, one image at a time, encoding the
+  content *and* the style for every image. For an AdaIN model it is the same model; for the lite
+  model it is ``reference_model`` (an installed AdaIN model), skipped with a note when absent.
+
+Sizes are squares (``512``) or ``WIDTHxHEIGHT`` (``3840x2160``).
 
 FLOPs are counted once per pipeline with :class:`torch.utils.flop_counter.FlopCounterMode` on
 meta tensors (no arithmetic is done) and include, per image, the style encoding that pipeline
@@ -32,13 +36,25 @@ from .conditional import mean_std
 from .errors import StylenormError
 from .model import AdaINModel, StyleCode
 from .runtime import processor_name
-from .stylize import Stylizer
+from .stylize import StylizeOptions, Stylizer
+from .tiling import can_tile, should_tile
 from .zoo import DEFAULT_MODEL, load_model
+
+Size = int | tuple[int, int]  # a square side, or (width, height)
+
+
+def dims(size: Size) -> tuple[int, int]:
+    """(height, width) of a bench size."""
+    return (size, size) if isinstance(size, int) else (size[1], size[0])
+
+
+def size_label(size: Size) -> int | str:
+    return size if isinstance(size, int) else f"{size[0]}x{size[1]}"
 
 
 @dataclass
 class BenchConfig:
-    sizes: list[int] = field(default_factory=lambda: [512])  # square contents, px
+    sizes: list[Size] = field(default_factory=lambda: [512])  # contents, px
     batch: int = 1  # contents per model call in the stylenorm pipeline
     images: int = 8  # contents timed per pipeline and size (after one warm-up batch)
     style_size: int = 512
@@ -46,9 +62,10 @@ class BenchConfig:
     device: str = "auto"
     model: str | Path = DEFAULT_MODEL
     reference: bool = True
+    reference_model: str | Path = "adain"  # the plain pipeline's model when ``model`` is lite
 
     def validate(self) -> None:
-        if not self.sizes or min(self.sizes) < 16:
+        if not self.sizes or min(min(dims(s)) for s in self.sizes) < 16:
             raise StylenormError(f"--sizes must be >= 16 px; got {self.sizes}")
         if self.batch < 1 or self.images < 1:
             raise StylenormError(f"--batch and --images must be >= 1; got {self.batch}, "
@@ -58,7 +75,7 @@ class BenchConfig:
 @dataclass
 class BenchRow:
     pipeline: str
-    size: int
+    size: int | str
     batch: int
     seconds_per_image: float
     peak_mib: float
@@ -109,14 +126,24 @@ def _peak_mib(device: torch.device) -> float:
 Step = Callable[[torch.Tensor], torch.Tensor]
 
 
-def fast_step(stylizer: Stylizer, code: StyleCode) -> Step:
+def fast_step(stylizer: Stylizer, code) -> Step:
     """stylenorm: contents (B, 3, H, W) -> images, with a style code computed beforehand."""
     model = stylizer.model
+    h, w = 0, 0
 
     def step(contents: torch.Tensor) -> torch.Tensor:
+        nonlocal h, w
+        h, w = contents.shape[-2:]
         with torch.inference_mode():
-            feats = model.encode(stylizer._prepare(contents))
-            return model.decode(model.target_features(feats, code)).clamp(0, 1).float().cpu()
+            if should_tile(h, w) and can_tile(model):
+                return torch.cat([stylizer.render(c, code, StylizeOptions())
+                                  for c in contents.split(1)])
+            x = stylizer._prepare(contents)
+            if isinstance(model, AdaINModel):
+                out = model.decode(model.target_features(model.encode(x), code))
+            else:
+                out = model(x, code)
+            return out[..., :h, :w].clamp(0, 1).float().cpu()
 
     return step
 
@@ -136,17 +163,20 @@ def reference_step(model: AdaINModel, style: torch.Tensor, device: torch.device)
     return step
 
 
-def count_gflop(model: AdaINModel, size: int, style_size: int) -> tuple[float, float]:
-    """GFLOP (2 per multiply-add) of (encode + AdaIN + decode of a ``size`` square content,
-    encode of a ``style_size`` square style), counted on meta tensors."""
+def count_gflop(model: torch.nn.Module, size: Size, style_size: int) -> tuple[float, float]:
+    """GFLOP (2 per multiply-add) of (stylising one ``size`` content, encoding one
+    ``style_size`` square style), counted on meta tensors (whole images: tiling adds its halos)."""
     meta = copy.deepcopy(model).float().to("meta")
-    content = torch.empty(1, 3, size, size, device="meta")
+    content = torch.empty(1, 3, *dims(size), device="meta")
     style = torch.empty(1, 3, style_size, style_size, device="meta")
     with torch.no_grad():
         with FlopCounterMode(display=False) as style_counter:
             code = meta.style_code(style)
         with FlopCounterMode(display=False) as content_counter:
-            meta.decode(meta.target_features(meta.encode(content), code))
+            if isinstance(meta, AdaINModel):
+                meta.decode(meta.target_features(meta.encode(content), code))
+            else:
+                meta(content, code)
     return content_counter.get_total_flops() / 1e9, style_counter.get_total_flops() / 1e9
 
 
@@ -174,10 +204,10 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] | None = None) -> 
     """Measure both pipelines at every size; ``log`` hears about each as it finishes."""
     config.validate()
     stylizer = Stylizer(config.model, config.device, config.precision)
-    if not isinstance(stylizer.model, AdaINModel):
-        raise StylenormError(f"bench measures AdaIN models; {config.model} is a "
+    if getattr(stylizer.model, "kind", None) not in ("adain", "lite"):
+        raise StylenormError(f"bench measures AdaIN and lite models; {config.model} is a "
                              f"{type(stylizer.model).__name__}")
-    reference = load_model(config.model).to(stylizer.device) if config.reference else None
+    reference = reference_model(config, stylizer, log)
     generator = torch.Generator().manual_seed(0)
     style = torch.rand(1, 3, config.style_size, config.style_size, generator=generator)
     code = stylizer.style_code([style], None)
@@ -185,27 +215,48 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] | None = None) -> 
     fast_name = f"stylenorm {short.get(stylizer.dtype, stylizer.dtype)} channels-last"
     rows = []
     for size in config.sizes:
-        contents = torch.rand(config.images, 3, size, size, generator=generator)
-        content_gflop, style_gflop = count_gflop(stylizer.model, size, config.style_size)
+        contents = torch.rand(config.images, 3, *dims(size), generator=generator)
+        content_gflop, _ = count_gflop(stylizer.model, size, config.style_size)
         runs = [(fast_name, fast_step(stylizer, code), config.batch, content_gflop)]
         if reference is not None:
             step = reference_step(reference, style, stylizer.device)
-            runs.append(("reference fp32 eager", step, 1, content_gflop + style_gflop))
+            gflop = sum(count_gflop(reference, size, config.style_size))
+            runs.append(("reference fp32 eager", step, 1, gflop))
         for name, step, batch, gflop in runs:
             seconds, peak, exact = measure(step, contents, batch, stylizer.device)
-            rows.append(BenchRow(name, size, batch, seconds, peak, exact, gflop))
+            rows.append(BenchRow(name, size_label(size), batch, seconds, peak, exact, gflop))
             if log is not None:
                 log(format_row(rows[-1]))
     return rows
 
 
-HEADER = (f"{'size':>6}  {'pipeline':<30} {'batch':>5} {'img/s':>8} {'ms/img':>9} "
+def reference_model(config: BenchConfig, stylizer: Stylizer,
+                    log: Callable[[str], None] | None) -> AdaINModel | None:
+    """The plain fp32 AdaIN model the reference pipeline runs, or None (not wanted or, for the
+    lite model, no AdaIN model installed: a note says so)."""
+    if not config.reference:
+        return None
+    if isinstance(stylizer.model, AdaINModel):
+        return load_model(config.model).to(stylizer.device)
+    try:
+        model = load_model(config.reference_model)
+    except StylenormError as exc:
+        if log is not None:
+            log(f"note: no reference pipeline ({exc})")
+        return None
+    if not isinstance(model, AdaINModel):
+        raise StylenormError(f"--reference-model must be an AdaIN model; "
+                             f"{config.reference_model} is a {type(model).__name__}")
+    return model.to(stylizer.device)
+
+
+HEADER = (f"{'size':>9}  {'pipeline':<30} {'batch':>5} {'img/s':>8} {'ms/img':>9} "
           f"{'peak MiB':>9} {'GFLOP/img':>10} {'GFLOP/s':>8}")
 
 
 def format_row(row: BenchRow) -> str:
     peak = f"{row.peak_mib:.0f}{'' if row.peak_exact else '*'}"
-    return (f"{row.size:>6}  {row.pipeline:<30} {row.batch:>5} {row.images_per_second:>8.3f} "
+    return (f"{row.size!s:>9}  {row.pipeline:<30} {row.batch:>5} {row.images_per_second:>8.3f} "
             f"{row.seconds_per_image * 1e3:>9.1f} {peak:>9} {row.gflop_per_image:>10.1f} "
             f"{row.gflops:>8.1f}")
 
@@ -224,5 +275,5 @@ def speedups(rows: list[BenchRow]) -> list[str]:
         ref = [r for r in rows if r.size == size and r.pipeline.startswith("reference")]
         if fast and ref:
             ratio = ref[0].seconds_per_image / fast[0].seconds_per_image
-            lines.append(f"{size:>6}  stylenorm is {ratio:.2f}x the reference's images/s")
+            lines.append(f"{size!s:>9}  stylenorm is {ratio:.2f}x the reference's images/s")
     return lines

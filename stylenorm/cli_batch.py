@@ -13,6 +13,7 @@ from .cli import user_errors
 from .images import DEFAULT_MAX_PIXELS
 from .runtime import Device, Precision
 from .tiling import TileOptions
+from .zoo import DEFAULT_MODEL
 
 
 def set_threads(threads: int) -> None:
@@ -87,30 +88,41 @@ def batch(
         raise typer.Exit(1)
 
 
-def parse_sizes(text: str) -> list[int]:
+def parse_sizes(text: str) -> list[int | tuple[int, int]]:
+    """``512,3840x2160`` -> [512, (3840, 2160)]: squares, or WIDTHxHEIGHT."""
+    sizes: list[int | tuple[int, int]] = []
     try:
-        return [int(v) for v in text.replace(" ", "").split(",") if v]
+        for value in text.replace(" ", "").lower().split(","):
+            if "x" in value:
+                width, height = value.split("x")
+                sizes.append((int(width), int(height)))
+            elif value:
+                sizes.append(int(value))
     except ValueError:
-        raise typer.BadParameter(f"expected sizes like 512,1024; got {text!r}") from None
+        raise typer.BadParameter(f"expected sizes like 512,3840x2160; got {text!r}") from None
+    return sizes
 
 
 @user_errors
 def bench(
-    sizes: str = typer.Option("512", help="Square content sizes in px, e.g. 512,1024."),
+    sizes: str = typer.Option("512", help="Content sizes in px: squares or WIDTHxHEIGHT, "
+                              "e.g. 512,3840x2160."),
     batch: int = typer.Option(1, min=1, help="Contents per model call (stylenorm pipeline)."),
     images: int = typer.Option(8, min=1, help="Contents timed per pipeline and size."),
     style_size: int = typer.Option(512, min=16, help="Style side in px."),
     precision: Precision = typer.Option(Precision.AUTO, help="stylenorm pipeline precision."),
     device: Device = typer.Option(Device.AUTO, help="Where to run."),
-    model: str = typer.Option("adain", help="Installed model name or a .safetensors path."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Installed model name or a .safetensors path."),
     reference: bool = typer.Option(True, help="Also run the plain fp32 eager pipeline."),
+    reference_model: str = typer.Option(
+        "adain", help="AdaIN model of the plain pipeline when --model is the lite model."),
     threads: int = typer.Option(0, min=0, help=THREADS_HELP),
 ) -> None:
     """Images/s, peak memory and GFLOP/s: stylenorm beside the plain reference pipeline."""
     from .bench import HEADER, BenchConfig, describe_machine, run_bench, speedups
 
     config = BenchConfig(parse_sizes(sizes), batch, images, style_size, precision.value,
-                         device.value, model, reference)
+                         device.value, model, reference, reference_model)
     from .runtime import resolve_device
 
     set_threads(threads)

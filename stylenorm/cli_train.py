@@ -133,8 +133,9 @@ def adain(
         content=str(content), style=str(style), out=str(out), encoder=encoder, norm=norm.value,
         style_loss=style_loss.value, content_weight=content_weight, style_weight=style_weight,
         mix_lr_scale=mix_lr_scale, iterations=iterations, batch_size=batch_size,
-        crop_size=crop_size, lr=lr, lr_decay=lr_decay, schedule=schedule.value, checkpoint_every=checkpoint_every,
-        sample_every=sample_every, log_every=log_every, seed=seed, precision=precision.value,
+        crop_size=crop_size, lr=lr, lr_decay=lr_decay, schedule=schedule.value,
+        checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
+        seed=seed, precision=precision.value,
         device=device.value, channels_last=channels_last, compile=compile, data_mode=data.value,
         num_workers=workers, **validation(val_content, val_style, val_every, val_count),
     )

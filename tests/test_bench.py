@@ -92,3 +92,41 @@ def test_auto_precision_follows_native_bf16(monkeypatch, amx, avx512_bf16):
         assert runtime.resolve_dtype("auto", torch.device("cpu")) == expected
     finally:
         runtime.cpu_bf16_is_faster.cache_clear()
+
+
+@pytest.fixture
+def lite_file(tmp_path):
+    from stylenorm.lite import LiteConfig, LiteModel
+    from stylenorm.weights import save_weights
+
+    torch.manual_seed(0)
+    model = LiteModel(LiteConfig(widths=(8, 8, 8), res_blocks=1, style_size=32))
+    return save_weights(tmp_path / "lite.safetensors", model.state_dict(), "lite",
+                        model.config.to_dict(), {})
+
+
+def test_lite_model_is_benched_against_the_vgg_reference(random_store, lite_file):
+    config = BenchConfig(sizes=[32, (40, 24)], images=1, style_size=32, precision="fp32",
+                         device="cpu", model=lite_file)
+    rows = run_bench(config)
+    assert [(r.size, r.pipeline.split()[0]) for r in rows] == [
+        (32, "stylenorm"), (32, "reference"), ("40x24", "stylenorm"), ("40x24", "reference")]
+    lite, vgg = rows[:2]
+    assert lite.gflop_per_image < vgg.gflop_per_image / 20  # no VGG at inference
+
+
+def test_lite_bench_without_a_reference_model_says_so(random_store, lite_file):
+    lines: list[str] = []
+    config = BenchConfig(sizes=[32], images=1, style_size=32, precision="fp32", device="cpu",
+                         model=lite_file, reference_model="missing")
+    rows = run_bench(config, log=lines.append)
+    assert len(rows) == 1 and lines[0].startswith("note: no reference pipeline")
+
+
+def test_bench_command_takes_width_x_height(random_store, lite_file):
+    result = CliRunner().invoke(app, ["bench", "--sizes", "40x24", "--images", "1", "--model",
+                                      str(lite_file), "--style-size", "32", "--no-reference"])
+    assert result.exit_code == 0, result.output
+    assert "40x24" in result.output
+    bad = CliRunner().invoke(app, ["bench", "--sizes", "40y24"])
+    assert bad.exit_code != 0 and "3840x2160" in bad.output
