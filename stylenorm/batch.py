@@ -40,9 +40,11 @@ from .batchplan import (
 )
 from .errors import StylenormError
 from .images import LoadedImage, load_image, save_image
+from .lite import LiteCode
 from .model import AdaINModel, StyleCode
 from .stylize import MIN_IMAGE_SIZE, StylizeOptions, Stylizer
 from .tiling import TileOptions, can_tile, decode_tiled, encode_content, should_tile, tile_codec
+from .zoo import DEFAULT_MODEL
 
 Log = Callable[[str], None]
 
@@ -110,7 +112,7 @@ class _Run:
         self.max_writes = 2 * batch.workers + self.batch_size
         self.report = BatchReport()
         self.submitted: set[Path] = set()
-        self.styles: dict[Path, StyleCode | torch.Tensor] = {}
+        self.styles: dict[Path, StyleCode | LiteCode | torch.Tensor] = {}
 
     def fail(self, jobs: Iterable[Job], reason: str) -> None:
         skip = self.submitted.union(self.report.failed)
@@ -156,10 +158,10 @@ class _Run:
         except StylenormError as exc:
             self.fail(groups[path], str(exc))
 
-    def code(self, style: Path, content: torch.Tensor) -> StyleCode:
+    def code(self, style: Path, content: torch.Tensor) -> StyleCode | LiteCode:
         entry = self.styles[style]
-        if isinstance(entry, StyleCode):
-            return entry
+        if not isinstance(entry, torch.Tensor):
+            return entry  # a ready code (StyleCode or LiteCode)
         return self.stylizer.style_code([entry], None, content)  # colours preserved: per pair
 
     def process(self, batch: list[_Content]) -> None:
@@ -268,7 +270,7 @@ def _guarded(run: _Run, item: list[_Content] | _Content) -> None:
 
 
 def batch_stylize(contents: str | Path | None, styles: str | Path | None, out_dir: str | Path, *,
-                  pairs: str | Path | None = None, model: str | Path = "adain",
+                  pairs: str | Path | None = None, model: str | Path = DEFAULT_MODEL,
                   device: str = "auto", precision: str = "auto", recursive: bool = False,
                   ext: str = "jpg", overwrite: bool = False, batch_size: int = 0,
                   workers: int = 2, progress: bool = True, log: Log | None = None,

@@ -12,8 +12,10 @@ import typer.core
 
 from .encoder import EncoderFamily
 from .errors import StylenormError
+from .export import ExportFormat
 from .images import DEFAULT_MAX_PIXELS
 from .runtime import Device, Precision
+from .zoo import DEFAULT_MODEL
 
 # click's base of usage errors, wherever this Typer takes click from (recent ones vendor it).
 ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -105,7 +107,7 @@ def stylize(
         None, help="One or more style images (none for a CIN model: see --style-index)."),
     output: Path = typer.Option(Path("stylized.jpg"), "--output", "-o",
                                 help="Output image; the format follows the extension."),
-    model: str = typer.Option("adain", help="Installed model name or a .safetensors path."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Installed model name or a .safetensors path."),
     alpha: float = typer.Option(1.0, min=0.0, max=1.0, help="Style strength, 0..1."),
     style_weights: str = typer.Option(None, help="Mix several styles, e.g. 0.7,0.3."),
     style_index: int = typer.Option(None, min=0, help="CIN models: which of their styles."),
@@ -180,6 +182,22 @@ def weights_fetch(
     from .fetch import fetch
 
     typer.echo(f"installed {fetch(name, progress=progress)}")
+
+
+@app.command()
+@user_errors
+def export(
+    model: str = typer.Argument(..., help="Installed lite model name or a .safetensors path."),
+    output: Path = typer.Option(..., "--output", "-o", dir_okay=False,
+                                help="Output file, e.g. model.onnx (written atomically)."),
+    export_format: ExportFormat = typer.Option(ExportFormat.ONNX, "--format",
+                                               help="Output format."),
+) -> None:
+    """Export a lite MODEL for other runtimes: float32 ONNX with dynamic image sizes, inputs
+    content, style, alpha and output image."""
+    from .export import export_onnx
+
+    typer.echo(f"wrote {export_onnx(model, output)}")
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ def batch(
     recursive: bool = typer.Option(False, help="Search the folders' sub-folders too."),
     ext: str = typer.Option("jpg", help="Output format: jpg, png, webp, ..."),
     overwrite: bool = typer.Option(False, help="Redo outputs that already exist."),
-    model: str = typer.Option("adain", help="Installed model name or a .safetensors path."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Installed model name or a .safetensors path."),
     alpha: float = typer.Option(1.0, min=0.0, max=1.0, help="Style strength, 0..1."),
     preserve_color: bool = typer.Option(False, help="Keep the content's colours "
                                                     "(then each style is encoded per pair)."),

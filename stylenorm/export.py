@@ -6,8 +6,8 @@ tensor shapes, so that height and width stay dynamic in the exported graph:
 
 * the style (and, for ``alpha``, the content) is always resized to ``style_size`` shorter side;
   at that size already, antialiased bilinear resizing is the identity;
-* the resized size is computed in integers (round half to even of ``side * style_size /
-  shorter side``), the same number Python's ``round`` gives on the float ratio;
+* the resized size, ``round(side * style_size / shorter side)``, is computed from the shape in
+  integers, rounding half to even as Python's ``round`` does in ``LiteModel``;
 * the style code is always mixed with the content's own code by ``alpha``: at ``alpha = 1``
   that adds exactly zero.
 """
@@ -84,9 +84,16 @@ class ExportableLite(nn.Module):
         h, w = content.shape[-2:]
         code = self.style_code(style).lerp(self.style_code(content), alpha)
         image = self.model.decode(self.model.content_features(content), code)
-        torch._check(image.shape[-2] >= h)  # so the crop's size reads as H, W in the graph
-        torch._check(image.shape[-1] >= w)
-        return image[..., :h, :w].clamp(0, 1)
+        return crop(image, h, w).clamp(0, 1)
+
+
+def crop(images: torch.Tensor, h, w) -> torch.Tensor:
+    """``images[..., :h, :w]`` by gathering rows and columns: a slice would make the exporter
+    assume (guard) that the decoder's padded size is not H or W, true only for some sizes.
+
+    Shape: (N, C, H', W') with H' >= h, W' >= w -> (N, C, h, w)."""
+    rows, cols = torch.arange(h, device=images.device), torch.arange(w, device=images.device)
+    return images.index_select(-2, rows).index_select(-1, cols)
 
 
 def require_onnx_packages() -> None:
@@ -96,47 +103,61 @@ def require_onnx_packages() -> None:
                              'pip install "stylenorm[onnx]"')
 
 
+def check_output(output: Path) -> None:
+    """Fail before the (slow) export when ``output`` cannot be written."""
+    folder = output.parent
+    if output.is_dir():
+        raise StylenormError(f"{output}: is a folder; give the output file, e.g. model.onnx")
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise StylenormError(f"{output}: output folder {folder} {problem}")
+    if not os.access(folder, os.W_OK):
+        raise StylenormError(f"{output}: cannot write to the folder {folder} (permission denied)")
+
+
 def load_lite_model(name_or_path: str | os.PathLike) -> tuple[LiteModel, Path]:
     """The lite model installed as ``name_or_path`` (or in that file), and its file; other
     kinds are refused before they are loaded."""
     path = resolve_weights(name_or_path)
     kind = read_meta(path).kind
     if kind != LiteModel.kind:
-        raise WeightsError(f"export supports the lite model; {name_or_path} is a {kind!r} model")
+        raise WeightsError(f"export supports the lite model; {name_or_path} is a model of kind "
+                           f"{kind!r}")
     return load_model(path), path
 
 
 def export_onnx(model: LiteModel | str | os.PathLike, output: str | os.PathLike) -> Path:
     """Write ``model`` (a :class:`LiteModel`, or an installed name or weights file) as a
-    float32 ONNX graph of :class:`ExportableLite` to ``output``, atomically.
+    float32 ONNX graph of :class:`ExportableLite` to ``output``, atomically; returns ``output``.
 
-    Inputs ``content`` (1, 3, H, W) and ``style`` (1, 3, Hs, Ws) float32 in [0, 1], sides at
-    least 16 and dynamic, and ``alpha`` () float32; output ``image`` (1, 3, H, W) in [0, 1].
+    Inputs ``content`` (1, 3, H, W) and ``style`` (1, 3, Hs, Ws), float32 in [0, 1] with
+    dynamic sides of at least 16, and ``alpha`` () float32; output ``image`` (1, 3, H, W).
     """
-    require_onnx_packages()
     output = Path(output)
-    if output.is_dir():
-        raise StylenormError(f"{output}: is a folder; give the output file, e.g. model.onnx")
+    check_output(output)
     if not isinstance(model, nn.Module):
         model, source = load_lite_model(model)
         if output.exists() and output.resolve() == source.resolve():
             raise StylenormError(f"{output}: is the model's weights file; refusing to overwrite")
     elif not isinstance(model, LiteModel):
         raise StylenormError(f"export supports the lite model; got a {type(model).__name__}")
-    program = torch.onnx.export(ExportableLite(copy.deepcopy(model).float().eval()).eval(),
-                                example_inputs(), input_names=INPUT_NAMES,
-                                output_names=OUTPUT_NAMES, dynamic_shapes=dynamic_shapes(),
-                                dynamo=True, verbose=False)
+    require_onnx_packages()
+    wrapper = ExportableLite(copy.deepcopy(model).float().cpu()).eval()
+    # torch.export first: it refuses a graph that holds only for some sizes (a shape guard)
+    graph = torch.export.export(wrapper, example_inputs(), dynamic_shapes=dynamic_shapes())
+    program = torch.onnx.export(graph, input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
+                                dynamic_shapes=dynamic_shapes(), dynamo=True, verbose=False)
     atomic_write(output, lambda tmp: program.save(tmp, external_data=False))
     return output
 
 
 def example_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sizes that are not multiples of 4 and no side equal to another, so no size specialises."""
-    return torch.rand(1, 3, 37, 50), torch.rand(1, 3, 45, 61), torch.tensor(1.0)
+    """Tracing inputs: no side a multiple of 4 or equal to another, so no size is special."""
+    return torch.full((1, 3, 37, 50), 0.5), torch.full((1, 3, 45, 61), 0.5), torch.tensor(1.0)
 
 
 def dynamic_shapes() -> dict:
+    """Height and width of both images are dynamic (named so in the ONNX graph)."""
     dim = torch.export.Dim
     return {
         "content": {2: dim("height", min=MIN_SIDE), 3: dim("width", min=MIN_SIDE)},

@@ -196,9 +196,8 @@ class LiteModel(nn.Module):
 
     def forward(self, content: torch.Tensor, code: LiteCode, alpha: float = 1.0,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-        if alpha != 1.0:
-            own = self.style_code(content)
-            code = code.lerp(LiteCode.cat([own] * code.means[0].shape[0]), alpha)
+        if alpha != 1.0:  # each content's own code, broadcast over the styles of a mask
+            code = code.lerp(self.style_code(content), alpha)
         return self.decode(self.content_features(content), code, mask=mask)
 
 

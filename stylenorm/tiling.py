@@ -128,8 +128,7 @@ class LiteTiles(AdaINTiles):
     def decode(self, tile: Tensor, feats: TiledFeatures, code: LiteCode, alpha: float,
                mask: Tensor | None, rows: slice, cols: slice) -> Tensor:
         if alpha != 1.0:
-            count = code.means[0].shape[0]
-            code = code.lerp(LiteCode.cat([feats.own_code] * count), alpha)
+            code = code.lerp(feats.own_code, alpha)  # broadcast over the styles of a mask
         if mask is not None:
             s = self.scale
             mask = mask[..., rows.start * s : rows.stop * s, cols.start * s : cols.stop * s]

@@ -39,7 +39,7 @@ ENCODER_NAMES = {
     EncoderFamily.NORMALISED: "vgg19-normalised",
     EncoderFamily.TORCHVISION: "vgg19-torchvision",
 }
-DEFAULT_MODEL = "adain"
+DEFAULT_MODEL = "lite"  # shipped in weights/ (stylenorm.bundled); needs no VGG
 
 
 def encoder_name(family: str | EncoderFamily) -> str:

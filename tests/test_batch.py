@@ -126,7 +126,7 @@ def count_encodes(stylizer: Stylizer) -> list[int]:
 def test_each_content_and_style_is_encoded_once(random_store, folders, tmp_path, preserve_color):
     contents, styles = folders
     plan = split_existing(plan_folders(contents, styles, tmp_path / "out"))
-    stylizer = Stylizer(precision="fp32")
+    stylizer = Stylizer("adain", precision="fp32")
     calls = count_encodes(stylizer)
     options = StylizeOptions(size=0, style_size=0, preserve_color=preserve_color)
     report = run_batch(stylizer, plan, options, BatchOptions(batch_size=2), progress=False)
@@ -136,12 +136,13 @@ def test_each_content_and_style_is_encoded_once(random_store, folders, tmp_path,
     assert max(calls) == 2  # the two 40x32 contents went through the encoder together
 
 
-def test_fp32_batch_equals_stylize(random_store, folders, tmp_path):
+@pytest.mark.parametrize("model", ["adain", "lite"])
+def test_fp32_batch_equals_stylize(random_store, folders, tmp_path, model):
     contents, styles = folders
     plan = split_existing(plan_pairs([(contents / "a.png", styles / "y.jpg"),
                                       (contents / "b.jpg", styles / "y.jpg")],
                                      tmp_path / "out", ext="png"))
-    stylizer = Stylizer(precision="fp32")
+    stylizer = Stylizer(model, precision="fp32")
     options = StylizeOptions(size=0, style_size=0, alpha=0.8)
     assert run_batch(stylizer, plan, options, BatchOptions(batch_size=2), progress=False).ok
     for content in ("a.png", "b.jpg"):

@@ -43,7 +43,7 @@ def test_flop_count_matches_the_convolutions(random_store):
 
 
 def test_both_pipelines_compute_the_same_images(random_store):
-    stylizer = Stylizer(precision="fp32")
+    stylizer = Stylizer("adain", precision="fp32")
     style = torch.rand(1, 3, 32, 32)
     contents = torch.rand(2, 3, 40, 40)
     fast = fast_step(stylizer, stylizer.style_code([style], None))(contents)

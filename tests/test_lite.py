@@ -52,6 +52,15 @@ def test_alpha_zero_uses_the_contents_own_code(model):
     assert torch.allclose(model(content, model.style_code(style), alpha=0.0), own, atol=1e-5)
 
 
+def test_alpha_in_a_batch_blends_each_content_with_its_own_code(model):
+    contents, style = torch.rand(3, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    code = model.style_code(style)
+    batched = model(contents, code, alpha=0.6)
+    for i in range(3):
+        alone = model(contents[i : i + 1], code, alpha=0.6)
+        assert torch.allclose(batched[i : i + 1], alone, atol=1e-5)
+
+
 def test_mask_selects_style_per_region(model):
     content = torch.rand(1, 3, 32, 32)
     code = model.style_code(torch.rand(2, 3, 32, 32))

@@ -39,7 +39,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.fixture
 def stylizer(random_store):
-    return Stylizer(precision="fp32")
+    return Stylizer("adain", precision="fp32")
 
 
 @pytest.fixture
