@@ -233,13 +233,20 @@ def _restore(loop: _Loop, state: dict) -> None:
     loop.val_log.truncate(loop.start)
 
 
-def _write_samples(loop: _Loop, iteration: int) -> None:
+def _evaluated(loop: _Loop, method):
+    """``method()`` with the network in eval mode, without gradients, under the autocast."""
     network = loop.task.network
     was_training = network.training
     network.eval()
-    with torch.no_grad(), loop.autocast():
-        rows = loop.task.sample_rows()
-    network.train(was_training)
+    try:
+        with torch.no_grad(), loop.autocast():
+            return method()
+    finally:
+        network.train(was_training)
+
+
+def _write_samples(loop: _Loop, iteration: int) -> None:
+    rows = _evaluated(loop, loop.task.sample_rows)
     folder = loop.run_dir / "samples"
     folder.mkdir(exist_ok=True)
     save_grid(rows, folder / f"iter_{iteration:07d}.jpg")
@@ -247,12 +254,7 @@ def _write_samples(loop: _Loop, iteration: int) -> None:
 
 def _validate(loop: _Loop, iteration: int) -> None:
     """Log the task's losses on its held-out images at ``iteration`` and redraw the curve."""
-    network = loop.task.network
-    was_training = network.training
-    network.eval()
-    with torch.no_grad(), loop.autocast():
-        losses = loop.task.validation_losses()
-    network.train(was_training)
+    losses = _evaluated(loop, loop.task.validation_losses)
     if losses is None:
         return
     loop.val_log.append({"iter": iteration, **{k: float(v) for k, v in losses.items()}})
