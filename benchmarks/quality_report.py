@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from stylenorm.bench import describe_machine
 from stylenorm.evaluate import evaluate
 from stylenorm.images import list_images, load_image, save_image
 from stylenorm.stylize import StylizeOptions, Stylizer
@@ -65,16 +66,18 @@ def main() -> None:
     stylizers = {label: Stylizer(m, device="cpu", precision="fp32")
                  for label, m in parse_models(args.model).items()}
     results = {}
-    print(f"{len(contents)} contents x {len(styles)} styles at {args.size} px, alpha 1, fp32")
-    print("| model | content loss | style loss | SSIM to content | time |")
-    print("|---|---|---|---|---|")
+    print(f"{len(contents)} contents x {len(styles)} styles at {args.size} px, alpha 1, fp32; "
+          f"{describe_machine('cpu')}")
+    print("| model | content loss | style loss | SSIM to content | parameters | time |")
+    print("|---|---|---|---|---|---|")
     for label, stylizer in stylizers.items():
         start = time.perf_counter()
         summary = evaluate(stylizer, encoder, contents, styles, args.size).summary()
         seconds = time.perf_counter() - start
-        results[label] = {**summary, "seconds": seconds}
+        params = sum(p.numel() for p in stylizer.model.parameters())  # AdaIN: with its VGG
+        results[label] = {**summary, "parameters": params, "seconds": seconds}
         print(f"| {label} | {summary['content_loss']:.3f} | {summary['style_loss']:.3f} | "
-              f"{summary['ssim']:.3f} | {seconds:.0f} s |")
+              f"{summary['ssim']:.3f} | {params / 1e6:.2f} M | {seconds:.0f} s |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"size": args.size, "contents": len(contents),
