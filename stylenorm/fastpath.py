@@ -178,7 +178,14 @@ class FastAdaINModel(AdaINModel):
 
 
 def accelerate(model: nn.Module, compile_adain: bool | None = None) -> nn.Module:
-    """The fast inference twin of an AdaIN model (sharing its weights); other models unchanged."""
+    """The fast inference twin of an AdaIN or lite model (sharing its weights); other models
+    unchanged."""
+    from .lite import LiteModel
+
+    if type(model) is LiteModel:
+        from .fastlite import accelerate_lite
+
+        return accelerate_lite(model)
     if type(model) is not AdaINModel:
         return model
     fast = FastAdaINModel(model.encoder, model.decoder, compile_adain)

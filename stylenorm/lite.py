@@ -192,7 +192,11 @@ class LiteModel(nn.Module):
                     for mod, size in zip(mods, sizes, strict=True)]
         s_std, s_mean = mods[2]
         h = (normalised * s_std + s_mean).to(self.dtype)
-        return self.decoder(h, mods[:2]).float()
+        return self.run_decoder(h, mods[:2]).float()
+
+    def run_decoder(self, h: torch.Tensor, films: list) -> torch.Tensor:
+        """The decoder on modulated bottleneck features (the fast path replaces this)."""
+        return self.decoder(h, films)
 
     def forward(self, content: torch.Tensor, code: LiteCode, alpha: float = 1.0,
                 mask: torch.Tensor | None = None) -> torch.Tensor:

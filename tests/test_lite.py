@@ -112,3 +112,22 @@ def test_tiny_training_run_resumes_exactly(random_store, tmp_path):
     model = load_model(resumed.model_path)
     assert model.kind == "lite"
     assert {"identity", "style", "content"} <= set(full.final_losses)
+
+
+@pytest.mark.parametrize("size", [(40, 52), (260, 270)])  # small maps pad, large fix the frame
+def test_fast_path_equals_the_plain_model(model, size):
+    from stylenorm.fastpath import accelerate
+
+    fast = accelerate(model)
+    assert type(fast).__name__ == "FastLiteModel" and fast.decoder is model.decoder
+    torch.manual_seed(5)
+    content = torch.rand(1, 3, *size).contiguous(memory_format=torch.channels_last)
+    code = model.style_code(torch.rand(2, 3, 48, 48))
+    mask = (torch.rand(1, 1, *size) > 0.5).float()
+    with torch.inference_mode():
+        for args in ((code.select(0),), (code.select(1), 0.4), (code, 1.0, mask)):
+            torch.testing.assert_close(fast(content, *args), model(content, *args),
+                                       atol=2e-5, rtol=1e-4)
+        feat = model.content_features(content)
+        for ours, theirs in zip(fast.content_stats(feat), model.content_stats(feat), strict=True):
+            torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
