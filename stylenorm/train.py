@@ -17,6 +17,7 @@ sample grids. :func:`fit` runs it for ``config.iterations`` and writes into the 
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -299,6 +300,34 @@ def _batches(loop: _Loop, data) -> Iterator[tuple[int, list[torch.Tensor]]]:
         yield iteration, [b.contiguous(memory_format=fmt) for b in batch]
 
 
+class StopRequest:
+    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current iteration, with a
+    checkpoint; a second Ctrl-C interrupts at once. Only in the main thread (signals go there)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: dict = {}
+
+    def __enter__(self) -> StopRequest:
+        try:
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        except ValueError:  # not the main thread: signals cannot be caught here
+            self.previous = {}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write("stopping after this iteration with a checkpoint (Ctrl-C again: at once)")
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
 def _run(loop: _Loop, data, progress: bool) -> None:
     config = loop.config
     bar = tqdm(total=config.iterations, initial=loop.start, disable=not progress,
@@ -306,7 +335,7 @@ def _run(loop: _Loop, data, progress: bool) -> None:
     tick = time.perf_counter()
     if config.val_every and loop.start == 0:
         _validate(loop, 0)
-    with bar:
+    with bar, StopRequest() as stop:
         for iteration, batch in _batches(loop, data):
             losses = train_step(loop.task, batch, loop.optimizer, loop.scaler,
                                 (loop.device, loop.dtype), learning_rate(config, iteration),
@@ -324,6 +353,13 @@ def _run(loop: _Loop, data, progress: bool) -> None:
                 _write_samples(loop, done)
             if _due(config.val_every, done, config.iterations):
                 _validate(loop, done)
+            if stop.requested and done < config.iterations:
+                if done % config.checkpoint_every:
+                    loop.wall_time_s += time.perf_counter() - tick
+                    _save(loop, done)
+                raise StylenormError(
+                    f"stopped at iteration {done}; the checkpoint in {loop.run_dir} holds it: "
+                    "repeat the command with --resume to continue")
     loop.wall_time_s += time.perf_counter() - tick
 
 

@@ -278,3 +278,33 @@ def test_switchable_mixture_learns_at_its_own_rate(random_store, tmp_path, folde
     train_step(Fixed(), [], optimizer, torch.amp.GradScaler("cpu", enabled=False),
                (torch.device("cpu"), torch.float32), 1e-3)
     assert [g["lr"] for g in optimizer.param_groups] == [1e-3, pytest.approx(1e-2)]
+
+
+def test_sigint_stops_after_the_iteration_with_a_checkpoint(random_store, tmp_path, folders,
+                                                            monkeypatch):
+    import os
+    import signal
+
+    from stylenorm import train
+
+    whole = train_adain(tiny(tmp_path, folders, out=str(tmp_path / "a"), iterations=4,
+                             checkpoint_every=4, sample_every=0), progress=False)
+    real_step = train.train_step
+
+    def step(task, batch, optimizer, scaler, precision, lr, iteration=0):
+        losses = real_step(task, batch, optimizer, scaler, precision, lr, iteration)
+        if iteration == 2:  # the 3rd iteration: Ctrl-C arrives while it runs
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+    monkeypatch.setattr(train, "train_step", step)
+    config = tiny(tmp_path, folders, out=str(tmp_path / "b"), iterations=4, checkpoint_every=4,
+                  sample_every=0)
+    with pytest.raises(StylenormError, match="stopped at iteration 3.*--resume"):
+        train_adain(config, progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["iteration"] == 3
+    monkeypatch.setattr(train, "train_step", real_step)
+    resumed = train_adain(config, resume=True, progress=False)
+    assert losses(tmp_path / "b") == losses(tmp_path / "a")
+    assert resumed.final_losses == whole.final_losses
