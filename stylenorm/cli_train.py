@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -70,10 +71,57 @@ def setup(threads: int) -> None:
         logger.addHandler(TqdmHandler())
 
 
-def validation(content: Path | None, style: Path | None, every: int, count: int) -> dict:
-    """The validation fields of a training config."""
-    return {"val_content": str(content or ""), "val_style": str(style or ""), "val_every": every,
-            "val_count": count}
+def _loop_options(
+    batch_size: BatchSize = 8,
+    crop_size: CropSize = 256,
+    schedule: ScheduleOpt = Schedule.INVERSE_TIME,
+    checkpoint_every: CheckpointEvery = 1000,
+    sample_every: SampleEvery = 1000,
+    log_every: LogEvery = 10,
+    resume: Resume = False,
+    seed: Seed = 0,
+    precision: PrecisionOpt = Precision.AUTO,
+    device: DeviceOpt = Device.AUTO,
+    channels_last: ChannelsLast = True,
+    compile: Compile = False,
+    data: Data = DataMode.AUTO,
+    workers: Workers = None,
+    val_content: ValFolder = None,
+    val_style: ValFolder = None,
+    val_every: ValEvery = 0,
+    val_count: ValCount = 8,
+    threads: Threads = 0,
+    progress: Progress = True,
+) -> None:
+    """The options every ``train`` command shares (see :func:`with_loop_options`)."""
+
+
+def with_loop_options(command):
+    """Append :func:`_loop_options`' parameters to ``command``'s signature (Typer reads it);
+    the command receives them in ``**loop``, for :func:`loop_config` and :func:`run_options`."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.kind is not p.VAR_KEYWORD]
+    shared = inspect.signature(_loop_options, eval_str=True).parameters.values()
+    command.__signature__ = inspect.Signature([*own, *shared])
+    return command
+
+
+def loop_config(loop: dict) -> dict:
+    """The TrainConfig fields among the shared options."""
+    values = {k: v for k, v in loop.items() if k not in ("resume", "threads", "progress")}
+    for name in ("schedule", "precision", "device"):
+        values[name] = values[name].value
+    values["data_mode"] = values.pop("data").value
+    values["num_workers"] = values.pop("workers")
+    for name in ("val_content", "val_style"):
+        values[name] = str(values[name] or "")
+    return values
+
+
+def run_options(loop: dict) -> dict:
+    """Set up logging and threads; the keyword arguments of the train function."""
+    setup(loop["threads"])
+    return {"resume": loop["resume"], "progress": loop["progress"]}
 
 
 def echo_result(result) -> None:
@@ -86,6 +134,7 @@ def echo_result(result) -> None:
 
 @train_app.command("adain")
 @user_errors
+@with_loop_options
 def adain(
     content: Folder,
     style: Folder,
@@ -102,49 +151,26 @@ def adain(
     init: Annotated[Path, typer.Option(
         exists=True, dir_okay=False, help="Start from this AdaIN decoder.")] = None,
     iterations: Iterations = 160_000,
-    batch_size: BatchSize = 8,
-    crop_size: CropSize = 256,
     lr: Lr = 1e-4,
     lr_decay: LrDecay = 5e-5,
-    schedule: ScheduleOpt = Schedule.INVERSE_TIME,
-    checkpoint_every: CheckpointEvery = 1000,
-    sample_every: SampleEvery = 1000,
-    log_every: LogEvery = 10,
-    resume: Resume = False,
-    seed: Seed = 0,
-    precision: PrecisionOpt = Precision.AUTO,
-    device: DeviceOpt = Device.AUTO,
-    channels_last: ChannelsLast = True,
-    compile: Compile = False,
-    data: Data = DataMode.AUTO,
-    workers: Workers = None,
-    val_content: ValFolder = None,
-    val_style: ValFolder = None,
-    val_every: ValEvery = 0,
-    val_count: ValCount = 8,
-    threads: Threads = 0,
-    progress: Progress = True,
+    **loop,
 ) -> None:
     """Train an AdaIN decoder on CONTENT and STYLE folders; writes OUT/model.safetensors."""
     from .train_adain import AdaINTrainConfig, train_adain
 
-    setup(threads)
+    run = run_options(loop)
     config = AdaINTrainConfig(
         content=str(content), style=str(style), out=str(out), encoder=encoder, norm=norm.value,
         style_loss=style_loss.value, content_weight=content_weight, style_weight=style_weight,
-        mix_lr_scale=mix_lr_scale, iterations=iterations, batch_size=batch_size,
-        crop_size=crop_size, lr=lr, lr_decay=lr_decay, schedule=schedule.value,
-        checkpoint_every=checkpoint_every, sample_every=sample_every, log_every=log_every,
-        seed=seed, precision=precision.value,
-        device=device.value, channels_last=channels_last, compile=compile, data_mode=data.value,
-        num_workers=workers, **validation(val_content, val_style, val_every, val_count),
+        mix_lr_scale=mix_lr_scale, iterations=iterations, lr=lr, lr_decay=lr_decay,
+        **loop_config(loop),
     )
-    echo_result(train_adain(config, resume=resume, progress=progress,
-                            init=str(init) if init else None))
+    echo_result(train_adain(config, **run, init=str(init) if init else None))
 
 
 @train_app.command("lite")
 @user_errors
+@with_loop_options
 def lite(
     content: Folder,
     style: Folder,
@@ -161,28 +187,9 @@ def lite(
     augment: Annotated[bool, typer.Option(help="Flip, turn and recolour styles.")] = True,
     init: Annotated[Path, typer.Option(help="Start from this lite model.")] = None,
     iterations: Iterations = 160_000,
-    batch_size: BatchSize = 8,
-    crop_size: CropSize = 256,
     lr: Lr = 5e-4,
     lr_decay: LrDecay = 1e-4,
-    schedule: ScheduleOpt = Schedule.INVERSE_TIME,
-    checkpoint_every: CheckpointEvery = 1000,
-    sample_every: SampleEvery = 1000,
-    log_every: LogEvery = 10,
-    resume: Resume = False,
-    seed: Seed = 0,
-    precision: PrecisionOpt = Precision.AUTO,
-    device: DeviceOpt = Device.AUTO,
-    channels_last: ChannelsLast = True,
-    compile: Compile = False,
-    data: Data = DataMode.AUTO,
-    workers: Workers = None,
-    val_content: ValFolder = None,
-    val_style: ValFolder = None,
-    val_every: ValEvery = 0,
-    val_count: ValCount = 8,
-    threads: Threads = 0,
-    progress: Progress = True,
+    **loop,
 ) -> None:
     """Train the VGG-free lite model (VGG is only its loss); writes OUT/model.safetensors."""
     from .errors import StylenormError
@@ -191,19 +198,14 @@ def lite(
     width_values = tuple(int(v) for v in widths.split(",") if v.strip().isdigit())
     if len(width_values) != 3 or len(widths.split(",")) != 3:
         raise StylenormError(f"--widths must be three integers like 16,32,64; got {widths!r}")
-    setup(threads)
+    run = run_options(loop)
     config = LiteTrainConfig(
         content=str(content), style=str(style), out=str(out), encoder=encoder,
         widths=width_values, res_blocks=res_blocks, content_weight=content_weight,
         style_weight=style_weight, identity_weight=identity_weight, augment=augment,
-        iterations=iterations, batch_size=batch_size, crop_size=crop_size, lr=lr,
-        lr_decay=lr_decay, schedule=schedule.value, checkpoint_every=checkpoint_every,
-        sample_every=sample_every, log_every=log_every, seed=seed, precision=precision.value,
-        device=device.value, channels_last=channels_last, compile=compile, data_mode=data.value,
-        num_workers=workers, **validation(val_content, val_style, val_every, val_count),
+        iterations=iterations, lr=lr, lr_decay=lr_decay, **loop_config(loop),
     )
-    echo_result(train_lite(config, resume=resume, progress=progress,
-                           init=str(init) if init else None))
+    echo_result(train_lite(config, **run, init=str(init) if init else None))
 
 
 def parse_widths(text: str) -> tuple[int, int, int]:
@@ -218,6 +220,7 @@ def parse_widths(text: str) -> tuple[int, int, int]:
 
 @train_app.command("cin")
 @user_errors
+@with_loop_options
 def cin(
     content: Folder,
     styles: Annotated[Path, typer.Option(
@@ -240,37 +243,19 @@ def cin(
     style_weight: Annotated[float, typer.Option(help="Gram style loss weight.")] = 1e4,
     tv_weight: Annotated[float, typer.Option(help="Total-variation weight (0: off).")] = 0.0,
     iterations: Iterations = 40_000,
-    batch_size: BatchSize = 8,
-    crop_size: CropSize = 256,
     lr: Lr = 1e-3,
     lr_decay: LrDecay = 5e-5,
-    schedule: ScheduleOpt = Schedule.INVERSE_TIME,
-    checkpoint_every: CheckpointEvery = 1000,
-    sample_every: SampleEvery = 1000,
-    log_every: LogEvery = 10,
-    resume: Resume = False,
-    seed: Seed = 0,
-    precision: PrecisionOpt = Precision.AUTO,
-    device: DeviceOpt = Device.AUTO,
-    channels_last: ChannelsLast = True,
-    compile: Compile = False,
-    data: Data = DataMode.AUTO,
-    workers: Workers = None,
-    threads: Threads = 0,
-    progress: Progress = True,
+    **loop,
 ) -> None:
     """Train a multi-style CIN network (one style per image in STYLES), or --extend one."""
     from .train_cin import CINTrainConfig, train_cin
 
-    setup(threads)
+    run = run_options(loop)
     config = CINTrainConfig(
         content=str(content), styles=str(styles), extend=str(extend) if extend else "",
         out=str(out), encoder=encoder, widths=parse_widths(widths), res_blocks=res_blocks,
         style_size=style_size, content_layer=content_layer, content_weight=content_weight,
-        style_weight=style_weight, tv_weight=tv_weight, iterations=iterations,
-        batch_size=batch_size, crop_size=crop_size, lr=lr, lr_decay=lr_decay,
-        schedule=schedule.value, checkpoint_every=checkpoint_every, sample_every=sample_every,
-        log_every=log_every, seed=seed, precision=precision.value, device=device.value,
-        channels_last=channels_last, compile=compile, data_mode=data.value, num_workers=workers,
+        style_weight=style_weight, tv_weight=tv_weight, iterations=iterations, lr=lr,
+        lr_decay=lr_decay, **loop_config(loop),
     )
-    echo_result(train_cin(config, resume=resume, progress=progress))
+    echo_result(train_cin(config, **run))

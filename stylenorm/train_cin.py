@@ -67,6 +67,9 @@ class CINTrainConfig(TrainConfig):
         if self.crop_size % 4:
             raise StylenormError(f"--crop-size must be a multiple of 4 for the CIN network "
                                  f"(two stride-2 layers); got {self.crop_size}")
+        if self.val_content or self.val_style or self.val_every:
+            raise StylenormError("--val-content/--val-style/--val-every are for adain and lite: "
+                                 "a CIN network's styles are its training set")
 
 
 @dataclass

@@ -168,6 +168,26 @@ def test_cli_train_adain_then_stylize(random_store, tmp_path, folders):
     assert result.exit_code == 1 and "already holds a run" in result.output
 
 
+def test_cli_shared_options_reach_every_trainer(random_store, tmp_path, folders):
+    runner = CliRunner()
+    out = tmp_path / "lite-run"
+    args = ["train", "lite", "--content", folders[0], "--style", folders[1], "--out", out,
+            "--iterations", 2, "--batch-size", 2, "--crop-size", 32, "--sample-every", 0,
+            "--workers", 0, "--no-progress", "--val-content", folders[0], "--val-style",
+            folders[1], "--val-every", 1, "--val-count", 2, "--schedule", "constant",
+            "--precision", "fp32", "--seed", 3, "--threads", 1]
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["schedule"], saved["precision"], saved["seed"], saved["val_count"]) == (
+        "constant", "fp32", 3, 2)
+    assert len(val_records(out)) == 3
+    result = runner.invoke(app, ["train", "cin", "--content", str(folders[0]), "--styles",
+                                 str(folders[1]), "--out", str(tmp_path / "cin"),
+                                 "--val-every", "1"])
+    assert result.exit_code == 1 and "for adain and lite" in result.output
+
+
 def test_killed_run_resumes_exactly(random_store, tmp_path, folders):
     """SIGKILL a `python -m stylenorm train adain` after its first checkpoint, resume it, and get
     the loss sequence of an uninterrupted run, with no temporary files left behind."""
