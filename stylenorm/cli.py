@@ -154,6 +154,40 @@ def weights_import(
         typer.echo(f"installed model {import_decoder(decoder, name, family.value)}")
 
 
+@weights_app.command("pack")
+@user_errors
+def weights_pack(
+    source: Path = typer.Argument(..., help="A trained model file (e.g. RUN/model.safetensors)."),
+    target: Path = typer.Argument(..., help="Where to write the packed copy."),
+    half: bool = typer.Option(True, help="Store floating-point tensors in fp16."),
+    set_config: list[str] = typer.Option(
+        None, "--set", help="Change a config entry, e.g. style_size=256 (JSON value)."),
+    note: list[str] = typer.Option(None, help="Add a provenance entry, e.g. data=\"...\"."),
+) -> None:
+    """Copy a trained model for shipping (fp16, changed config, added provenance)."""
+    from .weights import pack_weights
+
+    path = pack_weights(source, target, half=half, config=parse_entries(set_config, "--set"),
+                        provenance=parse_entries(note, "--note"))
+    typer.echo(f"wrote {path}")
+
+
+def parse_entries(items: list[str] | None, option: str) -> dict:
+    """``["a=1", "b=text"]`` -> ``{"a": 1, "b": "text"}`` (values parsed as JSON when they are)."""
+    import json
+
+    entries = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise StylenormError(f"{option} takes KEY=VALUE; got {item!r}")
+        try:
+            entries[key] = json.loads(value)
+        except json.JSONDecodeError:
+            entries[key] = value
+    return entries
+
+
 @weights_app.command("list")
 @user_errors
 def weights_list() -> None:

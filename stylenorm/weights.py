@@ -72,6 +72,20 @@ def save_weights(
     return path
 
 
+def pack_weights(source: str | os.PathLike, target: str | os.PathLike, *, half: bool = True,
+                 config: dict | None = None, provenance: dict | None = None) -> Path:
+    """Copy a weights file for shipping: floats in fp16 (``half``), ``config`` entries changed
+    (e.g. a lite model's ``style_size``), ``provenance`` entries added; the rest kept."""
+    tensors, meta = load_weights(source)
+    if Path(target).resolve() == Path(source).resolve():
+        raise WeightsError(f"{target}: the packed file would overwrite its source")
+    new_config = {**meta.config, **(config or {})}
+    extra = {"stored_precision": "fp16" if half else "as trained",
+             "packed_from": Path(source).name, **(provenance or {})}
+    return save_weights(target, tensors, meta.kind, new_config, {**meta.provenance, **extra},
+                        torch.float16 if half else None)
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise WeightsError(f"{path}: no such weights file")

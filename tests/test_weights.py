@@ -196,3 +196,32 @@ def test_fetch_unreachable_is_one_clear_error(tmp_path, http_folder):
     record = WeightsRecord("x", f"{base}/absent.pth", "0" * 8, "encoder:normalised", "test")
     with pytest.raises(WeightsError, match="download failed"):
         fetch("x", progress=False, home=tmp_path / "s", records={"x": record})
+
+
+def test_pack_halves_floats_changes_config_and_adds_provenance(tmp_path):
+    from typer.testing import CliRunner
+
+    from stylenorm.cli import app
+    from stylenorm.lite import LiteConfig, LiteModel
+    from stylenorm.weights import load_weights, read_meta, save_weights
+
+    model = LiteModel(LiteConfig(widths=(8, 8, 8), res_blocks=1, style_size=32))
+    source = save_weights(tmp_path / "run.safetensors", model.state_dict(), "lite",
+                          model.config.to_dict(), {"iterations": 7})
+    target = tmp_path / "ship" / "lite.safetensors"
+    result = CliRunner().invoke(app, ["weights", "pack", str(source), str(target), "--set",
+                                      "style_size=64", "--note", "data=my photos"])
+    assert result.exit_code == 0, result.output
+    tensors, meta = load_weights(target)
+    original, _ = load_weights(source)
+    assert all(t.dtype == torch.float16 for t in tensors.values())
+    assert all(torch.allclose(tensors[k].float(), original[k], atol=1e-3) for k in original)
+    assert meta.config["style_size"] == 64 and meta.config["widths"] == [8, 8, 8]
+    assert meta.provenance["iterations"] == 7 and meta.provenance["data"] == "my photos"
+    assert meta.provenance["stored_precision"] == "fp16"
+    assert load_model(target).config.style_size == 64
+    same = CliRunner().invoke(app, ["weights", "pack", str(source), str(source)])
+    assert same.exit_code == 1 and "overwrite its source" in same.output
+    bad = CliRunner().invoke(app, ["weights", "pack", str(source), str(target), "--set", "x"])
+    assert bad.exit_code == 1 and "KEY=VALUE" in bad.output
+    assert read_meta(source).config["style_size"] == 32  # the source is untouched
