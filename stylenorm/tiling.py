@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from .errors import StylenormError
 from .fastpath import modulate
 from .lite import LiteCode, LiteModel
-from .model import StyleCode, resize_mask
+from .model import AdaINModel, StyleCode, resize_mask
 
 AUTO_TILE_PIXELS = 2_500_000  # larger contents are tiled even without --tile
 GRID = 8  # tile edges lie on multiples of 8 pixels: a feature edge for both codecs
@@ -137,8 +137,6 @@ class LiteTiles(AdaINTiles):
 
 def tile_codec(model: nn.Module) -> AdaINTiles:
     """The codec that tiles ``model``; an error for models that cannot be tiled."""
-    from .model import AdaINModel
-
     if isinstance(model, LiteModel):
         return LiteTiles(model)
     if isinstance(model, AdaINModel):
@@ -171,11 +169,6 @@ def spans(length: int, core: int, grid: int = 1) -> list[tuple[int, int]]:
     step = math.ceil(length / count / grid) * grid
     edges = [min(i * step, length) for i in range(count)] + [length]
     return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
-
-
-def feature_size(model: nn.Module, height: int, width: int) -> tuple[int, int]:
-    """The model's feature-map size for an image of ``height`` x ``width``."""
-    return tile_codec(model).feature_size(height, width)
 
 
 def _to_model(x: Tensor, model: nn.Module) -> Tensor:
