@@ -49,6 +49,17 @@ def grid(models: dict[str, Stylizer], contents, styles, size: int, pairs: int, p
     save_image(torch.cat(rows, dim=-2), path)
 
 
+def reusable(path: Path | None, size: int, contents: int, styles: int) -> dict:
+    """Scores from an earlier run's JSON when it measured the same size and image counts."""
+    if path is None:
+        return {}
+    earlier = json.loads(path.read_text())
+    if (earlier["size"], earlier["contents"], earlier["styles"]) != (size, contents, styles):
+        raise SystemExit(f"{path}: measured {earlier['contents']} x {earlier['styles']} at "
+                         f"{earlier['size']} px, not {contents} x {styles} at {size} px")
+    return earlier["results"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", required=True, help="label=name-or-path")
@@ -60,24 +71,29 @@ def main() -> None:
     parser.add_argument("--grid-pairs", type=int, default=4)
     parser.add_argument("--grid-size", type=int, default=256)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--reuse", type=Path, help="an earlier --json: its scores of models "
+                        "with the same label, size and image counts are reused, not recomputed")
     args = parser.parse_args()
     contents, styles = list_images(args.contents), list_images(args.styles)
     encoder = load_encoder(args.encoder)
     stylizers = {label: Stylizer(m, device="cpu", precision="fp32")
                  for label, m in parse_models(args.model).items()}
-    results = {}
+    results = reusable(args.reuse, args.size, len(contents), len(styles))
     print(f"{len(contents)} contents x {len(styles)} styles at {args.size} px, alpha 1, fp32; "
           f"{describe_machine('cpu')}")
     print("| model | content loss | style loss | SSIM to content | parameters | time |")
     print("|---|---|---|---|---|---|")
     for label, stylizer in stylizers.items():
-        start = time.perf_counter()
-        summary = evaluate(stylizer, encoder, contents, styles, args.size).summary()
-        seconds = time.perf_counter() - start
         params = sum(p.numel() for p in stylizer.model.parameters())  # AdaIN: with its VGG
+        if label in results:
+            summary, seconds, note = results[label], results[label]["seconds"], " (reused)"
+        else:
+            start = time.perf_counter()
+            summary = evaluate(stylizer, encoder, contents, styles, args.size).summary()
+            seconds, note = time.perf_counter() - start, ""
         results[label] = {**summary, "parameters": params, "seconds": seconds}
         print(f"| {label} | {summary['content_loss']:.3f} | {summary['style_loss']:.3f} | "
-              f"{summary['ssim']:.3f} | {params / 1e6:.2f} M | {seconds:.0f} s |")
+              f"{summary['ssim']:.3f} | {params / 1e6:.2f} M | {seconds:.0f} s{note} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"size": args.size, "contents": len(contents),
