@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -219,11 +220,22 @@ class _Decoded(Dataset):
             return str(exc)
 
 
+def detach_worker(worker_id: int) -> None:
+    """A DataLoader worker leaves the trainer's process group and ignores SIGINT: Ctrl-C in a
+    terminal, or SIGTERM sent to the group, then reaches only the main process, which stops
+    after the current iteration with a checkpoint. A worker killed by it would instead make the
+    main process fail at once, mid-iteration, without one. The main process still shuts its
+    workers down as usual when it exits."""
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def load_folder_images(paths: list[Path], shorter_side: int, device: torch.device,
                        num_workers: int = 0) -> list[torch.Tensor]:
     """Decode ``paths`` once (in workers) to uint8 on ``device``; unreadable ones are reported
     and dropped."""
-    loader = DataLoader(_Decoded(paths, shorter_side), batch_size=None, num_workers=num_workers)
+    loader = DataLoader(_Decoded(paths, shorter_side), batch_size=None, num_workers=num_workers,
+                        worker_init_fn=detach_worker)
     images = []
     for result in loader:
         if isinstance(result, str):
@@ -273,7 +285,7 @@ class CropData:
             CropDataset(self.folders, self.crop, self.seed), batch_sampler=items,
             num_workers=self.num_workers, collate_fn=collate,
             pin_memory=self.device.type == "cuda",
-            prefetch_factor=4 if self.num_workers else None,
+            prefetch_factor=4 if self.num_workers else None, worker_init_fn=detach_worker,
         )
         for crops, errors in loader:
             self._report(errors)

@@ -222,6 +222,38 @@ def test_killed_run_resumes_exactly(random_store, tmp_path, folders):
     assert not leftovers
 
 
+def test_sigterm_to_the_process_group_stops_with_a_checkpoint(random_store, tmp_path, folders):
+    """SIGTERM to the whole process group of a run with DataLoader workers (what a service
+    manager or `kill -- -PGID` sends) stops it after the current iteration with a checkpoint; the
+    workers do not die first and take the run down without one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tiny(tmp_path, folders, out=str(tmp_path / "stopped"))
+    args = [sys.executable, "-m", "stylenorm", "train", "adain", "--content", config.content,
+            "--style", config.style, "--out", config.out, "--iterations", "100000",
+            "--batch-size", "2", "--crop-size", "32", "--checkpoint-every", "1000",
+            "--sample-every", "0", "--log-every", "1", "--workers", "2", "--no-progress",
+            "--threads", "1"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    log_file = tmp_path / "stopped" / "log.jsonl"
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and (
+            not log_file.exists() or len(log_file.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 1 and "stopped at iteration " in output, output
+    done = int(output.split("stopped at iteration ")[1].split(";")[0])
+    state = torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=True)
+    assert state["iteration"] == done >= 3
+    assert json.loads(log_file.read_text().splitlines()[-1])["iter"] == done
+
+
 def val_records(run_dir) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "val.jsonl").read_text().splitlines()]
 
