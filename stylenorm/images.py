@@ -138,8 +138,15 @@ def to_pil(rgb: torch.Tensor, alpha: torch.Tensor | None = None) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).numpy())
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place
+    with the permissions a plainly created file would get (mkstemp's are owner-only)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -149,6 +156,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

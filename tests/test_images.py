@@ -75,6 +75,21 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.jpg"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_files_get_the_permissions_of_a_plainly_created_file(tmp_path, umask):
+    import os
+    import stat
+
+    previous = os.umask(umask)
+    try:
+        save_image(torch.rand(1, 3, 8, 8), tmp_path / "x.png")
+        (tmp_path / "plain").write_bytes(b"")
+    finally:
+        os.umask(previous)
+    mode = stat.S_IMODE((tmp_path / "x.png").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o666 & ~umask
+
+
 def test_list_images_recursive(tmp_path):
     make_image(tmp_path / "a.png")
     make_image(tmp_path / "sub" / "b.jpg")
