@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,28 +138,32 @@ def to_pil(rgb: torch.Tensor, alpha: torch.Tensor | None = None) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).numpy())
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _create_temporary(folder: Path, name: str) -> Path:
+    """A new empty ``.<name>.<random>.part`` in ``folder``, created with mode 0666 & ~umask."""
+    while True:
+        tmp = folder / f".{name}.{secrets.token_hex(6)}.part"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place
-    with the permissions a plainly created file would get (mkstemp's are owner-only)."""
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
+    The temporary file is created like a plain file (mode 0666 less the umask, applied by the
+    kernel), not owner-only as mkstemp's are."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         problem = "is not a folder" if folder.exists() else "does not exist"
         raise ImageError(f"{path}: output folder {folder} {problem}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    os.close(fd)
+    tmp = _create_temporary(folder, path.name)
     try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

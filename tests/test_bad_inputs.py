@@ -314,7 +314,8 @@ CASES: dict[str, Callable[[Files], Expect]] = {
                                              patch=fail_with("os.replace", ENOSPC)),
     "permission_denied": lambda f: refused(
         previous_output(f), "permission denied", f.out, untouched=[f.out],
-        patch=fail_with("tempfile.mkstemp", PermissionError(errno.EACCES, "Permission denied"))),
+        patch=fail_with("stylenorm.images._create_temporary",
+                        PermissionError(errno.EACCES, "Permission denied"))),
     "interrupted_while_writing": lambda f: refused(previous_output(f), "interrupted", None,
                                                    code=130, untouched=[f.out],
                                                    patch=write_fails(KeyboardInterrupt())),
