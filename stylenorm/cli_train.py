@@ -186,12 +186,31 @@ def lite(
         help="Weight of reconstructing a content from its own code.")] = 5.0,
     augment: Annotated[bool, typer.Option(help="Flip, turn and recolour styles.")] = True,
     init: Annotated[Path, typer.Option(help="Start from this lite model.")] = None,
+    teacher: Annotated[str, typer.Option(
+        help="Distil this installed AdaIN model (name or .safetensors file): its outputs on "
+        "cached crops become the targets.")] = None,
+    cache: Annotated[Path, typer.Option(
+        help="Teacher-output cache folder, reusable across runs [default: OUT/teacher-cache].")
+    ] = None,
+    cache_pairs: Annotated[int, typer.Option(
+        min=1, help="(content, style) crops the teacher stylises once, with --teacher.")] = 2000,
+    pixel_weight: Annotated[float, typer.Option(
+        help="With --teacher: weight of the L1 distance to the teacher's output.")] = 10.0,
+    feature_weight: Annotated[float, typer.Option(
+        help="With --teacher: weight of the VGG feature distance to the teacher's output.")
+    ] = 1.0,
+    feature_layer: Annotated[str, typer.Option(
+        help="With --teacher: VGG layer of that feature distance.")] = "relu2_1",
+    style_layers: Annotated[str, typer.Option(
+        help="With --teacher: VGG layers whose statistics must match the style's.")
+    ] = "relu1_1,relu2_1",
     iterations: Iterations = 160_000,
     lr: Lr = 5e-4,
     lr_decay: LrDecay = 1e-4,
     **loop,
 ) -> None:
-    """Train the VGG-free lite model (VGG is only its loss); writes OUT/model.safetensors."""
+    """Train the VGG-free lite model (VGG is only its loss), or distil an AdaIN teacher into it
+    (--teacher); writes OUT/model.safetensors."""
     from .errors import StylenormError
     from .train_lite import LiteTrainConfig, train_lite
 
@@ -199,13 +218,23 @@ def lite(
     if len(width_values) != 3 or len(widths.split(",")) != 3:
         raise StylenormError(f"--widths must be three integers like 16,32,64; got {widths!r}")
     run = run_options(loop)
-    config = LiteTrainConfig(
+    fields = dict(
         content=str(content), style=str(style), out=str(out), encoder=encoder,
         widths=width_values, res_blocks=res_blocks, content_weight=content_weight,
         style_weight=style_weight, identity_weight=identity_weight, augment=augment,
         iterations=iterations, lr=lr, lr_decay=lr_decay, **loop_config(loop),
     )
-    echo_result(train_lite(config, **run, init=str(init) if init else None))
+    if teacher is None:
+        echo_result(train_lite(LiteTrainConfig(**fields), **run,
+                               init=str(init) if init else None))
+        return
+    from .train_distill import DistillConfig, train_distill
+
+    config = DistillConfig(**fields, teacher=teacher, cache=str(cache) if cache else "",
+                           cache_pairs=cache_pairs, pixel_weight=pixel_weight,
+                           feature_weight=feature_weight, feature_layer=feature_layer,
+                           style_layers=tuple(v.strip() for v in style_layers.split(",")))
+    echo_result(train_distill(config, **run, init=str(init) if init else None))
 
 
 def parse_widths(text: str) -> tuple[int, int, int]:

@@ -1,0 +1,141 @@
+"""Distillation: the teacher cache (deterministic, resumable, refuses other settings), its
+batches, the losses, and `train lite --teacher` end to end on a tiny random-weight teacher."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_image
+from typer.testing import CliRunner
+
+from stylenorm.cli import app
+from stylenorm.encoder import TAPS
+from stylenorm.errors import StylenormError
+from stylenorm.losses import mean_std_style_loss
+from stylenorm.teacher_cache import CacheData, CacheSpec, TeacherCache, build_teacher_cache
+from stylenorm.train_distill import DistillConfig, load_teacher, style_stats_loss, train_distill
+from stylenorm.weights import read_meta
+from stylenorm.zoo import load_frozen_encoder, load_model
+
+
+@pytest.fixture
+def folders(tmp_path):
+    for i in range(3):
+        make_image(tmp_path / "c" / f"{i}.png", (56, 48), seed=i)
+        make_image(tmp_path / "s" / f"{i}.png", (48, 48), seed=10 + i)
+    return tmp_path / "c", tmp_path / "s"
+
+
+def spec_for(folders, pairs=5, seed=0, size=32) -> CacheSpec:
+    return CacheSpec(teacher="adain", teacher_sha256="t", encoder_sha256="e", crop_size=size,
+                     pairs=pairs, seed=seed, contents=3, styles=3, shard_size=2)
+
+
+def build(folder, spec, folders):
+    teacher, _ = load_teacher("adain", torch.device("cpu"), torch.float32)
+    encoder, _ = load_frozen_encoder("vgg19-normalised")
+    contents, styles = (sorted(f.iterdir()) for f in folders)
+    return build_teacher_cache(folder, spec, teacher, encoder, contents, styles, progress=False)
+
+
+def test_cache_holds_the_teachers_outputs_and_style_statistics(random_store, folders,
+                                                                tmp_path, one_thread):
+    cache = build(tmp_path / "cache", spec_for(folders), folders)
+    t = cache.tensors
+    assert t["content"].shape == t["target"].shape == (5, 3, 32, 32)
+    assert t["content"].dtype == torch.uint8
+    teacher = load_model("adain")
+    content, style = t["content"][:1].float() / 255, t["style"][:1].float() / 255
+    with torch.no_grad():
+        expected = teacher(content, teacher.style_code(style)).clamp(0, 1) * 255
+        feats = load_frozen_encoder("vgg19-normalised")[0](style)
+    assert (expected.round() - t["target"][:1].float()).abs().max() <= 1
+    for layer in TAPS:
+        assert t[f"mean.{layer}"].shape == (5, feats[layer].shape[1])
+        assert torch.allclose(t[f"mean.{layer}"][0], feats[layer].mean((-2, -1))[0], atol=1e-4)
+
+
+def test_cache_is_deterministic_and_an_interrupted_build_continues(random_store, folders,
+                                                                   tmp_path, one_thread):
+    first = build(tmp_path / "a", spec_for(folders), folders)
+    second = build(tmp_path / "b", spec_for(folders), folders)
+    (tmp_path / "b" / "shard_00001.safetensors").unlink()  # as if killed before shard 1
+    resumed = build(tmp_path / "b", spec_for(folders), folders)
+    other_seed = build(tmp_path / "c", spec_for(folders, seed=1), folders)
+    for key in first.tensors:
+        assert torch.equal(first.tensors[key], second.tensors[key])
+        assert torch.equal(first.tensors[key], resumed.tensors[key])
+    assert not torch.equal(first.tensors["content"], other_seed.tensors["content"])
+
+
+def test_cache_with_other_settings_is_refused(random_store, folders, tmp_path, one_thread):
+    build(tmp_path / "cache", spec_for(folders), folders)
+    with pytest.raises(StylenormError, match="other settings.*crop_size: 32 -> 40"):
+        build(tmp_path / "cache", spec_for(folders, size=40), folders)
+    (tmp_path / "cache" / "shard_00000.safetensors").write_bytes(b"damaged")
+    with pytest.raises(StylenormError, match="shard_00000.*damaged"):
+        TeacherCache.load(tmp_path / "cache")
+
+
+def test_batches_are_reproducible_and_flip_content_with_target(random_store, folders,
+                                                               tmp_path, one_thread):
+    cache = build(tmp_path / "cache", spec_for(folders, pairs=4), folders)
+    data = CacheData(cache, batch_size=3, seed=5, device=torch.device("cpu"))
+    a, b = list(data.batches(0, 3)), list(data.batches(2, 3))
+    assert all(torch.equal(x, y) for x, y in zip(a[2], b[0], strict=True))
+    assert len(a[0]) == 3 + 2 * len(TAPS)
+    # A flipped item is the mirror of a cached pair in both content and target, never in one.
+    contents = cache.tensors["content"].float() / 255
+    targets = cache.tensors["target"].float() / 255
+    flipped_seen = False
+    for batch in a:
+        for content, target in zip(batch[0], batch[2], strict=True):
+            index = next(i for i in range(4) if torch.equal(content, contents[i])
+                         or torch.equal(content, contents[i].flip(-1)))
+            flipped = not torch.equal(content, contents[index])
+            flipped_seen |= flipped
+            expected = targets[index].flip(-1) if flipped else targets[index]
+            assert torch.equal(target, expected)
+    assert flipped_seen
+
+
+def test_style_stats_loss_equals_the_measured_style_loss():
+    torch.manual_seed(0)
+    feat, style = torch.randn(2, 8, 6, 6), torch.randn(2, 8, 5, 7)
+    mean = style.mean((-2, -1), keepdim=True)
+    std = (style.var((-2, -1), keepdim=True) + 1e-5).sqrt()
+    expected = mean_std_style_loss({"x": feat}, {"x": style}, ["x"])
+    assert torch.allclose(style_stats_loss(feat, mean, std), expected, atol=1e-6)
+
+
+def test_distillation_trains_resumes_exactly_and_records_the_teacher(random_store, folders,
+                                                                     tmp_path, one_thread):
+    content, style = folders
+    common = dict(content=str(content), style=str(style), teacher="adain", cache_pairs=6,
+                  cache=str(tmp_path / "cache"), batch_size=2, crop_size=32, widths=(4, 8, 8),
+                  res_blocks=1, log_every=1, checkpoint_every=2, sample_every=0,
+                  precision="fp32", val_content=str(content), val_style=str(style), val_every=2,
+                  val_count=2)
+    full = train_distill(DistillConfig(out=str(tmp_path / "a"), iterations=4, **common),
+                         progress=False)
+    train_distill(DistillConfig(out=str(tmp_path / "b"), iterations=2, **common),
+                  progress=False)
+    resumed = train_distill(DistillConfig(out=str(tmp_path / "b"), iterations=4, **common),
+                            resume=True, progress=False)
+    assert resumed.final_losses == full.final_losses
+    assert {"pixel", "style", "feature", "identity", "total"} <= set(full.final_losses)
+    meta = read_meta(full.model_path)
+    assert meta.kind == "lite"
+    assert meta.provenance["teacher"] == "adain" and meta.provenance["teacher_pairs"] == 6
+    val = (tmp_path / "a" / "val.jsonl").read_text().splitlines()
+    assert len(val) == 3 and '"teacher_l1"' in val[-1] and '"content"' in val[-1]
+
+
+def test_cli_refuses_a_teacher_that_is_not_an_adain_model(random_store, folders, tmp_path):
+    content, style = folders
+    result = CliRunner().invoke(app, [
+        "train", "lite", "--content", str(content), "--style", str(style), "--teacher", "lite",
+        "--out", str(tmp_path / "run"), "--iterations", "1", "--no-progress"])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "--teacher lite" in lines[0] and "AdaIN" in lines[0]
