@@ -29,15 +29,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylenorm.batch import BatchOptions, run_batch
-from stylenorm.batchplan import plan_pairs, split_existing
-from stylenorm.bench import describe_machine
-from stylenorm.conditional import mean_std
-from stylenorm.images import load_image, save_image
-from stylenorm.model import StyleCode
-from stylenorm.stylize import StylizeOptions, Stylizer
-from stylenorm.tiling import TileOptions, seam_ratio, tile_borders
-from stylenorm.zoo import load_model
+from stylenorm.hub.zoo import load_model
+from stylenorm.inference.batch import BatchOptions, run_batch
+from stylenorm.inference.batchplan import plan_pairs, split_existing
+from stylenorm.inference.bench import describe_machine
+from stylenorm.inference.stylize import StylizeOptions, Stylizer
+from stylenorm.inference.tiling import TileOptions, seam_ratio, tile_borders
+from stylenorm.io.images import load_image, save_image
+from stylenorm.models.adain import StyleCode
+from stylenorm.nn.conditional import mean_std
 
 # Runs the CLI, then prints the child's own peak resident set in KiB: VmHWM, which starts afresh
 # at exec (Linux keeps ru_maxrss across execve, so a child of a big parent would inherit its peak).

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from stylenorm.plots import loss_curve, mixture_table
-from stylenorm.runlog import RunLog
+from stylenorm.hub.weights import read_meta
 from stylenorm.runtime import processor_name
-from stylenorm.train_adain import AdaINTrainConfig, train_adain
-from stylenorm.weights import read_meta
+from stylenorm.training.adain import AdaINTrainConfig, train_adain
+from stylenorm.training.plots import loss_curve, mixture_table
+from stylenorm.training.runlog import RunLog
 
 NORMS = ("batch", "instance", "switchable", "none")
 

@@ -6,7 +6,7 @@
         --grid docs/quality_grid.jpg --json docs/quality.json
 
 Every model stylises every content with every style at ``--size`` (alpha 1, fp32); the same
-VGG encoder (``--encoder``, the normalised VGG-19) measures them all (stylenorm.evaluate). The
+VGG encoder (``--encoder``, the normalised VGG-19) measures them all (inference.evaluate). The
 grid is made from the project's own ``samples/`` inputs (never the shared images, which must not
 appear in the repo): for each pair, the content, the style and each model's output.
 """
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from stylenorm.bench import describe_machine
-from stylenorm.evaluate import evaluate
-from stylenorm.images import list_images, load_image, save_image
-from stylenorm.stylize import StylizeOptions, Stylizer
-from stylenorm.zoo import load_encoder
+from stylenorm.hub.zoo import load_encoder
+from stylenorm.inference.bench import describe_machine
+from stylenorm.inference.evaluate import evaluate
+from stylenorm.inference.stylize import StylizeOptions, Stylizer
+from stylenorm.io.images import list_images, load_image, save_image
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

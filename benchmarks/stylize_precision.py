@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from stylenorm.images import load_image
-from stylenorm.stylize import StylizeOptions, Stylizer
+from stylenorm.inference.stylize import StylizeOptions, Stylizer
+from stylenorm.io.images import load_image
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

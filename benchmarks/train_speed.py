@@ -2,7 +2,7 @@
 
     python benchmarks/train_speed.py [--batch-size 8] [--crop-size 256] [--iterations 4]
 
-Both loops run `stylenorm.train.train_step` on the same AdaIN task (a randomly initialised
+Both loops run `stylenorm.training.loop.train_step` on the same AdaIN task (a randomly initialised
 encoder and decoder, the same weights for both, random batches already in memory, so the data
 pipeline is not timed), at equal batch and crop size, in one process. "default" is what
 ``stylenorm train adain`` uses on the device (bf16 autocast on CPUs with native bf16 and on
@@ -20,11 +20,11 @@ import time
 
 import torch
 
-from stylenorm.decoder import AdaINDecoder, DecoderConfig
-from stylenorm.encoder import VGGEncoder
+from stylenorm.models.decoder import AdaINDecoder, DecoderConfig
+from stylenorm.models.vgg import VGGEncoder
 from stylenorm.runtime import processor_name, training_dtype
-from stylenorm.train import train_step
-from stylenorm.train_adain import AdaINTask, AdaINTrainConfig
+from stylenorm.training.adain import AdaINTask, AdaINTrainConfig
+from stylenorm.training.loop import train_step
 
 
 def make_task(encoder: VGGEncoder, decoder: AdaINDecoder, device: torch.device,

@@ -1,10 +1,16 @@
 """stylenorm: neural style transfer with an exact, tested library of normalization layers."""
 
-__version__ = "0.1.0"
-
-from .batch import BatchOptions, BatchReport, batch_stylize, run_batch  # noqa: E402
-from .cin import CINConfig, CINTransformer  # noqa: E402
-from .conditional import (  # noqa: E402
+from ._version import __version__
+from .errors import ImageError, StylenormError, WeightsError
+from .hub.zoo import load_model
+from .inference.batch import BatchOptions, BatchReport, batch_stylize, run_batch
+from .inference.stylize import StylizeOptions, Stylizer, stylize
+from .inference.tiling import TileOptions, stylize_tiled
+from .models.adain import AdaINModel, StyleCode
+from .models.cin import CINConfig, CINTransformer
+from .models.decoder import AdaINDecoder, DecoderConfig
+from .models.vgg import EncoderConfig, VGGEncoder
+from .nn.conditional import (
     AdaIN,
     ConditionalBatchNorm2d,
     ConditionalInstanceNorm2d,
@@ -13,16 +19,9 @@ from .conditional import (  # noqa: E402
     mean_std,
     wct,
 )
-from .decoder import AdaINDecoder, DecoderConfig  # noqa: E402
-from .encoder import EncoderConfig, VGGEncoder  # noqa: E402
-from .errors import ImageError, StylenormError, WeightsError  # noqa: E402
-from .model import AdaINModel, StyleCode  # noqa: E402
-from .norms import NormName, build_norm  # noqa: E402
-from .stylize import StylizeOptions, Stylizer, stylize  # noqa: E402
-from .tiling import TileOptions, stylize_tiled  # noqa: E402
-from .train_adain import AdaINTrainConfig, train_adain  # noqa: E402
-from .train_cin import CINTrainConfig, train_cin  # noqa: E402
-from .zoo import load_model  # noqa: E402
+from .nn.norms import NormName, build_norm
+from .training.adain import AdaINTrainConfig, train_adain
+from .training.cin import CINTrainConfig, train_cin
 
 __all__ = [
     "AdaIN", "AdaINDecoder", "AdaINModel", "ConditionalBatchNorm2d", "ConditionalInstanceNorm2d",

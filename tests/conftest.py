@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylenorm.decoder import AdaINDecoder, DecoderConfig
-from stylenorm.encoder import EncoderConfig, VGGEncoder
-from stylenorm.weights import save_weights
+from stylenorm.hub.weights import save_weights
+from stylenorm.models.decoder import AdaINDecoder, DecoderConfig
+from stylenorm.models.vgg import EncoderConfig, VGGEncoder
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -67,7 +67,7 @@ def shared_images() -> Path:
 
 @pytest.fixture(scope="session")
 def real_store_template(shared_weights, tmp_path_factory) -> Path:
-    from stylenorm.zoo import import_decoder, import_encoder
+    from stylenorm.hub.zoo import import_decoder, import_encoder
 
     home = tmp_path_factory.mktemp("real_store")
     import_encoder(shared_weights / "vgg_normalised.pth", home=home)

@@ -26,12 +26,12 @@ from conftest import make_image
 from PIL import Image
 from typer.testing import CliRunner
 
-from stylenorm.checkpoint import load_checkpoint, save_checkpoint
-from stylenorm.cli import app
-from stylenorm.decoder import AdaINDecoder, adain_decoder_key_map
+from stylenorm.cli.app import app
 from stylenorm.errors import ImageError, StylenormError
-from stylenorm.images import load_image
-from stylenorm.weights import load_weights, save_weights
+from stylenorm.hub.weights import load_weights, save_weights
+from stylenorm.io.images import load_image
+from stylenorm.models.decoder import AdaINDecoder, adain_decoder_key_map
+from stylenorm.training.checkpoints import load_checkpoint, save_checkpoint
 
 runner = CliRunner()
 
@@ -314,7 +314,7 @@ CASES: dict[str, Callable[[Files], Expect]] = {
                                              patch=fail_with("os.replace", ENOSPC)),
     "permission_denied": lambda f: refused(
         previous_output(f), "permission denied", f.out, untouched=[f.out],
-        patch=fail_with("stylenorm.images._create_temporary",
+        patch=fail_with("stylenorm.io.images._create_temporary",
                         PermissionError(errno.EACCES, "Permission denied"))),
     "interrupted_while_writing": lambda f: refused(previous_output(f), "interrupted", None,
                                                    code=130, untouched=[f.out],
@@ -385,7 +385,7 @@ CASES: dict[str, Callable[[Files], Expect]] = {
         ["weights", "import", "--decoder", decoder_pth(f), "--name", "adain"],
         "cannot write weights .No space left on device", f.home / "adain.safetensors",
         untouched=[f.home / "adain.safetensors"],
-        patch=fail_with("stylenorm.weights.save_file", ENOSPC)),
+        patch=fail_with("stylenorm.hub.weights.save_file", ENOSPC)),
 }
 
 

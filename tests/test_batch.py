@@ -16,11 +16,11 @@ from conftest import make_image
 from PIL import Image
 from typer.testing import CliRunner
 
-from stylenorm.batch import BatchOptions, run_batch
-from stylenorm.batchplan import plan_folders, plan_pairs, read_pairs, split_existing
-from stylenorm.cli import app
+from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError
-from stylenorm.stylize import StylizeOptions, Stylizer
+from stylenorm.inference.batch import BatchOptions, run_batch
+from stylenorm.inference.batchplan import plan_folders, plan_pairs, read_pairs, split_existing
+from stylenorm.inference.stylize import StylizeOptions, Stylizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

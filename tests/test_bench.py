@@ -7,11 +7,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stylenorm.bench import BenchConfig, count_gflop, fast_step, reference_step, run_bench
-from stylenorm.cli import app
+from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError
-from stylenorm.stylize import Stylizer
-from stylenorm.zoo import load_model
+from stylenorm.hub.zoo import load_model
+from stylenorm.inference.bench import BenchConfig, count_gflop, fast_step, reference_step, run_bench
+from stylenorm.inference.stylize import Stylizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -96,8 +96,8 @@ def test_auto_precision_follows_native_bf16(monkeypatch, amx, avx512_bf16):
 
 @pytest.fixture
 def lite_file(tmp_path):
-    from stylenorm.lite import LiteConfig, LiteModel
-    from stylenorm.weights import save_weights
+    from stylenorm.hub.weights import save_weights
+    from stylenorm.models.lite import LiteConfig, LiteModel
 
     torch.manual_seed(0)
     model = LiteModel(LiteConfig(widths=(8, 8, 8), res_blocks=1, style_size=32))

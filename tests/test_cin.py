@@ -10,13 +10,13 @@ from conftest import make_image
 from PIL import Image
 from typer.testing import CliRunner
 
-from stylenorm.cin import CINConfig, CINTransformer
-from stylenorm.cli import app
+from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError
-from stylenorm.stylize import StylizeOptions, Stylizer
-from stylenorm.train_cin import CINTrainConfig, train_cin
-from stylenorm.weights import read_meta, save_weights
-from stylenorm.zoo import load_model
+from stylenorm.hub.weights import read_meta, save_weights
+from stylenorm.hub.zoo import load_model
+from stylenorm.inference.stylize import StylizeOptions, Stylizer
+from stylenorm.models.cin import CINConfig, CINTransformer
+from stylenorm.training.cin import CINTrainConfig, train_cin
 
 SMALL = {"widths": (4, 8, 8), "res_blocks": 1}
 

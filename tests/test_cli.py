@@ -10,7 +10,7 @@ from conftest import make_image
 from PIL import Image
 from typer.testing import CliRunner
 
-from stylenorm.cli import app
+from stylenorm.cli.app import app
 
 runner = CliRunner()
 

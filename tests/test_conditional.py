@@ -1,4 +1,4 @@
-"""Tests for stylenorm.conditional: the pure statistics functions and the conditional modules."""
+"""Tests for stylenorm.nn.conditional: the pure statistics functions and the conditional modules."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylenorm.conditional import (
+from stylenorm.nn.conditional import (
     AdaIN,
     ConditionalBatchNorm2d,
     ConditionalInstanceNorm2d,

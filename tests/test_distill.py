@@ -8,14 +8,14 @@ import torch
 from conftest import make_image
 from typer.testing import CliRunner
 
-from stylenorm.cli import app
-from stylenorm.encoder import TAPS
+from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError
-from stylenorm.losses import mean_std_style_loss
-from stylenorm.teacher_cache import CacheData, CacheSpec, TeacherCache, build_teacher_cache
-from stylenorm.train_distill import DistillConfig, load_teacher, style_stats_loss, train_distill
-from stylenorm.weights import read_meta
-from stylenorm.zoo import load_frozen_encoder, load_model
+from stylenorm.hub.weights import read_meta
+from stylenorm.hub.zoo import load_frozen_encoder, load_model
+from stylenorm.models.vgg import TAPS
+from stylenorm.nn.losses import mean_std_style_loss
+from stylenorm.training.distill import DistillConfig, load_teacher, style_stats_loss, train_distill
+from stylenorm.training.teacher_cache import CacheData, CacheSpec, TeacherCache, build_teacher_cache
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stylenorm.cli import app
-from stylenorm.export import ExportableLite, export_onnx, round_ratio
-from stylenorm.lite import LiteConfig, LiteModel
-from stylenorm.weights import save_weights
+from stylenorm.cli.app import app
+from stylenorm.hub.weights import save_weights
+from stylenorm.inference.export import ExportableLite, export_onnx, round_ratio
+from stylenorm.models.lite import LiteConfig, LiteModel
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()

@@ -8,19 +8,18 @@ import pytest
 import torch
 from torch import nn
 
-from stylenorm.decoder import AdaINDecoder, DecoderConfig
-from stylenorm.encoder import TAPS, EncoderConfig, VGGEncoder
-from stylenorm.fastpath import (
-    FRAME_MIN_POSITIONS,
+from stylenorm.models.adain import AdaINModel, StyleCode
+from stylenorm.models.decoder import AdaINDecoder, DecoderConfig
+from stylenorm.models.fastadain import (
     FastAdaINModel,
     accelerate,
     adain_target,
-    conv_act,
     fast_decode,
     fast_encode,
     modulate,
 )
-from stylenorm.model import AdaINModel, StyleCode
+from stylenorm.models.vgg import TAPS, EncoderConfig, VGGEncoder
+from stylenorm.nn.fused import FRAME_MIN_POSITIONS, conv_act
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SIDE_FRAME = int(FRAME_MIN_POSITIONS**0.5) + 3  # large enough for the frame fix
@@ -76,7 +75,7 @@ def test_modulate_is_adain_blended_by_alpha():
 
 
 def test_accelerate_shares_weights_and_outputs(random_store):
-    from stylenorm.zoo import load_model
+    from stylenorm.hub.zoo import load_model
 
     plain = load_model("adain")
     fast = accelerate(plain)

@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
-from stylenorm.cli import app
+from stylenorm.cli.app import app
 from stylenorm.errors import ImageError
-from stylenorm.images import load_image
-from stylenorm.lite import LiteConfig, LiteModel
-from stylenorm.weights import save_weights
+from stylenorm.hub.weights import save_weights
+from stylenorm.io.images import load_image
+from stylenorm.models.lite import LiteConfig, LiteModel
 
 MAX_PIXELS = 1 << 20  # mutated headers may declare anything; keep the decoders small
 MODES = ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "I;16",

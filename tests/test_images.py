@@ -9,7 +9,7 @@ from conftest import make_image
 from PIL import Image
 
 from stylenorm.errors import ImageError
-from stylenorm.images import list_images, load_image, save_image
+from stylenorm.io.images import list_images, load_image, save_image
 
 
 def test_exif_orientation_is_honoured(tmp_path):

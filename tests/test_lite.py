@@ -6,11 +6,11 @@ import pytest
 import torch
 from conftest import make_image
 
-from stylenorm.lite import LiteCode, LiteConfig, LiteModel
-from stylenorm.stylize import StylizeOptions, Stylizer
-from stylenorm.train_lite import LiteTrainConfig, augment_styles, train_lite
-from stylenorm.weights import save_weights
-from stylenorm.zoo import load_model
+from stylenorm.hub.weights import save_weights
+from stylenorm.hub.zoo import load_model
+from stylenorm.inference.stylize import StylizeOptions, Stylizer
+from stylenorm.models.lite import LiteCode, LiteConfig, LiteModel
+from stylenorm.training.lite import LiteTrainConfig, augment_styles, train_lite
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_tiny_training_run_resumes_exactly(random_store, tmp_path):
 
 @pytest.mark.parametrize("size", [(40, 52), (260, 270)])  # small maps pad, large fix the frame
 def test_fast_path_equals_the_plain_model(model, size):
-    from stylenorm.fastpath import accelerate
+    from stylenorm.models.fastadain import accelerate
 
     fast = accelerate(model)
     assert type(fast).__name__ == "FastLiteModel" and fast.decoder is model.decoder

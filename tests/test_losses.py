@@ -1,12 +1,12 @@
-"""Tests for stylenorm.losses: known values, invariances, purity, dtypes and errors."""
+"""Tests for stylenorm.nn.losses: known values, invariances, purity, dtypes and errors."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from stylenorm.conditional import mean_std
-from stylenorm.losses import (
+from stylenorm.nn.conditional import mean_std
+from stylenorm.nn.losses import (
     channel_mean_std,
     content_loss,
     gram_loss,

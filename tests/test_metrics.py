@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from stylenorm.encoder import VGGEncoder
-from stylenorm.evaluate import evaluate, score_output
-from stylenorm.metrics import psnr, ssim
-from stylenorm.stylize import Stylizer
+from stylenorm.inference.evaluate import evaluate, score_output
+from stylenorm.inference.stylize import Stylizer
+from stylenorm.models.vgg import VGGEncoder
+from stylenorm.nn.metrics import psnr, ssim
 
 
 def test_psnr_known_value():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylenorm.conditional import mean_std
-from stylenorm.decoder import AdaINDecoder, DecoderConfig
-from stylenorm.encoder import TAPS, EncoderConfig, VGGEncoder
-from stylenorm.model import AdaINModel, StyleCode
-from stylenorm.norms import NormName
+from stylenorm.models.adain import AdaINModel, StyleCode
+from stylenorm.models.decoder import AdaINDecoder, DecoderConfig
+from stylenorm.models.vgg import TAPS, EncoderConfig, VGGEncoder
+from stylenorm.nn.conditional import mean_std
+from stylenorm.nn.norms import NormName
 
 
 @pytest.mark.parametrize("family", ["normalised", "torchvision"])

@@ -1,4 +1,4 @@
-"""Tests for stylenorm.norms: registry-driven smoke tests, parity with torch.nn.functional,
+"""Tests for stylenorm.nn.norms: registry-driven smoke tests, parity with torch.nn.functional,
 gradchecks and the closed-form batch-norm backward."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from stylenorm.norms import (
+from stylenorm.nn.norms import (
     NORM_CLASSES,
     BatchNorm2d,
     GroupNorm2d,

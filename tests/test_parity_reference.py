@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from reference_adain import reference_stylize, sequential_decoder, sequential_vgg
 
-from stylenorm.images import load_image
-from stylenorm.stylize import StylizeOptions, Stylizer
+from stylenorm.inference.stylize import StylizeOptions, Stylizer
+from stylenorm.io.images import load_image
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -10,12 +10,10 @@ from conftest import make_image
 from PIL import Image
 from typer.testing import CliRunner
 
-from stylenorm.cli import app
-from stylenorm.conditional import mean_std
+from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError
-from stylenorm.model import StyleCode
-from stylenorm.stylize import Stylizer
-from stylenorm.tiling import (
+from stylenorm.inference.stylize import Stylizer
+from stylenorm.inference.tiling import (
     GRID,
     TileOptions,
     encode_content,
@@ -26,6 +24,8 @@ from stylenorm.tiling import (
     tile_borders,
     window_weights,
 )
+from stylenorm.models.adain import StyleCode
+from stylenorm.nn.conditional import mean_std
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -155,8 +155,8 @@ def test_stylize_command_tiles(random_store, tmp_path):
 
 @pytest.fixture
 def lite_stylizer(tmp_path):
-    from stylenorm.lite import LiteConfig, LiteModel
-    from stylenorm.weights import save_weights
+    from stylenorm.hub.weights import save_weights
+    from stylenorm.models.lite import LiteConfig, LiteModel
 
     torch.manual_seed(3)
     model = LiteModel(LiteConfig(widths=(8, 12, 16), res_blocks=1, style_size=48))
@@ -201,7 +201,7 @@ def test_lite_tiles_are_one_tile_each(lite_stylizer):
 
 
 def test_cin_models_refuse_tiling():
-    from stylenorm.tiling import can_tile, tile_codec
+    from stylenorm.inference.tiling import can_tile, tile_codec
 
     assert not can_tile(torch.nn.Conv2d(3, 3, 1))
     with pytest.raises(StylenormError, match="--tile works with the AdaIN and lite"):

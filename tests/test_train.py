@@ -11,14 +11,14 @@ from conftest import make_image
 from PIL import Image
 from typer.testing import CliRunner
 
-from stylenorm.cli import app
-from stylenorm.data import CropConfig, CropData, find_images
+from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError
-from stylenorm.norms import NormName
-from stylenorm.stylize import StylizeOptions, Stylizer
-from stylenorm.train import TrainConfig, learning_rate
-from stylenorm.train_adain import AdaINTrainConfig, train_adain
-from stylenorm.weights import read_meta
+from stylenorm.hub.weights import read_meta
+from stylenorm.inference.stylize import StylizeOptions, Stylizer
+from stylenorm.nn.norms import NormName
+from stylenorm.training.adain import AdaINTrainConfig, train_adain
+from stylenorm.training.data import CropConfig, CropData, find_images
+from stylenorm.training.loop import TrainConfig, learning_rate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -295,7 +295,7 @@ def test_validation_needs_both_folders(random_store, tmp_path, folders):
 def test_init_starts_from_a_trained_decoder(random_store, tmp_path, folders):
     first = train_adain(tiny(tmp_path, folders, out=str(tmp_path / "first"), sample_every=0),
                         progress=False)
-    from stylenorm.weights import load_weights
+    from stylenorm.hub.weights import load_weights
 
     trained, _ = load_weights(first.model_path)
     second = train_adain(tiny(tmp_path, folders, out=str(tmp_path / "second"), sample_every=0,
@@ -309,7 +309,7 @@ def test_init_starts_from_a_trained_decoder(random_store, tmp_path, folders):
 
 
 def test_switchable_mixture_learns_at_its_own_rate(random_store, tmp_path, folders):
-    from stylenorm.train_adain import build_adain_task
+    from stylenorm.training.adain import build_adain_task
 
     config = tiny(tmp_path, folders, norm="switchable", mix_lr_scale=10.0)
     encoder = torch.nn.Identity()
@@ -319,7 +319,7 @@ def test_switchable_mixture_learns_at_its_own_rate(random_store, tmp_path, folde
     assert mixture["lr_scale"] == 10.0 and len(mixture["params"]) == 16
     optimizer = torch.optim.Adam(task.trainable(), lr=1.0)
     assert learning_rate(config, 0) == config.lr
-    from stylenorm.train import train_step
+    from stylenorm.training.loop import train_step
 
     class Fixed:
         network = task.network
@@ -337,7 +337,7 @@ def test_sigint_stops_after_the_iteration_with_a_checkpoint(random_store, tmp_pa
     import os
     import signal
 
-    from stylenorm import train
+    from stylenorm.training import loop as train
 
     whole = train_adain(tiny(tmp_path, folders, out=str(tmp_path / "a"), iterations=4,
                              checkpoint_every=4, sample_every=0), progress=False)

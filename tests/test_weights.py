@@ -11,16 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylenorm.decoder import AdaINDecoder, DecoderConfig
-from stylenorm.encoder import (
-    NORMALISED_SEQUENTIAL_INDEX,
-    TORCHVISION_FEATURES_INDEX,
-    EncoderConfig,
-    VGGEncoder,
-)
 from stylenorm.errors import WeightsError
-from stylenorm.fetch import WeightsRecord, fetch
-from stylenorm.weights import (
+from stylenorm.hub.fetch import WeightsRecord, fetch
+from stylenorm.hub.weights import (
     installed_weights,
     load_pth,
     load_state_strict,
@@ -29,7 +22,14 @@ from stylenorm.weights import (
     resolve_weights,
     save_weights,
 )
-from stylenorm.zoo import import_decoder, import_encoder, load_model
+from stylenorm.hub.zoo import import_decoder, import_encoder, load_model
+from stylenorm.models.decoder import AdaINDecoder, DecoderConfig
+from stylenorm.models.vgg import (
+    NORMALISED_SEQUENTIAL_INDEX,
+    TORCHVISION_FEATURES_INDEX,
+    EncoderConfig,
+    VGGEncoder,
+)
 
 
 def public_encoder_state(family: str, full: bool) -> dict[str, torch.Tensor]:
@@ -69,7 +69,7 @@ def test_import_decoder_and_load_model(tmp_path, monkeypatch):
     torch.save(public_encoder_state("normalised", False), tmp_path / "vgg.pth")
     import_encoder(tmp_path / "vgg.pth")
     decoder = AdaINDecoder()
-    from stylenorm.decoder import adain_decoder_key_map
+    from stylenorm.models.decoder import adain_decoder_key_map
 
     state = {theirs: torch.randn_like(decoder.state_dict()[ours])
              for ours, theirs in adain_decoder_key_map().items()}
@@ -201,9 +201,9 @@ def test_fetch_unreachable_is_one_clear_error(tmp_path, http_folder):
 def test_pack_halves_floats_changes_config_and_adds_provenance(tmp_path):
     from typer.testing import CliRunner
 
-    from stylenorm.cli import app
-    from stylenorm.lite import LiteConfig, LiteModel
-    from stylenorm.weights import load_weights, read_meta, save_weights
+    from stylenorm.cli.app import app
+    from stylenorm.hub.weights import load_weights, read_meta, save_weights
+    from stylenorm.models.lite import LiteConfig, LiteModel
 
     model = LiteModel(LiteConfig(widths=(8, 8, 8), res_blocks=1, style_size=32))
     source = save_weights(tmp_path / "run.safetensors", model.state_dict(), "lite",

@@ -1,0 +1,135 @@
+"""``stylenorm batch`` and ``stylenorm bench``: Typer commands over :mod:`..inference.batch` and
+:mod:`stylenorm.inference.bench` (registered on the main app by :mod:`stylenorm.cli.app`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from tqdm.auto import tqdm
+
+from ..hub.zoo import DEFAULT_MODEL
+from ..inference.tiling import TileOptions
+from ..io.images import DEFAULT_MAX_PIXELS
+from ..runtime import Device, Precision
+from .errors import user_errors
+
+
+def set_threads(threads: int) -> None:
+    """``threads`` CPU threads for torch (0 keeps its default, one per core)."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+THREADS_HELP = ("CPU threads (0: one per core). On a machine where another job holds a core, "
+                "1 is several times faster than 2.")
+
+
+def log_line(message: str) -> None:
+    """One line on stderr that does not tear the progress bar."""
+    tqdm.write(message, file=sys.stderr)
+
+
+@user_errors
+def batch(
+    content_dir: Path = typer.Argument(None, exists=True, file_okay=False,
+                                       help="Folder of content images."),
+    style_dir: Path = typer.Argument(None, exists=True, file_okay=False,
+                                     help="Folder of style images."),
+    output: Path = typer.Option(..., "--output", "-o", file_okay=False,
+                                help="Output folder (created if needed)."),
+    pairs: Path = typer.Option(None, exists=True, dir_okay=False,
+                               help="File of 'content<TAB>style' or 'content,style' lines, "
+                                    "instead of the two folders."),
+    recursive: bool = typer.Option(False, help="Search the folders' sub-folders too."),
+    ext: str = typer.Option("jpg", help="Output format: jpg, png, webp, ..."),
+    overwrite: bool = typer.Option(False, help="Redo outputs that already exist."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Installed model name or a .safetensors path."),
+    alpha: float = typer.Option(1.0, min=0.0, max=1.0, help="Style strength, 0..1."),
+    preserve_color: bool = typer.Option(False, help="Keep the content's colours "
+                                                    "(then each style is encoded per pair)."),
+    size: int = typer.Option(512, help="Content shorter side in px (0 keeps the original)."),
+    style_size: int = typer.Option(512, help="Style shorter side in px (0 keeps the original)."),
+    crop: bool = typer.Option(False, help="Centre-crop content and style to squares."),
+    tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
+    tile_size: int = typer.Option(TileOptions.tile, help="Tile side in px (multiple of 8)."),
+    device: Device = typer.Option(Device.AUTO, help="Where to run."),
+    precision: Precision = typer.Option(Precision.AUTO, help="Arithmetic precision; auto = bf16 "
+                                        "on CPUs where it is faster, fp16 on GPUs."),
+    batch_size: int = typer.Option(0, min=0, help="Same-size contents per model call "
+                                   "(0: 4 on GPUs, 1 on CPUs)."),
+    workers: int = typer.Option(2, min=1, help="Background threads reading/writing images."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1,
+                                   help="Refuse larger inputs (checked before decoding)."),
+    threads: int = typer.Option(0, min=0, help=THREADS_HELP),
+    progress: bool = typer.Option(True, help="Show a progress bar with ETA."),
+) -> None:
+    """Stylise every CONTENT_DIR image with every STYLE_DIR image (or the --pairs) into -o.
+
+    Outputs are named <content>__<style>.<ext>; existing ones are skipped, so an interrupted run
+    started again finishes only the rest. Unreadable files are reported and skipped; the exit
+    code is 1 when any output failed.
+    """
+    from ..inference.batch import batch_stylize
+
+    set_threads(threads)
+    report = batch_stylize(
+        content_dir, style_dir, output, pairs=pairs, model=model, device=device.value,
+        precision=precision.value, recursive=recursive, ext=ext, overwrite=overwrite,
+        batch_size=batch_size, workers=workers, progress=progress, log=log_line, alpha=alpha,
+        preserve_color=preserve_color, size=size, style_size=style_size, crop=crop,
+        max_pixels=max_pixels, tile=tile, tile_size=tile_size,
+    )
+    typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def parse_sizes(text: str) -> list[int | tuple[int, int]]:
+    """``512,3840x2160`` -> [512, (3840, 2160)]: squares, or WIDTHxHEIGHT."""
+    sizes: list[int | tuple[int, int]] = []
+    try:
+        for value in text.replace(" ", "").lower().split(","):
+            if "x" in value:
+                width, height = value.split("x")
+                sizes.append((int(width), int(height)))
+            elif value:
+                sizes.append(int(value))
+    except ValueError:
+        raise typer.BadParameter(f"expected sizes like 512,3840x2160; got {text!r}") from None
+    return sizes
+
+
+@user_errors
+def bench(
+    sizes: str = typer.Option("512", help="Content sizes in px: squares or WIDTHxHEIGHT, "
+                              "e.g. 512,3840x2160."),
+    batch: int = typer.Option(1, min=1, help="Contents per model call (stylenorm pipeline)."),
+    images: int = typer.Option(8, min=1, help="Contents timed per pipeline and size."),
+    style_size: int = typer.Option(512, min=16, help="Style side in px."),
+    precision: Precision = typer.Option(Precision.AUTO, help="stylenorm pipeline precision."),
+    device: Device = typer.Option(Device.AUTO, help="Where to run."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Installed model name or a .safetensors path."),
+    reference: bool = typer.Option(True, help="Also run the plain fp32 eager pipeline."),
+    reference_model: str = typer.Option(
+        "adain", help="AdaIN model of the plain pipeline when --model is the lite model."),
+    threads: int = typer.Option(0, min=0, help=THREADS_HELP),
+) -> None:
+    """Images/s, peak memory and GFLOP/s: stylenorm beside the plain reference pipeline."""
+    from ..inference.bench import HEADER, BenchConfig, describe_machine, run_bench, speedups
+
+    config = BenchConfig(parse_sizes(sizes), batch, images, style_size, precision.value,
+                         device.value, model, reference, reference_model)
+    from ..runtime import resolve_device
+
+    set_threads(threads)
+    typer.echo(f"processor: {describe_machine(resolve_device(device.value))}")
+    typer.echo(HEADER)
+    rows = run_bench(config, log=typer.echo)
+    for line in speedups(rows):
+        typer.echo(line)
+    if any(not r.peak_exact for r in rows):
+        typer.echo("* lifetime peak of the process (the per-pipeline peak is not readable here)")

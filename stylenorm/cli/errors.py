@@ -1,0 +1,73 @@
+"""How the command line reports errors: one ``error:`` line on stderr and an exit code, never a
+traceback (set STYLENORM_DEBUG=1 to see one)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import typer
+import typer.core
+
+from ..errors import StylenormError
+
+# click's base of usage errors, wherever this Typer takes click from (recent ones vendor it).
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """The app's group: usage errors (a bad option value, a missing argument) print one
+    ``error:`` line too, like the library's errors, instead of a usage panel."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                sys.exit(exc.exit_code)  # the help has been shown
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def user_errors(command):
+    """Turn library and OS errors into one line on stderr and exit code 1 (never a traceback;
+    set STYLENORM_DEBUG=1 to see one)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        if os.environ.get("STYLENORM_DEBUG"):
+            return command(*args, **kwargs)
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, ClickException):
+            raise  # the command's own exit code or usage error
+        except StylenormError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+        except MemoryError:
+            raise fail("out of memory; try a smaller --size or --tile") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{exc.strerror or exc}") from None
+        except Exception as exc:  # a bug: still one line, with the way to see more
+            raise fail(
+                f"internal error: {type(exc).__name__}: {exc} (set STYLENORM_DEBUG=1 for details)"
+            ) from None
+
+    return wrapper

@@ -1,0 +1,290 @@
+"""``stylenorm train``: the Typer commands over :mod:`stylenorm.training.adain` and
+:mod:`stylenorm.training.cin` (registered on the main app by :mod:`stylenorm.cli.app`)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tqdm.auto import tqdm
+
+from ..nn.norms import NormName
+from ..runtime import Device, Precision
+from ..training.adain import StyleLoss
+from ..training.data import DataMode
+from ..training.loop import Schedule
+from .errors import user_errors
+
+train_app = typer.Typer(help="Train AdaIN decoders and multi-style CIN networks.",
+                        no_args_is_help=True)
+
+Folder = Annotated[Path, typer.Option(exists=True, file_okay=False, dir_okay=True,
+                                      help="Folder of images (searched recursively).")]
+Iterations = Annotated[int, typer.Option(min=1, help="Training iterations (batches).")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Images per batch.")]
+CropSize = Annotated[int, typer.Option(min=16, help="Random-resized-crop size in px.")]
+Lr = Annotated[float, typer.Option(help="Adam learning rate.")]
+LrDecay = Annotated[float, typer.Option(help="Inverse-time decay: lr / (1 + decay * iter).")]
+ScheduleOpt = Annotated[Schedule, typer.Option(help="Learning-rate schedule.")]
+CheckpointEvery = Annotated[int, typer.Option(min=1, help="Checkpoint every N iterations.")]
+SampleEvery = Annotated[int, typer.Option(min=0, help="Sample grid every N iterations (0: off).")]
+LogEvery = Annotated[int, typer.Option(min=1, help="Log the losses every N iterations.")]
+Out = Annotated[Path, typer.Option(help="Run folder: checkpoint, log, samples, final model.")]
+Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")]
+Seed = Annotated[int, typer.Option(help="Seed for initialisation and data sampling.")]
+PrecisionOpt = Annotated[Precision, typer.Option(
+    help="Autocast precision; auto = bf16 on CPUs where it is faster and on GPUs that have it.")]
+DeviceOpt = Annotated[Device, typer.Option(help="Where to train.")]
+ChannelsLast = Annotated[bool, typer.Option(help="Channels-last memory format.")]
+Compile = Annotated[bool, typer.Option(help="torch.compile the trained network.")]
+Data = Annotated[DataMode, typer.Option(
+    "--data", help="stream: decode in workers; memory: keep images on the device.")]
+Workers = Annotated[int, typer.Option(min=0, help="DataLoader workers (default: min(2, CPUs)).")]
+Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
+ValFolder = Annotated[Path, typer.Option(
+    exists=True, file_okay=False, help="Held-out images for validation losses (with --val-every).")]
+ValEvery = Annotated[int, typer.Option(
+    min=0, help="Losses on the held-out pairs every N iterations (0: off).")]
+ValCount = Annotated[int, typer.Option(min=1, help="Held-out pairs (content i with style i).")]
+Threads = Annotated[int, typer.Option(
+    min=0, help="CPU threads for torch (0: torch's default, one per core).")]
+
+
+class TqdmHandler(logging.Handler):
+    """Log lines printed above the progress bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(self.format(record), file=None)
+
+
+def setup(threads: int) -> None:
+    """Log lines above the progress bar; ``threads`` CPU threads when given."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    logger = logging.getLogger("stylenorm")
+    if not any(isinstance(h, TqdmHandler) for h in logger.handlers):
+        logger.addHandler(TqdmHandler())
+
+
+def _loop_options(
+    batch_size: BatchSize = 8,
+    crop_size: CropSize = 256,
+    schedule: ScheduleOpt = Schedule.INVERSE_TIME,
+    checkpoint_every: CheckpointEvery = 1000,
+    sample_every: SampleEvery = 1000,
+    log_every: LogEvery = 10,
+    resume: Resume = False,
+    seed: Seed = 0,
+    precision: PrecisionOpt = Precision.AUTO,
+    device: DeviceOpt = Device.AUTO,
+    channels_last: ChannelsLast = True,
+    compile: Compile = False,
+    data: Data = DataMode.AUTO,
+    workers: Workers = None,
+    val_content: ValFolder = None,
+    val_style: ValFolder = None,
+    val_every: ValEvery = 0,
+    val_count: ValCount = 8,
+    threads: Threads = 0,
+    progress: Progress = True,
+) -> None:
+    """The options every ``train`` command shares (see :func:`with_loop_options`)."""
+
+
+def with_loop_options(command):
+    """Append :func:`_loop_options`' parameters to ``command``'s signature (Typer reads it);
+    the command receives them in ``**loop``, for :func:`loop_config` and :func:`run_options`."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.kind is not p.VAR_KEYWORD]
+    shared = inspect.signature(_loop_options, eval_str=True).parameters.values()
+    command.__signature__ = inspect.Signature([*own, *shared])
+    return command
+
+
+def loop_config(loop: dict) -> dict:
+    """The TrainConfig fields among the shared options."""
+    values = {k: v for k, v in loop.items() if k not in ("resume", "threads", "progress")}
+    for name in ("schedule", "precision", "device"):
+        values[name] = values[name].value
+    values["data_mode"] = values.pop("data").value
+    values["num_workers"] = values.pop("workers")
+    for name in ("val_content", "val_style"):
+        values[name] = str(values[name] or "")
+    return values
+
+
+def run_options(loop: dict) -> dict:
+    """Set up logging and threads; the keyword arguments of the train function."""
+    setup(loop["threads"])
+    return {"resume": loop["resume"], "progress": loop["progress"]}
+
+
+def echo_result(result) -> None:
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
+    typer.echo(f"wrote {result.model_path} ({result.iterations} iterations, "
+               f"{result.wall_time_s:.0f} s; final losses: {losses})")
+    if result.report:
+        typer.echo(result.report)
+
+
+@train_app.command("adain")
+@user_errors
+@with_loop_options
+def adain(
+    content: Folder,
+    style: Folder,
+    out: Out = Path("runs/adain"),
+    encoder: Annotated[str, typer.Option(
+        help="VGG encoder: an installed name or a .safetensors path.")] = "vgg19-normalised",
+    norm: Annotated[NormName, typer.Option(help="Norm layer of the decoder.")] = NormName.NONE,
+    style_loss: Annotated[StyleLoss, typer.Option(
+        help="mean-std (AdaIN) or gram style loss.")] = StyleLoss.MEAN_STD,
+    content_weight: Annotated[float, typer.Option(help="Content loss weight.")] = 1.0,
+    style_weight: Annotated[float, typer.Option(help="Style loss weight.")] = 10.0,
+    mix_lr_scale: Annotated[float, typer.Option(
+        min=0.0, help="Switchable norm: the mixture weights learn at lr times this.")] = 1.0,
+    init: Annotated[Path, typer.Option(
+        exists=True, dir_okay=False, help="Start from this AdaIN decoder.")] = None,
+    iterations: Iterations = 160_000,
+    lr: Lr = 1e-4,
+    lr_decay: LrDecay = 5e-5,
+    **loop,
+) -> None:
+    """Train an AdaIN decoder on CONTENT and STYLE folders; writes OUT/model.safetensors."""
+    from ..training.adain import AdaINTrainConfig, train_adain
+
+    run = run_options(loop)
+    config = AdaINTrainConfig(
+        content=str(content), style=str(style), out=str(out), encoder=encoder, norm=norm.value,
+        style_loss=style_loss.value, content_weight=content_weight, style_weight=style_weight,
+        mix_lr_scale=mix_lr_scale, iterations=iterations, lr=lr, lr_decay=lr_decay,
+        **loop_config(loop),
+    )
+    echo_result(train_adain(config, **run, init=str(init) if init else None))
+
+
+@train_app.command("lite")
+@user_errors
+@with_loop_options
+def lite(
+    content: Folder,
+    style: Folder,
+    out: Out = Path("runs/lite"),
+    encoder: Annotated[str, typer.Option(
+        help="VGG loss network: an installed name or a .safetensors path.")] = "vgg19-normalised",
+    widths: Annotated[str, typer.Option(
+        help="Channels at full, 1/2 and 1/4 resolution.")] = "16,32,64",
+    res_blocks: Annotated[int, typer.Option(min=1, help="Residual blocks per bottleneck.")] = 2,
+    content_weight: Annotated[float, typer.Option(help="Content loss weight.")] = 1.0,
+    style_weight: Annotated[float, typer.Option(help="Style loss weight.")] = 10.0,
+    identity_weight: Annotated[float, typer.Option(
+        help="Weight of reconstructing a content from its own code.")] = 5.0,
+    augment: Annotated[bool, typer.Option(help="Flip, turn and recolour styles.")] = True,
+    init: Annotated[Path, typer.Option(help="Start from this lite model.")] = None,
+    teacher: Annotated[str, typer.Option(
+        help="Distil this installed AdaIN model (name or .safetensors file): its outputs on "
+        "cached crops become the targets.")] = None,
+    cache: Annotated[Path, typer.Option(
+        help="Teacher-output cache folder, reusable across runs [default: OUT/teacher-cache].")
+    ] = None,
+    cache_pairs: Annotated[int, typer.Option(
+        min=1, help="(content, style) crops the teacher stylises once, with --teacher.")] = 2000,
+    pixel_weight: Annotated[float, typer.Option(
+        help="With --teacher: weight of the L1 distance to the teacher's output.")] = 10.0,
+    feature_weight: Annotated[float, typer.Option(
+        help="With --teacher: weight of the VGG feature distance to the teacher's output.")
+    ] = 1.0,
+    feature_layer: Annotated[str, typer.Option(
+        help="With --teacher: VGG layer of that feature distance.")] = "relu2_1",
+    style_layers: Annotated[str, typer.Option(
+        help="With --teacher: VGG layers whose statistics must match the style's.")
+    ] = "relu1_1,relu2_1",
+    iterations: Iterations = 160_000,
+    lr: Lr = 5e-4,
+    lr_decay: LrDecay = 1e-4,
+    **loop,
+) -> None:
+    """Train the VGG-free lite model (VGG is only its loss), or distil an AdaIN teacher into it
+    (--teacher); writes OUT/model.safetensors."""
+    from ..errors import StylenormError
+    from ..training.lite import LiteTrainConfig, train_lite
+
+    width_values = tuple(int(v) for v in widths.split(",") if v.strip().isdigit())
+    if len(width_values) != 3 or len(widths.split(",")) != 3:
+        raise StylenormError(f"--widths must be three integers like 16,32,64; got {widths!r}")
+    run = run_options(loop)
+    fields = dict(
+        content=str(content), style=str(style), out=str(out), encoder=encoder,
+        widths=width_values, res_blocks=res_blocks, content_weight=content_weight,
+        style_weight=style_weight, identity_weight=identity_weight, augment=augment,
+        iterations=iterations, lr=lr, lr_decay=lr_decay, **loop_config(loop),
+    )
+    if teacher is None:
+        echo_result(train_lite(LiteTrainConfig(**fields), **run,
+                               init=str(init) if init else None))
+        return
+    from ..training.distill import DistillConfig, train_distill
+
+    config = DistillConfig(**fields, teacher=teacher, cache=str(cache) if cache else "",
+                           cache_pairs=cache_pairs, pixel_weight=pixel_weight,
+                           feature_weight=feature_weight, feature_layer=feature_layer,
+                           style_layers=tuple(v.strip() for v in style_layers.split(",")))
+    echo_result(train_distill(config, **run, init=str(init) if init else None))
+
+
+def parse_widths(text: str) -> tuple[int, int, int]:
+    from ..errors import StylenormError
+
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise StylenormError(f"--widths must be three positive integers like 32,64,128; "
+                             f"got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+@train_app.command("cin")
+@user_errors
+@with_loop_options
+def cin(
+    content: Folder,
+    styles: Annotated[Path, typer.Option(
+        exists=True, file_okay=False, help="Folder of style images: each image is one style "
+        "(sorted by file name).")],
+    extend: Annotated[Path, typer.Option(
+        exists=True, dir_okay=False, help="A trained CIN model: add the --styles to it, "
+        "training only their new gamma/beta rows.")] = None,
+    out: Out = Path("runs/cin"),
+    encoder: Annotated[str, typer.Option(
+        help="VGG loss network: an installed name or a .safetensors path.")] = "vgg19-normalised",
+    widths: Annotated[str, typer.Option(
+        help="Channels at full, 1/2 and 1/4 resolution.")] = "32,64,128",
+    res_blocks: Annotated[int, typer.Option(min=1, help="Residual blocks.")] = 5,
+    style_size: Annotated[int, typer.Option(
+        min=16, help="Style images' shorter side in px for their Gram matrices.")] = 512,
+    content_layer: Annotated[str, typer.Option(
+        help="VGG layer of the content loss (relu1_1 .. relu4_1).")] = "relu3_1",
+    content_weight: Annotated[float, typer.Option(help="Content loss weight.")] = 1.0,
+    style_weight: Annotated[float, typer.Option(help="Gram style loss weight.")] = 1e4,
+    tv_weight: Annotated[float, typer.Option(help="Total-variation weight (0: off).")] = 0.0,
+    iterations: Iterations = 40_000,
+    lr: Lr = 1e-3,
+    lr_decay: LrDecay = 5e-5,
+    **loop,
+) -> None:
+    """Train a multi-style CIN network (one style per image in STYLES), or --extend one."""
+    from ..training.cin import CINTrainConfig, train_cin
+
+    run = run_options(loop)
+    config = CINTrainConfig(
+        content=str(content), styles=str(styles), extend=str(extend) if extend else "",
+        out=str(out), encoder=encoder, widths=parse_widths(widths), res_blocks=res_blocks,
+        style_size=style_size, content_layer=content_layer, content_weight=content_weight,
+        style_weight=style_weight, tv_weight=tv_weight, iterations=iterations, lr=lr,
+        lr_decay=lr_decay, **loop_config(loop),
+    )
+    echo_result(train_cin(config, **run))

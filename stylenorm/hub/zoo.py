@@ -1,0 +1,180 @@
+"""The model zoo: builds models from weights files and imports public ``.pth`` checkpoints.
+
+Kinds of weights file:
+
+* ``vgg-encoder``: a VGG-19 encoder (config: :class:`EncoderConfig`), installed once under the
+  standard name of its family and shared by every AdaIN decoder.
+* ``adain``: an AdaIN decoder (config: ``{"decoder": DecoderConfig, "encoder": EncoderConfig}``);
+  loading it also loads the matching encoder from the store.
+* ``cin``: a multi-style CIN transformer network (config: :class:`CINConfig`, with the style
+  names); needs no encoder and no style images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import WeightsError
+from ..models.adain import AdaINModel
+from ..models.cin import CINConfig, CINTransformer
+from ..models.decoder import AdaINDecoder, DecoderConfig, adain_decoder_key_map
+from ..models.lite import LiteConfig, LiteModel
+from ..models.vgg import EncoderConfig, EncoderFamily, VGGEncoder, sequential_key_map
+from .weights import (
+    load_pth,
+    load_state_strict,
+    load_weights,
+    rename_state,
+    resolve_weights,
+    save_weights,
+    weights_home,
+)
+
+ENCODER_NAMES = {
+    EncoderFamily.NORMALISED: "vgg19-normalised",
+    EncoderFamily.TORCHVISION: "vgg19-torchvision",
+}
+DEFAULT_MODEL = "lite"  # shipped in weights/ (stylenorm.bundled); needs no VGG
+
+
+def encoder_name(family: str | EncoderFamily) -> str:
+    return ENCODER_NAMES[EncoderFamily(family)]
+
+
+def load_encoder(family: str | EncoderFamily = EncoderFamily.NORMALISED) -> VGGEncoder:
+    """The installed encoder of ``family``, with a hint on how to install it if absent."""
+    name = encoder_name(family)
+    try:
+        path = resolve_weights(name)
+    except WeightsError:
+        raise WeightsError(
+            f"the {EncoderFamily(family).value} VGG-19 encoder ({name}) is not installed in "
+            f"{weights_home()}; install it with `stylenorm weights import --encoder "
+            "vgg_normalised.pth` (or `stylenorm weights fetch vgg19-torchvision`)"
+        ) from None
+    return encoder_from_file(path)
+
+
+def encoder_from_file(path: Path, what: str = "") -> VGGEncoder:
+    """The VGG encoder stored in ``path``; ``what`` prefixes errors (e.g. ``--encoder``)."""
+    tensors, meta = load_weights(path)
+    if meta.kind != "vgg-encoder":
+        raise WeightsError(f"{what}{path}: holds a {meta.kind!r} model, not a vgg-encoder")
+    encoder = VGGEncoder(EncoderConfig(**meta.config))
+    load_state_strict(encoder, tensors, path)
+    return encoder
+
+
+def load_frozen_encoder(name_or_path: str) -> tuple[VGGEncoder, dict]:
+    """A VGG encoder from an installed name or a file, and where it came from (for provenance)."""
+    try:
+        path = resolve_weights(name_or_path)
+    except WeightsError as exc:
+        raise WeightsError(
+            f"--encoder: {exc}. Install the encoder with `stylenorm weights import --encoder "
+            "vgg_normalised.pth`, or pass a .safetensors path"
+        ) from None
+    encoder = encoder_from_file(path, "--encoder ")
+    return encoder, {"encoder": path.name, "encoder_sha256": file_sha256(path)}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_adain(config: dict) -> AdaINModel:
+    decoder = AdaINDecoder(DecoderConfig(**config.get("decoder", {})))
+    encoder_family = config.get("encoder", {}).get("family", EncoderFamily.NORMALISED.value)
+    return AdaINModel(load_encoder(encoder_family), decoder)
+
+
+def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> nn.Module:
+    """A ready model (eval mode, fp32) from an installed name or a file path."""
+    path = resolve_weights(name_or_path)
+    tensors, meta = load_weights(path)
+    loader = MODEL_LOADERS.get(meta.kind)
+    if loader is None:
+        raise WeightsError(
+            f"{path}: holds a {meta.kind!r} model; stylize takes {sorted(MODEL_LOADERS)}"
+        )
+    try:
+        model = loader(meta.config, tensors, path)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        if isinstance(exc, WeightsError):
+            raise
+        raise WeightsError(
+            f"{path}: its config does not describe a {meta.kind!r} model ({exc})") from None
+    model.weights_meta = meta
+    return model.eval()
+
+
+def load_adain(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> AdaINModel:
+    model = build_adain(config)
+    load_state_strict(model.decoder, tensors, path)
+    return model
+
+
+def load_lite(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> LiteModel:
+    model = LiteModel(LiteConfig.from_dict(config))
+    load_state_strict(model, tensors, path)
+    return model
+
+
+def load_cin(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> CINTransformer:
+    model = CINTransformer(CINConfig(**config))
+    load_state_strict(model, tensors, path)
+    return model
+
+
+# kind -> loader(config, tensors, path); each kind's module adds its entry here.
+MODEL_LOADERS = {"adain": load_adain, "lite": load_lite, "cin": load_cin}
+
+
+# --------------------------------------------------------------------------- importers
+
+
+def import_encoder(
+    pth: str | os.PathLike, family: str = "normalised", home: Path | None = None
+) -> Path:
+    """Convert a public VGG-19 ``.pth`` (normalised AdaIN layout, full or truncated after
+    relu4_1, or torchvision's ``vgg19-*.pth``) into the store."""
+    pth = Path(pth)
+    family_enum = EncoderFamily(family)
+    config = EncoderConfig(family=family_enum.value)
+    encoder = VGGEncoder(config)
+    state = load_pth(pth)
+    if family_enum is EncoderFamily.NORMALISED:
+        def later_layer(key: str) -> bool:  # layers past relu4_1 in the full file
+            head = key.split(".")[0]
+            return head.isdigit() and int(head) > 29
+    else:
+        def later_layer(key: str) -> bool:
+            head = key.split(".")
+            return head[0] == "classifier" or (head[0] == "features" and int(head[1]) > 19)
+    tensors = rename_state(state, sequential_key_map(family_enum), encoder.state_dict(), pth,
+                           ignore_extra=later_layer)
+    path = (home or weights_home()) / f"{encoder_name(family_enum)}.safetensors"
+    provenance = {"imported_from": pth.name, "layout": f"public {family_enum.value} VGG-19"}
+    return save_weights(path, tensors, "vgg-encoder", config.to_dict(), provenance)
+
+
+def import_decoder(
+    pth: str | os.PathLike, name: str, family: str = "normalised", home: Path | None = None
+) -> Path:
+    """Convert a public PyTorch-AdaIN ``decoder.pth`` into the store as model ``name``."""
+    pth = Path(pth)
+    decoder = AdaINDecoder(DecoderConfig())
+    tensors = rename_state(load_pth(pth), adain_decoder_key_map(), decoder.state_dict(), pth)
+    config = {"decoder": DecoderConfig().to_dict(), "encoder": {"family": family}}
+    provenance = {"imported_from": pth.name, "layout": "public PyTorch AdaIN decoder"}
+    path = (home or weights_home()) / f"{name}.safetensors"
+    return save_weights(path, tensors, "adain", config, provenance)

@@ -1,0 +1,295 @@
+"""``stylenorm batch``: stylise many content x style pairs with N + M encoder passes, not 2NM.
+
+How the work flows:
+
+* **Styles** are read (by background threads) and each is encoded once to a
+  :class:`~..models.adain.StyleCode`. With ``preserve_color`` a style is first recoloured to each
+  content's palette, so its code depends on the content: then the style is read once but encoded
+  once per pair.
+* **Contents** are read and decoded by background threads ahead of the model, grouped by shape
+  into batches of up to ``batch_size`` and encoded once each; every style they are paired with
+  reuses those features. Contents above the tiling threshold (or all, with ``tile``) are encoded
+  in tiles, one at a time (:mod:`stylenorm.inference.tiling`).
+* **Outputs** are encoded and written atomically by background threads while the model works on
+  the next batch (a bounded queue), so a killed run leaves only complete images and a rerun
+  skips them (:func:`~stylenorm.inference.batchplan.split_existing`).
+
+A file that cannot be read or written is reported once (one line naming it and the problem), its
+outputs are counted as failed, and the run goes on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import StylenormError
+from ..hub.zoo import DEFAULT_MODEL
+from ..io.images import LoadedImage, load_image, save_image
+from ..models.adain import AdaINModel, StyleCode
+from ..models.lite import LiteCode
+from .batchplan import (
+    BatchPlan,
+    Job,
+    plan_folders,
+    plan_pairs,
+    read_pairs,
+    remove_partial,
+    split_existing,
+)
+from .stylize import MIN_IMAGE_SIZE, StylizeOptions, Stylizer
+from .tiling import TileOptions, can_tile, decode_tiled, encode_content, should_tile, tile_codec
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class BatchOptions:
+    """How the batch runs (what to make is in :class:`~stylenorm.inference.batchplan.BatchPlan`)."""
+
+    batch_size: int = 0  # same-size contents per model call; 0: 4 on GPUs, 1 on CPUs
+    workers: int = 2  # background threads reading and writing images
+
+    def resolved_batch_size(self, device: torch.device) -> int:
+        if self.batch_size < 0 or self.workers < 1:
+            raise StylenormError(
+                f"--batch-size must be >= 0 and --workers >= 1; got {self.batch_size}, "
+                f"{self.workers}"
+            )
+        # On a 2-core CPU a batch of 4 at 512 px ran 9 % slower per image than single images.
+        return self.batch_size or (4 if device.type == "cuda" else 1)
+
+
+@dataclass
+class BatchReport:
+    """What a run did: outputs written, outputs already there, and failures with reasons."""
+
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: dict[Path, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        lines = [f"done {len(self.done)}, skipped {len(self.skipped)} (already there), "
+                 f"failed {len(self.failed)}"]
+        reasons: dict[str, int] = {}
+        for reason in self.failed.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        lines += [f"  failed: {r} ({n} output{'s' * (n != 1)})" for r, n in reasons.items()]
+        return "\n".join(lines)
+
+
+@dataclass
+class _Content:
+    image: LoadedImage
+    jobs: list[Job]
+
+
+def _read(path: Path, options: StylizeOptions, style: bool) -> LoadedImage:
+    size = options.style_size if style else options.size
+    return load_image(path, size, options.crop, options.max_pixels, MIN_IMAGE_SIZE)
+
+
+class _Run:
+    """One batch run: the model, the reader and writer threads, the report and progress bar."""
+
+    def __init__(self, stylizer: Stylizer, options: StylizeOptions, batch: BatchOptions,
+                 bar: tqdm, log: Log | None) -> None:
+        self.stylizer, self.options, self.bar, self.log = stylizer, options, bar, log
+        self.batch_size = batch.resolved_batch_size(stylizer.device)
+        self.readers = ThreadPoolExecutor(batch.workers, thread_name_prefix="stylenorm-read")
+        self.writers = ThreadPoolExecutor(batch.workers, thread_name_prefix="stylenorm-write")
+        self.writes: deque[tuple[Job, Future]] = deque()
+        self.max_writes = 2 * batch.workers + self.batch_size
+        self.report = BatchReport()
+        self.submitted: set[Path] = set()
+        self.styles: dict[Path, StyleCode | LiteCode | torch.Tensor] = {}
+
+    def fail(self, jobs: Iterable[Job], reason: str) -> None:
+        skip = self.submitted.union(self.report.failed)
+        jobs = [j for j in jobs if j.output not in skip]
+        if self.log is not None and jobs:
+            self.log(f"skipped: {reason}")
+        for job in jobs:
+            self.report.failed[job.output] = reason
+        self.bar.update(len(jobs))
+
+    def load_styles(self, jobs: list[Job]) -> None:
+        """Read every style once and, unless colours are preserved, encode it once."""
+        paths = list(dict.fromkeys(j.style for j in jobs))
+        futures = {p: self.readers.submit(_read, p, self.options, True) for p in paths}
+        for path, future in futures.items():
+            try:
+                rgb = future.result().rgb
+            except StylenormError as exc:
+                self.fail([j for j in jobs if j.style == path], str(exc))
+                continue
+            keep = self.options.preserve_color
+            self.styles[path] = rgb if keep else self.stylizer.style_code([rgb], None)
+
+    def contents(self, jobs: list[Job]) -> Iterator[_Content]:
+        """Contents decoded ahead by the reader threads, in plan order, unreadable ones failed."""
+        groups: dict[Path, list[Job]] = {}
+        for job in jobs:
+            if job.style in self.styles:
+                groups.setdefault(job.content, []).append(job)
+        ahead: deque[tuple[Path, Future]] = deque()
+        for path in groups:
+            ahead.append((path, self.readers.submit(_read, path, self.options, False)))
+            if len(ahead) <= self.batch_size + 1:
+                continue
+            yield from self._take(ahead.popleft(), groups)
+        while ahead:
+            yield from self._take(ahead.popleft(), groups)
+
+    def _take(self, item: tuple[Path, Future], groups: dict) -> Iterator[_Content]:
+        path, future = item
+        try:
+            yield _Content(future.result(), groups[path])
+        except StylenormError as exc:
+            self.fail(groups[path], str(exc))
+
+    def code(self, style: Path, content: torch.Tensor) -> StyleCode | LiteCode:
+        entry = self.styles[style]
+        if not isinstance(entry, torch.Tensor):
+            return entry  # a ready code (StyleCode or LiteCode)
+        return self.stylizer.style_code([entry], None, content)  # colours preserved: per pair
+
+    def process(self, batch: list[_Content]) -> None:
+        """Encode a batch of same-size contents once; decode it once per style it needs."""
+        model, alpha = self.stylizer.model, self.options.alpha
+        x = self.stylizer._prepare(torch.cat([c.image.rgb for c in batch]))
+        adain = isinstance(model, AdaINModel)
+        feats = model.encode(x) if adain else x
+        h, w = x.shape[-2:]
+        for style in dict.fromkeys(j.style for c in batch for j in c.jobs):
+            pick = [(i, j) for i, c in enumerate(batch) for j in c.jobs if j.style == style]
+            rows = [i for i, _ in pick]
+            codes = [self.code(style, batch[i].image.rgb) for i in rows]
+            code = type(codes[0]).cat(codes)
+            if adain:
+                out = model.decode(model.target_features(feats[rows], code, alpha))
+            else:
+                out = model(feats[rows], code, alpha)
+            out = out[..., :h, :w].clamp(0, 1).float().cpu()
+            for k, (i, job) in enumerate(pick):
+                self.write(job, out[k : k + 1], batch[i].image.alpha)
+
+    def process_tiled(self, content: _Content) -> None:
+        """A large content: encoded once in tiles, decoded in tiles for each of its styles."""
+        tiles = TileOptions(tile=self.options.tile_size)
+        model, rgb = self.stylizer.model, content.image.rgb
+        feats = encode_content(model, rgb, tiles)
+        for job in content.jobs:
+            code = self.code(job.style, rgb)
+            out = decode_tiled(model, feats, code, self.options.alpha, tiles).clamp(0, 1)
+            self.write(job, out, content.image.alpha)
+
+    def write(self, job: Job, rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
+        self.submitted.add(job.output)
+        self.writes.append((job, self.writers.submit(save_image, rgb, job.output, alpha)))
+        while self.writes and (len(self.writes) > self.max_writes or self.writes[0][1].done()):
+            self.finish_write(*self.writes.popleft())
+
+    def finish_write(self, job: Job, future: Future) -> None:
+        try:
+            self.report.done.append(future.result())
+            self.bar.update(1)
+        except StylenormError as exc:
+            self.submitted.discard(job.output)
+            self.fail([job], str(exc))
+
+    def close(self) -> None:
+        while self.writes:
+            self.finish_write(*self.writes.popleft())
+        self.readers.shutdown(cancel_futures=True)
+        self.writers.shutdown()
+
+
+def _batches(run: _Run, contents: Iterator[_Content]) -> Iterator[list[_Content] | _Content]:
+    """Same-shape contents grouped up to the batch size; tiled contents one by one."""
+    buckets: dict[tuple[int, ...], list[_Content]] = {}
+    for content in contents:
+        h, w = content.image.rgb.shape[-2:]
+        if can_tile(run.stylizer.model) and should_tile(h, w, run.options.tile):
+            yield content
+            continue
+        bucket = buckets.setdefault((h, w), [])
+        bucket.append(content)
+        if len(bucket) >= run.batch_size:
+            yield buckets.pop((h, w))
+    yield from buckets.values()
+
+
+def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | None = None,
+              batch: BatchOptions | None = None, progress: bool = True,
+              log: Log | None = None) -> BatchReport:
+    """Make every job of ``plan`` (``plan.existing`` are counted as skipped); see module doc.
+
+    ``log`` receives one line per unreadable or unwritable file as it is met.
+    """
+    options = options or StylizeOptions()
+    options.validate(1)
+    if getattr(stylizer.model, "kind", None) == "cin":
+        raise StylenormError("batch takes its styles from images; a CIN model holds its own "
+                             "(use `stylenorm stylize --style-index K` for it)")
+    if options.tile:
+        tile_codec(stylizer.model)  # an error for models that cannot be tiled
+    for folder in {job.output.parent for job in plan.todo}:
+        folder.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=len(plan.todo), unit="image", disable=not progress, desc="batch") as bar:
+        run = _Run(stylizer, options, batch or BatchOptions(), bar, log)
+        run.report.skipped = [job.output for job in plan.existing]
+        try:
+            with torch.inference_mode():
+                run.load_styles(plan.todo)
+                for item in _batches(run, run.contents(plan.todo)):
+                    _guarded(run, item)
+        finally:
+            run.close()
+    return run.report
+
+
+def _guarded(run: _Run, item: list[_Content] | _Content) -> None:
+    """Process one batch; a model failure (e.g. out of memory) fails its jobs, not the run."""
+    contents = item if isinstance(item, list) else [item]
+    try:
+        run.process(item) if isinstance(item, list) else run.process_tiled(item)
+    except (RuntimeError, MemoryError, StylenormError) as exc:
+        names = ", ".join(str(c.image.path) for c in contents)
+        run.fail([j for c in contents for j in c.jobs], f"{names}: {type(exc).__name__}: {exc}")
+
+
+def batch_stylize(contents: str | Path | None, styles: str | Path | None, out_dir: str | Path, *,
+                  pairs: str | Path | None = None, model: str | Path = DEFAULT_MODEL,
+                  device: str = "auto", precision: str = "auto", recursive: bool = False,
+                  ext: str = "jpg", overwrite: bool = False, batch_size: int = 0,
+                  workers: int = 2, progress: bool = True, log: Log | None = None,
+                  **options) -> BatchReport:
+    """Stylise every image of folder ``contents`` with every image of folder ``styles`` (or the
+    pairs listed in the file ``pairs``) into ``out_dir``; see :func:`run_batch`.
+
+    ``options`` are the fields of :class:`~stylenorm.inference.stylize.StylizeOptions`.
+    """
+    if pairs is not None:
+        if contents is not None or styles is not None:
+            raise StylenormError("give either CONTENT_DIR and STYLE_DIR or --pairs, not both")
+        jobs = plan_pairs(read_pairs(pairs), out_dir, ext)
+    elif contents is None or styles is None:
+        raise StylenormError("give a content folder and a style folder (or --pairs FILE)")
+    else:
+        jobs = plan_folders(contents, styles, out_dir, ext, recursive)
+    plan = split_existing(jobs, overwrite)
+    remove_partial(plan.todo)
+    stylizer = Stylizer(model, device, precision)
+    return run_batch(stylizer, plan, StylizeOptions(**options),
+                     BatchOptions(batch_size, workers), progress, log)

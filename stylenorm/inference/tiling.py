@@ -1,0 +1,344 @@
+"""High-resolution stylisation in overlapping tiles, in bounded working memory, with no seams.
+
+Works for the AdaIN model (VGG relu4_1 features, an 8-pixel grid) and the lite model (its
+bottleneck, a 4-pixel grid); a :class:`AdaINTiles` or :class:`LiteTiles` codec says how each
+encodes, modulates and decodes. The image is processed in three steps, one tile at a time:
+
+1. **Encode in tiles.** The image is cut into core tiles whose edges lie on the encoder's
+   grid; each is encoded with ``halo`` pixels of context on every side and only the core's
+   features are kept, so the stitched feature map (1/64 or 1/16 of the pixels, in the model's
+   dtype) equals the whole-image encoding away from the halo's reach.
+2. **Global statistics.** The content mean and std of the features are taken once over the
+   whole stitched map and the style code is computed once, so every tile shares one
+   normalisation and one style (for the lite model, also the content's own code that ``alpha``
+   blends toward, from the whole image).
+3. **Decode in tiles.** Feature tiles with a halo are modulated and decoded; each output tile is
+   weighted by a raised-cosine ramp ``r = halo / 2`` pixels either side of its core edges. The
+   ramps of neighbouring tiles sum to exactly 1, and they vanish before the pixels that the tile's
+   own borders disturb, so no seam is left.
+
+Peak working memory is one tile's activations (set by ``tile`` and ``halo``) plus the image, its
+feature map and the output; it does not grow with the image beyond those.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import StylenormError
+from ..models.adain import AdaINModel, StyleCode, resize_mask
+from ..models.fastadain import modulate
+from ..models.lite import LiteCode, LiteModel
+
+AUTO_TILE_PIXELS = 2_500_000  # larger contents are tiled even without --tile
+GRID = 8  # tile edges lie on multiples of 8 pixels: a feature edge for both codecs
+
+
+@dataclass
+class TileOptions:
+    """Core tile side and context halo in pixels (both multiples of 8)."""
+
+    tile: int = 768
+    halo: int = 64
+
+    def validate(self) -> None:
+        if self.tile < 2 * GRID or self.tile % GRID:
+            raise StylenormError(f"--tile-size must be a multiple of 8 and >= 16; got {self.tile}")
+        if self.halo < 0 or self.halo % GRID or self.halo > self.tile:
+            raise StylenormError(
+                f"tile halo must be a multiple of 8 between 0 and the tile size {self.tile}; "
+                f"got {self.halo}"
+            )
+
+
+@dataclass
+class TiledFeatures:
+    """A content's stitched features, their global mean and std (float32) and, for the lite
+    model, the content's own style code (what ``alpha`` < 1 blends toward)."""
+
+    features: Tensor
+    mean: Tensor
+    std: Tensor
+    size: tuple[int, int]
+    own_code: LiteCode | None = None
+
+
+class AdaINTiles:
+    """How :class:`~stylenorm.models.adain.AdaINModel` is tiled: relu4_1 features, 8 px each."""
+
+    scale = 8
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def feature_size(self, height: int, width: int) -> tuple[int, int]:
+        """relu4_1 size: three 2x2 pools, rounded up (normalised VGG) or down."""
+        ceil = getattr(self.model.encoder, "_ceil_mode", True)
+        for _ in range(3):
+            height, width = (((height + 1) // 2, (width + 1) // 2) if ceil
+                             else (height // 2, width // 2))
+        return height, width
+
+    def encode(self, image: Tensor) -> Tensor:
+        return self.model.encode(image)
+
+    def own_code(self, image: Tensor) -> None:
+        return None  # AdaIN's alpha blends features, not codes
+
+    def mask_at(self, mask: Tensor, fh: int, fw: int) -> Tensor:
+        return resize_mask(mask, (fh, fw))
+
+    def decode(self, tile: Tensor, feats: TiledFeatures, code: StyleCode, alpha: float,
+               mask: Tensor | None, rows: slice, cols: slice) -> Tensor:
+        mask = None if mask is None else mask[..., rows, cols]
+        if mask is None:
+            target = modulate(tile, feats.mean, feats.std, code, alpha)
+        else:
+            inside = modulate(tile, feats.mean, feats.std, code.select(0), alpha)
+            outside = modulate(tile, feats.mean, feats.std, code.select(1), alpha)
+            target = mask * inside + (1 - mask) * outside
+        return self.model.decode(target)
+
+
+class LiteTiles(AdaINTiles):
+    """How :class:`~stylenorm.models.lite.LiteModel` is tiled: its bottleneck, 4 px per feature."""
+
+    scale = 4
+
+    def feature_size(self, height: int, width: int) -> tuple[int, int]:
+        """Two stride-2 convolutions, rounded up."""
+        for _ in range(2):
+            height, width = (height + 1) // 2, (width + 1) // 2
+        return height, width
+
+    def encode(self, image: Tensor) -> Tensor:
+        return self.model.content_features(image)
+
+    def own_code(self, image: Tensor) -> LiteCode:
+        return self.model.style_code(_to_model(image, self.model))
+
+    def mask_at(self, mask: Tensor, fh: int, fw: int) -> Tensor:
+        return resize_mask(mask, (fh * self.scale, fw * self.scale))  # FiLM acts at full size
+
+    def decode(self, tile: Tensor, feats: TiledFeatures, code: LiteCode, alpha: float,
+               mask: Tensor | None, rows: slice, cols: slice) -> Tensor:
+        if alpha != 1.0:
+            code = code.lerp(feats.own_code, alpha)  # broadcast over the styles of a mask
+        if mask is not None:
+            s = self.scale
+            mask = mask[..., rows.start * s : rows.stop * s, cols.start * s : cols.stop * s]
+        return self.model.decode(tile, code, (feats.mean, feats.std), mask)
+
+
+def tile_codec(model: nn.Module) -> AdaINTiles:
+    """The codec that tiles ``model``; an error for models that cannot be tiled."""
+    if isinstance(model, LiteModel):
+        return LiteTiles(model)
+    if isinstance(model, AdaINModel):
+        return AdaINTiles(model)
+    raise StylenormError(f"--tile works with the AdaIN and lite models; this is a "
+                         f"{type(model).__name__}")
+
+
+def can_tile(model: nn.Module) -> bool:
+    try:
+        tile_codec(model)
+    except StylenormError:
+        return False
+    return True
+
+
+TileHook = Callable[[str, tuple[int, ...]], None]
+
+
+def should_tile(height: int, width: int, force: bool = False,
+                threshold: int = AUTO_TILE_PIXELS) -> bool:
+    """Tile when asked to, or when the image has more than ``threshold`` pixels."""
+    return force or (threshold > 0 and height * width > threshold)
+
+
+def spans(length: int, core: int, grid: int = 1) -> list[tuple[int, int]]:
+    """Split ``[0, length)`` into ``ceil(length / core)`` near-equal pieces (each under
+    ``core + grid``) whose inner edges are multiples of ``grid``."""
+    count = max(1, math.ceil(length / core))
+    step = math.ceil(length / count / grid) * grid
+    edges = [min(i * step, length) for i in range(count)] + [length]
+    return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
+
+
+def _to_model(x: Tensor, model: nn.Module) -> Tensor:
+    param = next(model.parameters())
+    x = x.to(param.device, param.dtype)
+    return x if param.device.type == "mps" else x.contiguous(memory_format=torch.channels_last)
+
+
+def _core(p0: int, p1: int, start: int, length: int, flen: int, scale: int
+          ) -> tuple[slice, slice]:
+    """Feature indices of the pixel core ``[p0, p1)``: globally, and in a window from ``start``
+    (``scale`` pixels per feature)."""
+    f0, f1 = p0 // scale, (p1 // scale if p1 < length else flen)
+    return slice(f0, f1), slice(f0 - start // scale, f1 - start // scale)
+
+
+@torch.inference_mode()
+def encode_tiled(model: nn.Module, image: Tensor, options: TileOptions,
+                 on_tile: TileHook | None = None) -> Tensor:
+    """Features of a (1, 3, H, W) image, encoded tile by tile with a halo of context.
+
+    Shape:
+        (1, 3, H, W) -> (1, C, h, w) with (h, w) = :func:`feature_size`, in the model's dtype.
+    """
+    options.validate()
+    codec = tile_codec(model)
+    height, width = image.shape[-2:]
+    fh, fw = codec.feature_size(height, width)
+    feats = None
+    for y0, y1 in spans(height, options.tile, GRID):
+        a, b = max(0, y0 - options.halo), min(height, y1 + options.halo)
+        rows, tile_rows = _core(y0, y1, a, height, fh, codec.scale)
+        for x0, x1 in spans(width, options.tile, GRID):
+            c, d = max(0, x0 - options.halo), min(width, x1 + options.halo)
+            cols, tile_cols = _core(x0, x1, c, width, fw, codec.scale)
+            if on_tile is not None:
+                on_tile("encode", (b - a, d - c))
+            out = codec.encode(_to_model(image[..., a:b, c:d], model))
+            if feats is None:
+                feats = out.new_empty((1, out.shape[1], fh, fw))
+            feats[..., rows, cols] = out[..., tile_rows, tile_cols]
+    return feats
+
+
+def global_mean_std(features: Tensor, eps: float = 1e-5, rows: int = 64) -> tuple[Tensor, Tensor]:
+    """:func:`~stylenorm.nn.conditional.mean_std` of a large map, summed in float64 row chunks.
+
+    Shape:
+        (1, C, h, w) -> ((1, C, 1, 1), (1, C, 1, 1)) float32
+    """
+    count = features.shape[-2] * features.shape[-1]
+    chunks = [features[..., i : i + rows, :] for i in range(0, features.shape[-2], rows)]
+    total = sum(c.double().sum(dim=(2, 3), keepdim=True) for c in chunks)
+    mean = total / count
+    sq = sum(((c.double() - mean) ** 2).sum(dim=(2, 3), keepdim=True) for c in chunks)
+    std = (sq / max(count - 1, 1) + eps).sqrt()
+    return mean.float(), std.float()
+
+
+def encode_content(model: nn.Module, image: Tensor, options: TileOptions,
+                   on_tile: TileHook | None = None) -> TiledFeatures:
+    """Encode once in tiles and take the global statistics; reusable for many styles."""
+    feats = encode_tiled(model, image, options, on_tile)
+    mean, std = global_mean_std(feats)
+    own = tile_codec(model).own_code(image)
+    return TiledFeatures(feats, mean, std, (image.shape[-2], image.shape[-1]), own)
+
+
+def _raised_cosine(pos: Tensor, edge: float, radius: int) -> Tensor:
+    """0 before ``edge - radius``, 1 after ``edge + radius``, a raised cosine in between."""
+    t = ((pos - (edge - radius)) / (2 * radius)).clamp(0, 1)
+    return 0.5 - 0.5 * torch.cos(math.pi * t)
+
+
+def window_weights(start: int, stop: int, core: tuple[int, int], full: int,
+                   radius: int) -> Tensor:
+    """Weights over output pixels ``[start, stop)`` of a tile whose core is ``core`` in
+    ``[0, full)``: ramps up across an inner left core edge and down across an inner right one."""
+    pos = torch.arange(start, stop, dtype=torch.float64) + 0.5
+    weight = torch.ones_like(pos)
+    if radius == 0:
+        inside = (pos >= core[0]) & (pos < core[1])
+        return inside.to(torch.float32)
+    if core[0] > 0:
+        weight = weight * _raised_cosine(pos, core[0], radius)
+    if core[1] < full:
+        weight = weight * (1 - _raised_cosine(pos, core[1], radius))
+    return weight.to(torch.float32)
+
+
+@torch.inference_mode()
+def decode_tiled(model: nn.Module, feats: TiledFeatures, code: StyleCode, alpha: float,
+                 options: TileOptions, mask: Tensor | None = None,
+                 on_tile: TileHook | None = None) -> Tensor:
+    """Modulate and decode the features tile by tile and blend the tiles into one float32 image
+    on the CPU.
+
+    ``mask`` (1, 1, H, W) in [0, 1] picks style 0 where 1 and style 1 where 0 (two-style codes).
+
+    Shape:
+        (1, C, h, w) features -> (1, 3, H, W), cropped to the content's size.
+    """
+    options.validate()
+    codec = tile_codec(model)
+    styles = code.means[0].shape[0] if isinstance(code, LiteCode) else code.mean.shape[0]
+    if mask is not None and styles != 2:
+        raise StylenormError(f"a mask needs exactly 2 styles; got {styles}")
+    s = codec.scale
+    fh, fw = feats.features.shape[-2:]
+    rows, cols = spans(fh, options.tile // s, GRID // s), spans(fw, options.tile // s, GRID // s)
+    shortest = min(b - a for a, b in rows + cols) * s
+    halo, radius = options.halo // s, min(options.halo, shortest) // 2  # ramps never overlap
+    if mask is not None:
+        mask = codec.mask_at(mask, fh, fw).to(feats.features.device)
+    out = torch.zeros(1, 3, fh * s, fw * s)
+    for y0, y1 in rows:
+        a, b = max(0, y0 - halo), min(fh, y1 + halo)
+        wy = window_weights(a * s, b * s, (y0 * s, y1 * s), fh * s, radius)
+        for x0, x1 in cols:
+            c, d = max(0, x0 - halo), min(fw, x1 + halo)
+            if on_tile is not None:
+                on_tile("decode", ((b - a) * s, (d - c) * s))
+            image = codec.decode(feats.features[..., a:b, c:d], feats, code, alpha, mask,
+                                 slice(a, b), slice(c, d)).float().cpu()
+            wx = window_weights(c * s, d * s, (x0 * s, x1 * s), fw * s, radius)
+            region = out[..., a * s : b * s, c * s : d * s]
+            region.addcmul_(image[..., : region.shape[-2], : region.shape[-1]],
+                            wy.view(-1, 1) * wx.view(1, -1))
+    height, width = feats.size
+    return out[..., :height, :width]
+
+
+def stylize_tiled(model: nn.Module, content: Tensor, code: StyleCode, alpha: float = 1.0,
+                  options: TileOptions | None = None, mask: Tensor | None = None,
+                  on_tile: TileHook | None = None) -> Tensor:
+    """Stylise a (1, 3, H, W) content in [0, 1] in tiles; returns (1, 3, H, W) in [0, 1]."""
+    options = options or TileOptions()
+    feats = encode_content(model, content, options, on_tile)
+    return decode_tiled(model, feats, code, alpha, options, mask, on_tile).clamp(0, 1)
+
+
+def tile_borders(height: int, width: int, options: TileOptions) -> tuple[list[int], list[int]]:
+    """Pixel rows and columns where neighbouring cores meet (where a seam would show)."""
+    rows = [a for a, _ in spans(height, options.tile, GRID)[1:]]
+    cols = [a for a, _ in spans(width, options.tile, GRID)[1:]]
+    return rows, cols
+
+
+def seam_ratio(image: Tensor, rows: list[int], cols: list[int], period: int = GRID,
+               neighbours: int = 4) -> float:
+    """How much stronger the gradient is across tile borders than across nearby lines.
+
+    For each border line, the mean squared gradient across it is divided by the mean over the
+    ``neighbours`` lines of the same phase on each side (``period`` pixels apart: the decoder's
+    upsampling and JPEG blocks give the 8-pixel grid a faint structure of its own); the ratios are
+    averaged. About 1 when the borders are invisible; a seam raises it.
+
+    Shape:
+        image (1, 3, H, W) or (3, H, W)
+    """
+    img = image.reshape(-1, *image.shape[-2:]).double()
+    gy = (img[:, 1:, :] - img[:, :-1, :]).pow(2).mean(dim=(0, 2))  # across row r: gy[r - 1]
+    gx = (img[:, :, 1:] - img[:, :, :-1]).pow(2).mean(dim=(0, 1))
+    ratios = []
+    for grad, borders in ((gy, rows), (gx, cols)):
+        for b in borders:
+            near = [b + k * period for k in range(-neighbours, neighbours + 1) if k]
+            near = [grad[p - 1] for p in near if 1 <= p <= grad.shape[0] and p not in borders]
+            if near:
+                ratios.append(grad[b - 1] / torch.stack(near).mean().clamp_min(1e-12))
+    if not ratios:
+        raise ValueError("seam_ratio needs at least one tile border inside the image")
+    return torch.stack(ratios).mean().item()

@@ -1,0 +1,2 @@
+"""Reading and writing files: image decoding and encoding, atomic writes, image folders.
+"""

@@ -1,0 +1,196 @@
+"""Image I/O: decoding with EXIF orientation, alpha and odd modes; atomic writing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import ImageError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+DEFAULT_MAX_PIXELS = 20_000 * 20_000
+ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+
+
+@dataclass
+class LoadedImage:
+    """RGB pixels in [0, 1] as (1, 3, H, W), the alpha channel (1, 1, H, W) if any, the source."""
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor | None
+    path: Path
+
+
+def _open(path: Path, max_pixels: int) -> Image.Image:
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, expected an image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: not a readable image (the file is empty)")
+    try:
+        with warnings.catch_warnings():
+            # max_pixels is the limit (Pillow's DecompressionBombError stays as a backstop); the
+            # other warnings are about odd metadata (corrupt EXIF, long tags): the pixels decide
+            warnings.simplefilter("ignore")
+            image = Image.open(path)
+            w, h = image.size
+            if w * h > max_pixels:
+                raise ImageError(
+                    f"{path}: image is {w}x{h} ({w * h} pixels); the limit is {max_pixels} "
+                    "(raise it with --max-pixels)"
+                )
+            image.seek(0)  # first frame of animations
+            image.load()
+    except (ImageError, MemoryError):
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: refusing to decode: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not a readable image (unknown or damaged format)") from None
+    except Exception as exc:  # decoders of untrusted bytes raise all sorts (struct.error, ...)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ImageError(f"{path}: cannot decode image ({reason})") from None
+    return image
+
+
+def _to_rgba_array(image: Image.Image) -> np.ndarray:
+    """Float32 (H, W, 4) array in [0, 1] from any PIL mode, 16-bit included."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = np.asarray(image, dtype=np.float32)
+        grey = grey / (65535.0 if grey.max() > 255 else 255.0)
+        alpha = np.ones_like(grey)
+        return np.stack([grey, grey, grey, alpha], axis=-1).clip(0, 1)
+    if image.mode == "F":
+        grey = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0).clip(0, 1)
+        return np.stack([grey, grey, grey, np.ones_like(grey)], axis=-1)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    image = image.convert("RGBA" if has_alpha else "RGB")
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    if not has_alpha:
+        array = np.concatenate([array, np.ones_like(array[..., :1])], axis=-1)
+    return array
+
+
+def load_image(
+    path: str | os.PathLike,
+    size: int = 0,
+    crop: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_size: int = 1,
+) -> LoadedImage:
+    """Read an image as RGB in [0, 1], honouring EXIF orientation.
+
+    ``size > 0`` resizes the shorter side to ``size`` (bilinear, antialiased); ``crop`` then
+    takes the central ``size x size`` square. ``size == 0`` keeps the original size.
+
+    Shape:
+        rgb (1, 3, H, W); alpha (1, 1, H, W) or None when the image is fully opaque.
+    """
+    path = Path(path)
+    image = _open(path, max_pixels)
+    with contextlib.suppress(Exception), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a corrupt EXIF block is not worth refusing pixels for
+        image = ImageOps.exif_transpose(image)
+    tensor = torch.from_numpy(_to_rgba_array(image)).permute(2, 0, 1).unsqueeze(0)
+    if size > 0:
+        tensor = TF.resize(tensor, size, antialias=True)
+        if crop:
+            tensor = TF.center_crop(tensor, size)
+    tensor = tensor.clamp(0, 1)
+    h, w = tensor.shape[-2:]
+    if min(h, w) < min_size:
+        raise ImageError(f"{path}: image is {w}x{h}; expected at least {min_size}x{min_size}")
+    rgb, alpha = tensor[:, :3].contiguous(), tensor[:, 3:]
+    return LoadedImage(rgb=rgb, alpha=None if bool((alpha >= 1).all()) else alpha, path=path)
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """PIL format name for ``path``'s extension, or a clear error."""
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise ImageError(f"{path}: cannot tell the output format from the extension {suffix!r}")
+    return fmt
+
+
+def to_pil(rgb: torch.Tensor, alpha: torch.Tensor | None = None) -> Image.Image:
+    """(1, 3, H, W) or (3, H, W) in [0, 1] -> 8-bit PIL image (RGBA when alpha is given)."""
+    rgb = rgb.detach().float().cpu()
+    if rgb.dim() == 4:
+        rgb = rgb[0]
+    channels = [rgb]
+    if alpha is not None:
+        alpha = alpha.detach().float().cpu().reshape(1, *alpha.shape[-2:])
+        if alpha.shape[-2:] != rgb.shape[-2:]:
+            alpha = TF.resize(alpha, list(rgb.shape[-2:]), antialias=True)
+        channels.append(alpha)
+    array = torch.cat(channels).mul(255).add(0.5).clamp(0, 255).to(torch.uint8)
+    return Image.fromarray(array.permute(1, 2, 0).numpy())
+
+
+def _create_temporary(folder: Path, name: str) -> Path:
+    """A new empty ``.<name>.<random>.part`` in ``folder``, created with mode 0666 & ~umask."""
+    while True:
+        tmp = folder / f".{name}.{secrets.token_hex(6)}.part"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
+    The temporary file is created like a plain file (mode 0666 less the umask, applied by the
+    kernel), not owner-only as mkstemp's are."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise ImageError(f"{path}: output folder {folder} {problem}")
+    tmp = _create_temporary(folder, path.name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_image(
+    rgb: torch.Tensor, path: str | os.PathLike, alpha: torch.Tensor | None = None
+) -> Path:
+    """Write an image atomically; the format follows the extension."""
+    path = Path(path)
+    fmt = image_format(path)
+    image = to_pil(rgb, alpha if fmt in ALPHA_FORMATS else None)
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    try:
+        atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **options))
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied writing the output") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write output ({exc.strerror or exc})") from None
+    return path
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files in ``folder`` (by extension), sorted, hidden files excluded."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: not a folder")
+    pattern = "**/*" if recursive else "*"
+    return sorted(
+        p for p in folder.glob(pattern)
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )

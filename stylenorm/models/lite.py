@@ -1,0 +1,211 @@
+"""The lite model: VGG-free arbitrary style transfer in well under a million parameters.
+
+Two micro encoders (content, style) of three levels each (full, 1/2 and 1/4 resolution) and a
+micro decoder. The style image is reduced to a :class:`LiteCode`: the per-channel mean and std
+of the style encoder's features at every level. Learned modulators turn the code into
+
+* at the bottleneck (1/4): the target mean and std of an AdaIN on the content features,
+* at the decoder's 1/2 and full levels: a per-channel scale and shift (FiLM).
+
+Nothing in the decoder depends on statistics of the content, so an image split into tiles is
+decoded consistently once the bottleneck's content statistics are taken globally
+(``content_stats``). ``alpha`` mixes the style's code with the content's own code (from the
+style encoder), and the model is trained to reconstruct a content given its own code, so
+``alpha = 0`` returns the content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn.conditional import mean_std
+from .adain import resize_mask
+
+
+@dataclass
+class LiteConfig:
+    widths: tuple[int, int, int] = (16, 32, 64)
+    res_blocks: int = 2
+    style_size: int = 256  # the style image's shorter side inside the model
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LiteConfig:
+        data = dict(data)
+        data["widths"] = tuple(data.get("widths", cls.widths))
+        return cls(**data)
+
+
+@dataclass
+class LiteCode:
+    """Per-level style statistics. Shape: ``means[l]``, ``stds[l]``: (S, C_l, 1, 1)."""
+
+    means: list[torch.Tensor] = field(default_factory=list)
+    stds: list[torch.Tensor] = field(default_factory=list)
+
+    @classmethod
+    def cat(cls, codes: list[LiteCode]) -> LiteCode:
+        return cls([torch.cat(m) for m in zip(*(c.means for c in codes), strict=True)],
+                   [torch.cat(s) for s in zip(*(c.stds for c in codes), strict=True)])
+
+    def mix(self, weights: torch.Tensor) -> LiteCode:
+        w = (weights / weights.sum()).to(self.means[0]).view(-1, 1, 1, 1)
+        return LiteCode([(m * w).sum(0, keepdim=True) for m in self.means],
+                        [(s * w).sum(0, keepdim=True) for s in self.stds])
+
+    def select(self, index: int) -> LiteCode:
+        return LiteCode([m[index : index + 1] for m in self.means],
+                        [s[index : index + 1] for s in self.stds])
+
+    def lerp(self, other: LiteCode, alpha: float) -> LiteCode:
+        """alpha * self + (1 - alpha) * other, level by level."""
+        return LiteCode([alpha * a + (1 - alpha) * b for a, b in zip(self.means, other.means,
+                                                                       strict=True)],
+                        [alpha * a + (1 - alpha) * b for a, b in zip(self.stds, other.stds,
+                                                                       strict=True)])
+
+
+def conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, padding_mode="reflect")
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = conv(channels, channels), conv(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class LiteEncoder(nn.Module):
+    """Features at full, 1/2 and 1/4 resolution. Shape: (N, 3, H, W) -> [(N, w_l, ...)]."""
+
+    def __init__(self, config: LiteConfig) -> None:
+        super().__init__()
+        w1, w2, w3 = config.widths
+        self.stem = conv(3, w1)
+        self.down1, self.down2 = conv(w1, w2, 2), conv(w2, w3, 2)
+        self.res = nn.Sequential(*(ResBlock(w3) for _ in range(config.res_blocks)))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        f1 = F.relu(self.stem(x))
+        f2 = F.relu(self.down1(f1))
+        f3 = self.res(F.relu(self.down2(f2)))
+        return [f1, f2, f3]
+
+
+class Modulator(nn.Module):
+    """Style statistics (mean, std) of one level -> (scale, shift) for ``channels`` channels.
+
+    ``identity=True`` starts as (std, mean), i.e. plain AdaIN; otherwise it starts at (0, 0),
+    which FiLM reads as "no change"."""
+
+    def __init__(self, channels: int, identity: bool) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2 * channels, 2 * channels)
+        nn.init.zeros_(self.linear.bias)
+        if identity:
+            with torch.no_grad():
+                self.linear.weight.copy_(torch.eye(2 * channels).roll(channels, dims=0))
+        else:
+            nn.init.zeros_(self.linear.weight)
+
+    def forward(self, mean: torch.Tensor, std: torch.Tensor):
+        stats = torch.cat([mean.flatten(1), std.flatten(1)], dim=1).float()
+        scale, shift = self.linear(stats.to(self.linear.weight.dtype)).chunk(2, dim=1)
+        return scale[..., None, None], shift[..., None, None]
+
+
+class LiteDecoder(nn.Module):
+    def __init__(self, config: LiteConfig) -> None:
+        super().__init__()
+        w1, w2, w3 = config.widths
+        self.res = nn.Sequential(*(ResBlock(w3) for _ in range(config.res_blocks)))
+        self.up2, self.up1 = conv(w3, w2), conv(w2, w1)
+        self.out = conv(w1, 3)
+
+    def forward(self, h: torch.Tensor, films: list) -> torch.Tensor:
+        h = F.interpolate(self.res(h), scale_factor=2, mode="nearest")
+        scale, shift = films[1]
+        h = F.relu(self.up2(h) * (1 + scale.to(h.dtype)) + shift.to(h.dtype))
+        h = F.interpolate(h, scale_factor=2, mode="nearest")
+        scale, shift = films[0]
+        h = F.relu(self.up1(h) * (1 + scale.to(h.dtype)) + shift.to(h.dtype))
+        return self.out(h)
+
+
+class LiteModel(nn.Module):
+    kind = "lite"
+
+    def __init__(self, config: LiteConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or LiteConfig()
+        self.content_encoder = LiteEncoder(self.config)
+        self.style_encoder = LiteEncoder(self.config)
+        self.decoder = LiteDecoder(self.config)
+        w = self.config.widths
+        self.modulators = nn.ModuleList(
+            [Modulator(w[0], False), Modulator(w[1], False), Modulator(w[2], True)])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.decoder.out.weight.dtype
+
+    def _style_input(self, styles: torch.Tensor) -> torch.Tensor:
+        h, w = styles.shape[-2:]
+        size = self.config.style_size
+        if size and min(h, w) != size:
+            scale = size / min(h, w)
+            styles = F.interpolate(styles.float(), size=(round(h * scale), round(w * scale)),
+                                   mode="bilinear", antialias=True, align_corners=False)
+        return styles.to(self.dtype)
+
+    def style_code(self, styles: torch.Tensor) -> LiteCode:
+        """The code of each style image in a batch (N, 3, H, W)."""
+        stats = [mean_std(f.float()) for f in self.style_encoder(self._style_input(styles))]
+        return LiteCode([m for m, _ in stats], [s for _, s in stats])
+
+    def content_features(self, content: torch.Tensor) -> torch.Tensor:
+        return self.content_encoder(content.to(self.dtype))[-1]
+
+    def content_stats(self, feat: torch.Tensor):
+        return mean_std(feat.float())
+
+    def decode(self, feat, code: LiteCode, stats=None, mask=None) -> torch.Tensor:
+        """Image from bottleneck features, a code (1 style, or 2 with a mask) and the content's
+        bottleneck statistics (taken from ``feat`` when not given)."""
+        c_mean, c_std = stats if stats is not None else self.content_stats(feat)
+        normalised = (feat.float() - c_mean) / c_std
+        mods = [m(mean, std) for m, mean, std in zip(self.modulators, code.means, code.stds,
+                                                       strict=True)]
+        if mask is not None:
+            h, w = feat.shape[-2:]
+            sizes = [(4 * h, 4 * w), (2 * h, 2 * w), (h, w)]
+            mods = [blend_by_mask(mod, resize_mask(mask.to(mod[0]), size))
+                    for mod, size in zip(mods, sizes, strict=True)]
+        s_std, s_mean = mods[2]
+        h = (normalised * s_std + s_mean).to(self.dtype)
+        return self.run_decoder(h, mods[:2]).float()
+
+    def run_decoder(self, h: torch.Tensor, films: list) -> torch.Tensor:
+        """The decoder on modulated bottleneck features (the fast path replaces this)."""
+        return self.decoder(h, films)
+
+    def forward(self, content: torch.Tensor, code: LiteCode, alpha: float = 1.0,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        if alpha != 1.0:  # each content's own code, broadcast over the styles of a mask
+            code = code.lerp(self.style_code(content), alpha)
+        return self.decode(self.content_features(content), code, mask=mask)
+
+
+def blend_by_mask(mod, mask: torch.Tensor):
+    """Per-pixel (scale, shift) from two styles' (2, C, 1, 1) values: style 0 where mask is 1."""
+    scale, shift = mod
+    return tuple(v[:1] * mask + v[1:] * (1 - mask) for v in (scale, shift))

@@ -1,0 +1,214 @@
+"""Train an AdaIN decoder (Huang & Belongie 2017) on folders of content and style images.
+
+With f the frozen VGG encoder and g the decoder being trained, for content c and style s::
+
+    t = AdaIN(f(c), f(s))                              target features (relu4_1)
+    L = content_weight * ||f(g(t)) - t||^2             content loss at relu4_1
+      + style_weight * sum_l ||mu(f_l(g(t))) - mu(f_l(s))||^2 + ||sigma(..) - sigma(..)||^2
+
+with l over relu1_1 .. relu4_1 (or the Gram-matrix loss with ``style_loss="gram"``). The decoder's
+norm layer is chosen by name (``--norm``); for ``switchable`` the learned IN/LN/BN mixture of each
+layer is reported at the end, saved in the model's metadata and drawn in the run folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import StylenormError
+from ..hub.weights import save_weights
+from ..models.decoder import AdaINDecoder, DecoderConfig
+from ..models.vgg import TAPS, VGGEncoder
+from ..nn.conditional import adain
+from ..nn.losses import content_loss, gram_style_loss, mean_std_style_loss
+from ..nn.norms import NormName, SwitchableNorm2d
+from .data import CropConfig, find_images, make_data, validation_images
+from .loop import TrainConfig, TrainResult, choose, fit, load_frozen_encoder
+from .plots import mixture_chart, mixture_table
+
+__all__ = ["AdaINTask", "AdaINTrainConfig", "StyleLoss", "switchable_weights", "train_adain"]
+
+
+class StyleLoss(str, Enum):
+    MEAN_STD = "mean-std"
+    GRAM = "gram"
+
+
+@dataclass
+class AdaINTrainConfig(TrainConfig):
+    """`TrainConfig` plus the data, the decoder's norm and the loss weights."""
+
+    content: str = ""
+    style: str = ""
+    encoder: str = "vgg19-normalised"
+    norm: str = NormName.NONE.value
+    style_loss: str = StyleLoss.MEAN_STD.value
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    mix_lr_scale: float = 1.0  # switchable norms' mixture weights learn at lr * this
+    sample_count: int = 4
+
+    def validate(self) -> None:
+        super().validate()
+        NormName(self.norm)  # ValueError naming the choices
+        choose("--style-loss", self.style_loss, StyleLoss)
+        if self.norm in (NormName.BATCH.value, NormName.SWITCHABLE.value) and self.batch_size < 2:
+            raise StylenormError(f"--norm {self.norm} needs --batch-size >= 2 for batch "
+                                 "statistics; got 1")
+
+
+def switchable_weights(network: nn.Module) -> dict[str, dict[str, dict[str, float]]]:
+    """Each SwitchableNorm2d's softmaxed IN/LN/BN weights, keyed by its block's name."""
+    return {
+        name.removeprefix("blocks.").removesuffix(".norm"): module.mixture_weights()
+        for name, module in network.named_modules() if isinstance(module, SwitchableNorm2d)
+    }
+
+
+class AdaINTask:
+    """The decoder being trained, the frozen encoder, the losses and the sample pictures."""
+
+    def __init__(self, config: AdaINTrainConfig, encoder: VGGEncoder, decoder: AdaINDecoder,
+                 samples: tuple[torch.Tensor, torch.Tensor],
+                 validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        self.config, self.encoder, self.network = config, encoder, decoder
+        self.samples, self.validation = samples, validation
+        self.encoder_dtype = torch.float32
+        self.forward_decoder = torch.compile(decoder) if config.compile else decoder
+        self.style_loss = (gram_style_loss if config.style_loss == StyleLoss.GRAM.value
+                           else mean_std_style_loss)
+
+    def prepare(self, device: torch.device, dtype: torch.dtype, channels_last: bool) -> None:
+        """Move to ``device``; the frozen encoder is cast to ``dtype`` once and runs outside
+        autocast (which would run every reflection pad in float32, copying each activation
+        map twice), while the decoder trains under autocast with float32 weights."""
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.network.to(device, memory_format=fmt)
+        self.encoder.to(device, dtype=dtype, memory_format=fmt)
+        self.encoder_dtype = dtype
+
+    def trainable(self) -> list[dict]:
+        """Parameter groups: a switchable norm's six mixture weights in their own group, which
+        learns at ``mix_lr_scale`` times the learning rate."""
+        mixture = [p for name, p in self.network.named_parameters()
+                   if name.endswith(("mean_weight", "var_weight"))]
+        chosen = {id(p) for p in mixture}
+        rest = [p for p in self.network.parameters() if id(p) not in chosen]
+        groups = [{"params": rest}]
+        if mixture:
+            groups.append({"params": mixture, "lr_scale": self.config.mix_lr_scale})
+        return groups
+
+    def encode(self, images: torch.Tensor, upto: str = "relu4_1") -> dict[str, torch.Tensor]:
+        with torch.autocast(images.device.type, enabled=False):
+            return self.encoder(images.to(self.encoder_dtype), upto)
+
+    def _stylise(self, content: torch.Tensor, style: torch.Tensor):
+        with torch.no_grad():
+            content_feat = self.encode(content)["relu4_1"]
+            style_feats = self.encode(style)
+            target = adain(content_feat.float(), style_feats["relu4_1"].float())
+        return self.forward_decoder(target), target, style_feats
+
+    def _losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        output, target, style_feats = self._stylise(content, style)
+        output_feats = self.encode(output)
+        loss_c = content_loss(output_feats["relu4_1"], target)
+        loss_s = self.style_loss(output_feats, style_feats, TAPS)
+        total = self.config.content_weight * loss_c + self.config.style_weight * loss_s
+        return {"total": total, "content": loss_c, "style": loss_s}
+
+    def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
+        return self._losses(*batch)
+
+    def validation_losses(self) -> dict[str, torch.Tensor] | None:
+        """The losses of the held-out pairs (content i with style i), without augmentation."""
+        return None if self.validation is None else self._losses(*self.validation)
+
+    def sample_rows(self) -> list[list[torch.Tensor]]:
+        contents, styles = self.samples
+        output = self._stylise(contents, styles)[0].float().clamp(0, 1)
+        return [[contents[i], styles[i], output[i]] for i in range(contents.shape[0])]
+
+    def export(self, path: Path, provenance: dict) -> Path:
+        config = {"decoder": self.network.config.to_dict(),
+                  "encoder": self.encoder.config.to_dict()}
+        return save_weights(path, self.network.state_dict(), "adain", config, provenance)
+
+    def report(self, run_dir: Path) -> tuple[str, dict]:
+        weights = switchable_weights(self.network)
+        if not weights:
+            return "", {}
+        chart = mixture_chart(weights, run_dir / "switchable_weights.png")
+        table = mixture_table(weights)
+        return f"learned switchable-norm mixtures (also in {chart}):\n{table}", {
+            "switchable_weights": weights}
+
+
+def start_from(network: nn.Module, path: str, kind: str) -> None:
+    """Load the weights of the ``kind`` model file ``path`` into ``network`` (same shapes)."""
+    from ..hub.weights import load_state_strict, load_weights
+
+    state, meta = load_weights(path)
+    if meta.kind != kind:
+        raise StylenormError(f"--init {path}: a {meta.kind!r} model, not {kind!r}")
+    load_state_strict(network, state, f"--init {path}")
+
+
+def build_adain_task(config: AdaINTrainConfig, encoder: nn.Module, device: torch.device,
+                     contents: list[Path], styles: list[Path]) -> AdaINTask:
+    """The decoder (initialised from torch's global RNG) and sample images on ``device``."""
+    decoder = AdaINDecoder(DecoderConfig(norm=config.norm))
+    count = config.sample_count
+    samples = (validation_images(contents, config.crop_size, count, device),
+               validation_images(styles, config.crop_size, count, device))
+    return AdaINTask(config, encoder, decoder, paired(*samples), validation_pairs(config, device))
+
+
+def paired(contents: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n of each, n the smaller count."""
+    n = min(contents.shape[0], styles.shape[0])
+    return contents[:n], styles[:n]
+
+
+def validation_pairs(config: TrainConfig, device: torch.device
+                     ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``config.val_count`` held-out contents and styles, centre crops at the crop size, or None
+    when no ``--val-content``/``--val-style`` folders are given."""
+    if not (config.val_content and config.val_style):
+        if config.val_content or config.val_style:
+            raise StylenormError("--val-content and --val-style go together; got only one")
+        return None
+    folders = (find_images(config.val_content, "val-content"),
+               find_images(config.val_style, "val-style"))
+    return paired(*(validation_images(f, config.crop_size, config.val_count, device)
+                    for f in folders))
+
+
+def train_adain(config: AdaINTrainConfig, *, resume: bool = False, progress: bool = True,
+                init: str | None = None) -> TrainResult:
+    """Train (or, with ``resume``, continue training) an AdaIN decoder; see the module doc.
+    ``init`` starts from the weights of an existing AdaIN decoder file with the same norm."""
+    from ..runtime import resolve_device
+
+    config.validate()
+    device = resolve_device(config.device)
+    contents = find_images(config.content, "content")
+    styles = find_images(config.style, "style")
+    encoder, encoder_meta = load_frozen_encoder(config.encoder)
+    torch.manual_seed(config.seed)
+    task = build_adain_task(config, encoder, device, contents, styles)
+    if init is not None and not resume:
+        start_from(task.network, init, "adain")
+    data = make_data([contents, styles], CropConfig(config.crop_size), config.batch_size,
+                     config.seed, device, config.data_mode, config.num_workers)
+    provenance = {"trained_with": "stylenorm train adain", **encoder_meta,
+                  "content_images": len(contents), "style_images": len(styles),
+                  "cpu_threads": torch.get_num_threads(),
+                  "init": Path(init).name if init else None}
+    return fit(task, config, data, resume=resume, progress=progress, provenance=provenance)

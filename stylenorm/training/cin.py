@@ -1,0 +1,220 @@
+"""Train a multi-style CIN network (Dumoulin et al. 2017) on a content folder and style images.
+
+Each image in the styles folder is one style (sorted by file name; the names are stored in the
+model). With T the CIN transformer network, f the frozen VGG encoder and G the Gram matrix
+normalised by C*H*W, a content crop c and a style k drawn per sample::
+
+    o = T(c, onehot(k))
+    L = content_weight * ||f_content(o) - f_content(c)||^2          (relu3_1 by default)
+      + style_weight * sum_l ||G(f_l(o)) - G(f_l(s_k))||^2           (relu1_1 .. relu4_1)
+      + tv_weight * TV(o)
+
+The Gram matrices of the styles are computed once. With ``extend`` (a trained CIN model), the
+new styles get new (gamma, beta) rows and only those rows train: every other parameter is frozen
+and the old rows receive zero gradient, so the old styles' outputs stay bit-identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import StylenormError
+from ..hub.weights import save_weights
+from ..io.images import load_image
+from ..models.cin import CINConfig, CINTransformer
+from ..models.vgg import TAPS, VGGEncoder
+from ..nn.conditional import one_hot_weights
+from ..nn.losses import content_loss, gram_matrix, gram_target_loss, tv_loss
+from .data import CropConfig, find_images, make_data, validation_images
+from .loop import TrainConfig, TrainResult, fit, load_frozen_encoder
+
+__all__ = ["CINTask", "CINTrainConfig", "train_cin"]
+
+STYLE_STREAM = 1_000  # generator stream for the per-sample style draws
+
+
+@dataclass
+class CINTrainConfig(TrainConfig):
+    """`TrainConfig` plus data, network size, loss layers and weights, and ``extend``."""
+
+    content: str = ""
+    styles: str = ""
+    extend: str = ""
+    encoder: str = "vgg19-normalised"
+    widths: tuple[int, int, int] = (32, 64, 128)
+    res_blocks: int = 5
+    style_size: int = 512
+    content_layer: str = "relu3_1"
+    style_layers: tuple[str, ...] = TAPS
+    content_weight: float = 1.0
+    style_weight: float = 1e4
+    tv_weight: float = 0.0
+    lr: float = 1e-3
+    sample_count: int = 2
+
+    def validate(self) -> None:
+        super().validate()
+        for layer in (self.content_layer, *self.style_layers):
+            if layer not in TAPS:
+                raise StylenormError(f"unknown VGG layer {layer!r}; choose from {list(TAPS)}")
+        if self.style_size < 16:
+            raise StylenormError(f"--style-size must be >= 16; got {self.style_size}")
+        if self.crop_size % 4:
+            raise StylenormError(f"--crop-size must be a multiple of 4 for the CIN network "
+                                 f"(two stride-2 layers); got {self.crop_size}")
+        if self.val_content or self.val_style or self.val_every:
+            raise StylenormError("--val-content/--val-style/--val-every are for adain and lite: "
+                                 "a CIN network's styles are its training set")
+
+
+@dataclass
+class StyleTargets:
+    """Gram matrices of the trained styles per layer, (K, C, C), and their model indices."""
+
+    grams: dict[str, torch.Tensor]
+    rows: list[int] = field(default_factory=list)
+
+
+class CINTask:
+    """The CIN network being trained, the frozen encoder, Gram targets and sample pictures."""
+
+    def __init__(self, config: CINTrainConfig, encoder: VGGEncoder, network: CINTransformer,
+                 targets: StyleTargets, samples: torch.Tensor, frozen_rows: int = 0) -> None:
+        self.config, self.encoder, self.network = config, encoder, network
+        self.targets, self.samples, self.frozen_rows = targets, samples, frozen_rows
+        self.encoder_dtype = torch.float32
+        self.forward = torch.compile(network) if config.compile else network
+        if frozen_rows:
+            freeze_old_styles(network, frozen_rows)
+
+    def prepare(self, device: torch.device, dtype: torch.dtype, channels_last: bool) -> None:
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.network.to(device, memory_format=fmt)
+        self.encoder.to(device, dtype=dtype, memory_format=fmt)  # frozen: cast once
+        self.encoder_dtype = dtype
+        self.targets.grams = {k: v.to(device) for k, v in self.targets.grams.items()}
+
+    def trainable(self) -> list[nn.Parameter]:
+        return [p for p in self.network.parameters() if p.requires_grad]
+
+    def encode(self, images: torch.Tensor, upto: str = "relu4_1") -> dict[str, torch.Tensor]:
+        with torch.autocast(images.device.type, enabled=False):
+            return self.encoder(images.to(self.encoder_dtype), upto)
+
+    def draw_styles(self, iteration: int, n: int) -> torch.Tensor:
+        """Positions in ``targets.rows`` for each sample, a pure function of (seed, iteration)."""
+        rng = np.random.default_rng([self.config.seed, iteration, STYLE_STREAM])
+        return torch.from_numpy(rng.integers(0, len(self.targets.rows), n))
+
+    def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
+        content = batch[0]
+        picks = self.draw_styles(iteration, content.shape[0])
+        rows = torch.tensor(self.targets.rows)[picks]
+        weights = one_hot_weights(rows, self.network.num_styles).to(content.device)
+        output = self.forward(content, weights)
+        out_feats = self.encode(output)
+        with torch.no_grad():
+            target = self.encode(content, self.config.content_layer)[self.config.content_layer]
+        loss_c = content_loss(out_feats[self.config.content_layer], target)
+        picks = picks.to(content.device)
+        loss_s = torch.stack([gram_target_loss(out_feats[layer], self.targets.grams[layer][picks])
+                              for layer in self.config.style_layers]).sum()
+        total = self.config.content_weight * loss_c + self.config.style_weight * loss_s
+        losses = {"total": total, "content": loss_c, "style": loss_s}
+        if self.config.tv_weight:
+            losses["tv"] = tv_loss(output)
+            losses["total"] = total + self.config.tv_weight * losses["tv"]
+        return losses
+
+    def sample_rows(self) -> list[list[torch.Tensor]]:
+        shown = self.targets.rows[:6]
+        rows = []
+        for content in self.samples:
+            outs = [self.network(content[None], one_hot_weights(k, self.network.num_styles)
+                                 .to(content.device)).float()[0] for k in shown]
+            rows.append([content, *outs])
+        return rows
+
+    def export(self, path: Path, provenance: dict) -> Path:
+        return save_weights(path, self.network.state_dict(), "cin",
+                            self.network.config.to_dict(), provenance)
+
+    def validation_losses(self) -> None:
+        return None  # CIN's styles are its training set: there is no held-out style
+
+    def report(self, run_dir: Path) -> tuple[str, dict]:
+        names = self.network.config.style_names
+        listing = ", ".join(f"{i}: {n}" for i, n in enumerate(names))
+        return f"styles (--style-index): {listing}", {"style_names": names}
+
+
+def freeze_old_styles(network: CINTransformer, old: int) -> None:
+    """Train only the (gamma, beta) rows from ``old`` on: everything else is frozen, and the old
+    rows' gradients are zeroed (Adam then leaves them exactly as they are)."""
+    network.requires_grad_(False)
+    for layer in network.cin_layers():
+        for param in (layer.gamma, layer.beta):
+            param.requires_grad_(True)
+            mask = torch.ones_like(param[:, :1])
+            mask[:old] = 0
+            param.register_hook(lambda grad, m=mask: grad * m.to(grad))
+
+
+def style_grams(encoder: VGGEncoder, paths: list[Path], size: int, layers, device: torch.device
+                ) -> dict[str, torch.Tensor]:
+    """Per layer, the (K, C, C) Gram matrices of the K style images (shorter side ``size``)."""
+    encoder = encoder.to(device)
+    grams: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+    with torch.no_grad():
+        for path in paths:
+            feats = encoder(load_image(path, size=size).rgb.to(device))
+            for layer in layers:
+                grams[layer].append(gram_matrix(feats[layer])[0])
+    return {layer: torch.stack(values) for layer, values in grams.items()}
+
+
+def build_network(config: CINTrainConfig, names: list[str]) -> tuple[CINTransformer, int]:
+    """A new network for ``names``, or the ``extend`` model with ``names`` appended; and the
+    number of styles it had before (0 for a new one)."""
+    if not config.extend:
+        cin = CINConfig(style_names=names, widths=config.widths, res_blocks=config.res_blocks)
+        return CINTransformer(cin), 0
+    from ..hub.zoo import load_model
+
+    base = load_model(config.extend)
+    if getattr(base, "kind", None) != "cin":
+        raise StylenormError(f"--extend {config.extend}: holds a {base.kind!r} model; "
+                             "expected a CIN model trained by `stylenorm train cin`")
+    old = base.num_styles
+    base.add_styles(names)
+    return base.train(), old
+
+
+def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = True
+              ) -> TrainResult:
+    """Train (or extend, or resume) a multi-style CIN network; see the module doc."""
+    from ..runtime import resolve_device
+
+    config.validate()
+    device = resolve_device(config.device)
+    contents = find_images(config.content, "content")
+    style_paths = sorted(find_images(config.styles, "styles"), key=lambda p: (p.name, str(p)))
+    encoder, encoder_meta = load_frozen_encoder(config.encoder)
+    torch.manual_seed(config.seed)
+    network, old = build_network(config, [p.stem for p in style_paths])
+    grams = style_grams(encoder, style_paths, config.style_size, config.style_layers, device)
+    targets = StyleTargets(grams, rows=list(range(old, old + len(style_paths))))
+    samples = validation_images(contents, config.crop_size, config.sample_count, device)
+    task = CINTask(config, encoder, network, targets, samples, frozen_rows=old)
+    data = make_data([contents], CropConfig(config.crop_size), config.batch_size, config.seed,
+                     device, config.data_mode, config.num_workers)
+    provenance = {"trained_with": "stylenorm train cin", **encoder_meta,
+                  "content_images": len(contents), "style_files": [p.name for p in style_paths],
+                  "extended_from": Path(config.extend).name if config.extend else None,
+                  "trained_styles": targets.rows}
+    return fit(task, config, data, resume=resume, progress=progress, provenance=provenance)

@@ -1,0 +1,191 @@
+"""Distil an AdaIN teacher into the lite model: ``stylenorm train lite --teacher NAME|FILE``.
+
+The teacher (an installed AdaIN model: the VGG encoder plus a decoder) stylises ``cache_pairs``
+(content crop, style crop) pairs once (:mod:`.teacher_cache`); training then costs the
+student's pass and a shallow VGG pass, not the teacher's. With t the cached teacher output,
+o = m(c, code(s)) the student's, f the frozen VGG loss network and (mu_l, sigma_l) the style
+crop's cached statistics::
+
+    L = pixel_weight * mean|o - t|
+      + feature_weight * ||f(o)_F - f(t)_F||^2                      (F = feature_layer)
+      + style_weight * sum_{l in style_layers} ||mu(f_l(o)) - mu_l||^2 + ||sigma(..) - sigma_l||^2
+      + identity_weight * ||m(c, code(c)) - c||^2                   (so that alpha = 0 gives c)
+
+Pixel terms alone regress toward a blur of the teacher (the texture is lost); the style
+statistics keep the texture and the feature term keeps the teacher's structure. Validation
+reports the measures of :mod:`..inference.evaluate` (content loss to the AdaIN target at relu4_1,
+style loss over relu1_1..relu4_1) on the held-out pairs, and the student's L1 to the teacher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import StylenormError
+from ..models.lite import LiteModel
+from ..models.vgg import TAPS
+from ..nn.losses import channel_mean_std
+from ..runtime import resolve_device, resolve_dtype
+from .adain import paired, start_from, validation_pairs
+from .data import find_images, validation_images
+from .lite import LiteTask, LiteTrainConfig
+from .loop import TrainResult, fit, load_frozen_encoder
+from .teacher_cache import CacheData, CacheSpec, build_teacher_cache, stats_dicts
+
+__all__ = ["DistillConfig", "DistillTask", "load_teacher", "train_distill"]
+
+
+@dataclass
+class DistillConfig(LiteTrainConfig):
+    teacher: str = ""
+    cache: str = ""  # default: OUT/teacher-cache
+    cache_pairs: int = 2000
+    pixel_weight: float = 10.0
+    feature_weight: float = 1.0
+    feature_layer: str = "relu2_1"
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1")
+    style_weight: float = 10.0
+
+    def validate(self) -> None:
+        super().validate()
+        for layer in (self.feature_layer, *self.style_layers):
+            if layer not in TAPS:
+                raise StylenormError(f"distillation layers must be among {list(TAPS)}; "
+                                     f"got {layer!r}")
+        if self.cache_pairs < self.batch_size:
+            raise StylenormError(f"--cache-pairs must be >= --batch-size; got "
+                                 f"{self.cache_pairs}")
+
+    def cache_folder(self) -> Path:
+        return Path(self.cache) if self.cache else Path(self.out) / "teacher-cache"
+
+    def deepest_layer(self) -> str:
+        used = [self.feature_layer] if self.feature_weight else []
+        return max([*self.style_layers, *used], key=TAPS.index)
+
+
+class DistillTask(LiteTask):
+    """The lite student, the frozen VGG loss network and the cached teacher outputs."""
+
+    def __init__(self, config: DistillConfig, encoder, model: LiteModel, samples, validation,
+                 teacher_outputs: dict[str, torch.Tensor]) -> None:
+        super().__init__(config, encoder, model, samples, validation)
+        self.teacher_outputs = teacher_outputs  # "samples", "validation": (N, 3, S, S)
+
+    def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
+        content, style, target, *stats = batch
+        config = self.config
+        output = self.network(content, self.network.style_code(style))
+        feats = self.encode(output, config.deepest_layer())
+        means, stds = stats_dicts(stats)
+        loss_p = (output.float() - target).abs().mean()
+        loss_s = sum(style_stats_loss(feats[layer], means[layer], stds[layer])
+                     for layer in config.style_layers)
+        losses = {"pixel": loss_p, "style": loss_s}
+        total = config.pixel_weight * loss_p + config.style_weight * loss_s
+        if config.feature_weight:
+            with torch.no_grad():
+                wanted = self.encode(target, config.feature_layer)[config.feature_layer]
+            loss_f = F.mse_loss(feats[config.feature_layer].float(), wanted.float())
+            losses["feature"] = loss_f
+            total = total + config.feature_weight * loss_f
+        half = max(1, content.shape[0] // 2)
+        own = content[:half]
+        loss_id = F.mse_loss(self.network(own, self.network.style_code(own)).float(), own)
+        losses["identity"] = loss_id
+        losses["total"] = total + config.identity_weight * loss_id
+        return losses
+
+    def validation_losses(self) -> dict[str, torch.Tensor] | None:
+        if self.validation is None:
+            return None
+        content, style = self.validation
+        output = self.network(content, self.network.style_code(style)).float()
+        measured = self._losses(content, style)
+        teacher = self.teacher_outputs["validation"]
+        return {"content": measured["content"], "style": measured["style"],
+                "teacher_l1": (output.clamp(0, 1) - teacher).abs().mean(),
+                "total": measured["content"] + measured["style"]}
+
+    def sample_rows(self) -> list[list[torch.Tensor]]:
+        contents, styles = self.samples
+        output = self.network(contents, self.network.style_code(styles)).float().clamp(0, 1)
+        teacher = self.teacher_outputs["samples"]
+        return [[contents[i], styles[i], teacher[i], output[i]]
+                for i in range(contents.shape[0])]
+
+
+def style_stats_loss(feat: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """||mu(feat) - mean||^2 + ||sigma(feat) - std||^2 (MSEs) against given statistics.
+
+    Shape: feat (N, C, H, W); mean, std (N, C, 1, 1) -> scalar"""
+    o_mean, o_std = channel_mean_std(feat)
+    return F.mse_loss(o_mean, mean.float()) + F.mse_loss(o_std, std.float())
+
+
+def load_teacher(name: str, device: torch.device, dtype: torch.dtype):
+    """An installed AdaIN model by name or file, on ``device`` at ``dtype``, fused for
+    inference; and its file's SHA-256."""
+    from ..hub.weights import resolve_weights
+    from ..hub.zoo import file_sha256, load_model
+    from ..models.fastadain import accelerate
+
+    model = load_model(name)
+    if getattr(model, "kind", None) != "adain":
+        raise StylenormError(f"--teacher {name}: a {getattr(model, 'kind', '?')!r} model; the "
+                             "teacher must be an AdaIN model (VGG encoder and decoder), e.g. "
+                             "one installed with `stylenorm weights import`")
+    model = model.to(device, dtype).to(memory_format=torch.channels_last)
+    return accelerate(model), file_sha256(resolve_weights(name))
+
+
+@torch.inference_mode()
+def teacher_outputs(teacher, contents: torch.Tensor, styles: torch.Tensor, dtype) -> torch.Tensor:
+    def prepared(x):
+        return x.to(dtype).contiguous(memory_format=torch.channels_last)
+
+    out = teacher(prepared(contents), teacher.style_code(prepared(styles)))
+    return out.float().clamp(0, 1)
+
+
+def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool = True,
+                  init: str | None = None) -> TrainResult:
+    """Build (or reuse) the teacher cache, then train the lite student on it."""
+    config.validate()
+    device = resolve_device(config.device)
+    contents = find_images(config.content, "content")
+    styles = find_images(config.style, "style")
+    encoder, encoder_meta = load_frozen_encoder(config.encoder)
+    teacher_dtype = resolve_dtype("auto", device)
+    teacher, teacher_sha = load_teacher(config.teacher, device, teacher_dtype)
+    spec = CacheSpec(teacher=Path(config.teacher).name, teacher_sha256=teacher_sha,
+                     encoder_sha256=encoder_meta["encoder_sha256"], crop_size=config.crop_size,
+                     pairs=config.cache_pairs, seed=config.seed, contents=len(contents),
+                     styles=len(styles))
+    stats_encoder = encoder.to(device, teacher_dtype)
+    cache = build_teacher_cache(config.cache_folder(), spec, teacher, stats_encoder, contents,
+                                styles, dtype=teacher_dtype, progress=progress)
+    encoder.float()
+    torch.manual_seed(config.seed)
+    model = LiteModel(config.lite_config())
+    count = config.sample_count
+    samples = paired(validation_images(contents, config.crop_size, count, device),
+                     validation_images(styles, config.crop_size, count, device))
+    validation = validation_pairs(config, device)
+    outputs = {"samples": teacher_outputs(teacher, *samples, teacher_dtype)}
+    if validation is not None:
+        outputs["validation"] = teacher_outputs(teacher, *validation, teacher_dtype)
+    del teacher
+    task = DistillTask(config, encoder, model, samples, validation, outputs)
+    if init is not None and not resume:
+        start_from(task.network, init, "lite")
+    data = CacheData(cache, config.batch_size, config.seed, device)
+    provenance = {"trained_with": "stylenorm train lite --teacher", **encoder_meta,
+                  "teacher": spec.teacher, "teacher_sha256": teacher_sha,
+                  "teacher_pairs": len(cache), "content_images": len(contents),
+                  "style_images": len(styles), "init": Path(init).name if init else None}
+    return fit(task, config, data, resume=resume, progress=progress, provenance=provenance)

@@ -1,0 +1,394 @@
+"""The training loop shared by every trainer: schedule, precision, checkpoints, log, samples.
+
+A trainer (`.adain`, `.cin`) supplies a :class:`Task`: the network
+to checkpoint, its trainable parameters, a loss function of a batch and the pictures for the
+sample grids. :func:`fit` runs it for ``config.iterations`` and writes into the run folder::
+
+    RUN_DIR/config.json       the training config
+    RUN_DIR/checkpoint.pt     latest checkpoint (atomic; ``resume=True`` continues from it)
+    RUN_DIR/log.jsonl         one JSON line of losses every ``log_every`` iterations
+    RUN_DIR/loss_curve.png    the logged losses against the iteration (log scale)
+    RUN_DIR/val.jsonl, val_curve.png  losses on held-out images every ``val_every`` (if the
+                              task has validation images: ``--val-content``/``--val-style``)
+    RUN_DIR/samples/iter_XXXXXXX.jpg  stylised validation images every ``sample_every``
+    RUN_DIR/model.safetensors the trained model, loadable by ``stylenorm stylize --model``
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..errors import StylenormError
+from ..hub.zoo import load_frozen_encoder
+from ..runtime import Precision, autocast, processor_name, resolve_device, training_dtype
+from .checkpoints import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from .data import DataMode
+from .plots import loss_curve, save_grid
+from .runlog import RunLog, prepare_run_dir, write_config
+
+__all__ = ["Schedule", "Task", "TrainConfig", "TrainResult", "fit", "learning_rate",
+           "load_frozen_encoder", "train_step", "training_dtype"]
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.safetensors"
+
+
+class Schedule(str, Enum):
+    INVERSE_TIME = "inverse-time"
+    CONSTANT = "constant"
+
+
+def choose(option: str, value: str, choices: type[Enum]) -> str:
+    """``value`` if it names one of ``choices``, else an error listing them."""
+    names = [c.value for c in choices]
+    if value not in names:
+        raise StylenormError(f"{option} must be one of {names}; got {value!r}")
+    return value
+
+
+@dataclass
+class TrainConfig:
+    """Settings every trainer shares (saved as ``config.json`` in the run folder)."""
+
+    out: str = "runs/train"
+    iterations: int = 160_000
+    batch_size: int = 8
+    crop_size: int = 256
+    lr: float = 1e-4
+    lr_decay: float = 5e-5
+    schedule: str = Schedule.INVERSE_TIME.value
+    seed: int = 0
+    checkpoint_every: int = 1000
+    sample_every: int = 1000
+    log_every: int = 10
+    precision: str = Precision.AUTO.value
+    device: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    data_mode: str = DataMode.AUTO.value
+    num_workers: int | None = None
+    val_content: str = ""  # held-out folders: losses on them every ``val_every`` iterations
+    val_style: str = ""
+    val_every: int = 0
+    val_count: int = 8
+
+    # Fields a resumed run may change; any other difference would break the exact replay
+    # (validation runs without gradients or random draws, so it cannot change the training).
+    RESUMABLE = ("out", "iterations", "checkpoint_every", "sample_every", "log_every", "device",
+                 "channels_last", "compile", "data_mode", "num_workers", "val_content",
+                 "val_style", "val_every", "val_count")
+
+    def validate(self) -> None:
+        for name in ("iterations", "batch_size", "crop_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise StylenormError(f"--{name.replace('_', '-')} must be >= 1; "
+                                     f"got {getattr(self, name)}")
+        if self.crop_size < 16:
+            raise StylenormError(f"--crop-size must be >= 16 (the encoder pools 3 times); "
+                                 f"got {self.crop_size}")
+        choose("--schedule", self.schedule, Schedule)
+        choose("--data", self.data_mode, DataMode)
+        if self.lr <= 0 or self.lr_decay < 0:
+            raise StylenormError(f"--lr must be > 0 and --lr-decay >= 0; "
+                                 f"got {self.lr}, {self.lr_decay}")
+        if self.sample_every < 0:
+            raise StylenormError(f"--sample-every must be >= 0; got {self.sample_every}")
+        if self.val_every < 0 or self.val_count < 1:
+            raise StylenormError(f"--val-every must be >= 0 and --val-count >= 1; "
+                                 f"got {self.val_every}, {self.val_count}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def learning_rate(config: TrainConfig, iteration: int) -> float:
+    """lr / (1 + lr_decay * iteration) (inverse-time decay, the AdaIN paper's), or constant."""
+    if config.schedule == Schedule.CONSTANT.value:
+        return config.lr
+    return config.lr / (1.0 + config.lr_decay * iteration)
+
+
+class Task(Protocol):
+    """What a trainer gives :func:`fit`."""
+
+    network: nn.Module  # checkpointed as a whole (trainable parameters and buffers)
+
+    def prepare(self, device: torch.device, dtype: torch.dtype, channels_last: bool) -> None:
+        """Move the models to ``device`` (and memory format) before training in ``dtype``."""
+
+    def trainable(self) -> list[nn.Parameter] | list[dict]:
+        """Parameters, or parameter groups (a group's ``lr_scale`` multiplies the lr)."""
+
+    def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
+        """Named losses of one batch; ``"total"`` is minimised."""
+
+    def sample_rows(self) -> list[list[torch.Tensor]]:
+        """Rows of (1, 3, H, W) images for the sample grid (called in eval mode)."""
+
+    def export(self, path: Path, provenance: dict) -> Path: ...
+
+    def report(self, run_dir: Path) -> tuple[str, dict]:
+        """Text for the final report and extra provenance (e.g. learned norm mixtures)."""
+
+    def validation_losses(self) -> dict[str, torch.Tensor] | None:
+        """Named losses on the held-out images (eval mode, no gradients), or None if the task
+        has none."""
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    iterations: int
+    final_losses: dict[str, float]
+    wall_time_s: float
+    report: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Loop:
+    """The mutable pieces of a run."""
+
+    task: Task
+    config: TrainConfig
+    device: torch.device
+    dtype: torch.dtype
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    log: RunLog
+    val_log: RunLog
+    run_dir: Path
+    start: int = 0
+    wall_time_s: float = 0.0
+
+    def autocast(self):
+        return autocast(self.device, self.dtype)
+
+
+def _save(loop: _Loop, iteration: int) -> None:
+    state = {
+        "format": "stylenorm-checkpoint-1",
+        "iteration": iteration,
+        "config": loop.config.to_dict(),
+        "network": loop.task.network.state_dict(),
+        "optimizer": loop.optimizer.state_dict(),
+        "scaler": loop.scaler.state_dict(),
+        "schedule": {"kind": loop.config.schedule, "lr": loop.config.lr,
+                     "lr_decay": loop.config.lr_decay},
+        "sampler": {"seed": loop.config.seed, "next_iteration": iteration},
+        "rng": get_rng_state(),
+        "wall_time_s": loop.wall_time_s,
+        "dtype": str(loop.dtype).removeprefix("torch."),
+    }
+    save_checkpoint(loop.run_dir / CHECKPOINT, state)
+    loss_curve(loop.log.records(), loop.log.loss_keys(), loop.run_dir / "loss_curve.png")
+
+
+def _plain(value):
+    """Tuples and lists compare equal (a config read back from JSON has lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
+    current = config.to_dict()
+    changed = [  # settings added to stylenorm after the run started keep their defaults
+        f"{k}: {saved[k]!r} -> {current[k]!r}"
+        for k in current
+        if k not in TrainConfig.RESUMABLE and k in saved and _plain(saved[k]) != _plain(current[k])
+    ]
+    if changed:
+        raise StylenormError(
+            f"{path}: cannot resume exactly with different settings ({'; '.join(changed)}); "
+            "repeat the original command with --resume, or train into a new --out"
+        )
+
+
+def _restore(loop: _Loop, state: dict) -> None:
+    path = loop.run_dir / CHECKPOINT
+    _check_resumable(state["config"], loop.config, path)
+    loop.task.network.load_state_dict(state["network"])
+    loop.optimizer.load_state_dict(state["optimizer"])
+    loop.scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    loop.start, loop.wall_time_s = int(state["iteration"]), float(state["wall_time_s"])
+    if loop.start > loop.config.iterations:
+        raise StylenormError(f"{path}: the run is at iteration {loop.start}, beyond "
+                             f"--iterations {loop.config.iterations}")
+    loop.log.truncate(loop.start)
+    loop.val_log.truncate(loop.start)
+
+
+def _evaluated(loop: _Loop, method):
+    """``method()`` with the network in eval mode, without gradients, under the autocast."""
+    network = loop.task.network
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.no_grad(), loop.autocast():
+            return method()
+    finally:
+        network.train(was_training)
+
+
+def _write_samples(loop: _Loop, iteration: int) -> None:
+    rows = _evaluated(loop, loop.task.sample_rows)
+    folder = loop.run_dir / "samples"
+    folder.mkdir(exist_ok=True)
+    save_grid(rows, folder / f"iter_{iteration:07d}.jpg")
+
+
+def _validate(loop: _Loop, iteration: int) -> None:
+    """Log the task's losses on its held-out images at ``iteration`` and redraw the curve."""
+    losses = _evaluated(loop, loop.task.validation_losses)
+    if losses is None:
+        return
+    loop.val_log.append({"iter": iteration, **{k: float(v) for k, v in losses.items()}})
+    loss_curve(loop.val_log.records(), loop.val_log.loss_keys(), loop.run_dir / "val_curve.png")
+
+
+def _due(every: int, done: int, last: int) -> bool:
+    return bool(every) and (done % every == 0 or done == last)
+
+
+def train_step(task: Task, batch: list[torch.Tensor], optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, precision: tuple[torch.device, torch.dtype],
+               lr: float, iteration: int = 0) -> dict[str, torch.Tensor]:
+    """One optimisation step of ``task`` on ``batch`` at learning rate ``lr``; the losses."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+    with autocast(*precision):
+        losses = task.losses(batch, iteration)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(losses["total"]).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return losses
+
+
+def _record(loop: _Loop, losses: dict[str, torch.Tensor], iteration: int) -> dict:
+    values = {k: float(v.detach()) for k, v in losses.items()}
+    if not all(v == v and abs(v) != float("inf") for v in values.values()):
+        raise StylenormError(
+            f"the loss became {values['total']} at iteration {iteration}; lower --lr or use "
+            "--precision fp32 (the last checkpoint is intact)"
+        )
+    record = {"iter": iteration, "lr": learning_rate(loop.config, iteration - 1), **values}
+    loop.log.append(record)
+    return values
+
+
+def _batches(loop: _Loop, data) -> Iterator[tuple[int, list[torch.Tensor]]]:
+    fmt = torch.channels_last if loop.config.channels_last else torch.contiguous_format
+    for iteration, batch in zip(range(loop.start, loop.config.iterations),
+                                data.batches(loop.start, loop.config.iterations), strict=True):
+        yield iteration, [b.contiguous(memory_format=fmt) for b in batch]
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current iteration, with a
+    checkpoint; a second Ctrl-C interrupts at once. Only in the main thread (signals go there)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: dict = {}
+
+    def __enter__(self) -> StopRequest:
+        try:
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        except ValueError:  # not the main thread: signals cannot be caught here
+            self.previous = {}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write("stopping after this iteration with a checkpoint (Ctrl-C again: at once)")
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(loop: _Loop, data, progress: bool) -> None:
+    config = loop.config
+    bar = tqdm(total=config.iterations, initial=loop.start, disable=not progress,
+               desc="train", unit="it", dynamic_ncols=True)
+    tick = time.perf_counter()
+    if config.val_every and loop.start == 0:
+        _validate(loop, 0)
+    with bar, StopRequest() as stop:
+        for iteration, batch in _batches(loop, data):
+            losses = train_step(loop.task, batch, loop.optimizer, loop.scaler,
+                                (loop.device, loop.dtype), learning_rate(config, iteration),
+                                iteration)
+            done = iteration + 1
+            if done % config.log_every == 0 or done == config.iterations:
+                values = _record(loop, losses, done)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+            bar.update(1)
+            if done % config.checkpoint_every == 0 or done == config.iterations:
+                now = time.perf_counter()
+                loop.wall_time_s, tick = loop.wall_time_s + now - tick, now
+                _save(loop, done)
+            if _due(config.sample_every, done, config.iterations):
+                _write_samples(loop, done)
+            if _due(config.val_every, done, config.iterations):
+                _validate(loop, done)
+            if stop.requested and done < config.iterations:
+                if done % config.checkpoint_every:
+                    loop.wall_time_s += time.perf_counter() - tick
+                    _save(loop, done)
+                raise StylenormError(
+                    f"stopped at iteration {done}; the checkpoint in {loop.run_dir} holds it: "
+                    "repeat the command with --resume to continue")
+    loop.wall_time_s += time.perf_counter() - tick
+
+
+def fit(task: Task, config: TrainConfig, data, *, resume: bool = False, progress: bool = True,
+        provenance: dict | None = None) -> TrainResult:
+    """Train ``task`` on ``data`` (an object with ``batches(start, stop)``) as ``config`` says."""
+    config.validate()
+    device = resolve_device(config.device)
+    run_dir = prepare_run_dir(config.out, resume, CHECKPOINT)
+    state = load_checkpoint(run_dir / CHECKPOINT) if resume else None
+    dtype = training_dtype(config.precision, device)
+    if state is not None and config.precision == Precision.AUTO.value:
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+                 "float16": torch.float16}[state["dtype"]]  # what ``auto`` chose at the start
+    task.prepare(device, dtype, config.channels_last)
+    optimizer = torch.optim.Adam(task.trainable(), lr=config.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    loop = _Loop(task, config, device, dtype, optimizer, scaler, RunLog(run_dir / "log.jsonl"),
+                 RunLog(run_dir / "val.jsonl"), run_dir)
+    if state is not None:
+        _restore(loop, state)
+    write_config(run_dir / "config.json", config.to_dict())
+    task.network.train()
+    _run(loop, data, progress)
+    final = loop.log.final_losses()
+    report, extra = task.report(run_dir)
+    meta = {**(provenance or {}), "training_config": config.to_dict(),
+            "iterations": config.iterations, "final_losses": final,
+            "wall_time_s": round(loop.wall_time_s, 1), "precision": str(dtype).split(".")[-1],
+            "device": device.type, "processor": processor_name(device), **extra}
+    path = task.export(run_dir / MODEL, meta)
+    return TrainResult(path, config.iterations, final, loop.wall_time_s, report, extra)

@@ -1,0 +1,222 @@
+"""Teacher outputs for distillation, computed once and kept on disk.
+
+A distilled student learns to reproduce a teacher (an installed AdaIN model: VGG encoder plus a
+decoder) on (content crop, style crop) pairs. Running the teacher costs about as much as a
+perceptual-loss training step, so each pair is stylised once and cached::
+
+    CACHE/spec.json              what the cache holds (teacher, its hash, crop size, seed, ...)
+    CACHE/shard_00000.safetensors  ``shard_size`` pairs: uint8 ``content``, ``style``, ``target``
+                                 (N, 3, S, S) and the style crop's VGG statistics
+                                 ``mean.<layer>`` / ``std.<layer>`` (N, C_l) in float32
+
+Pair ``i`` is drawn from a generator seeded by ``(seed, i)``: which content and style, and
+where each is cropped. Shards are written atomically, so an interrupted build continues where
+it stopped; a cache whose spec differs from the one asked for is refused, not mixed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from ..errors import ImageError, StylenormError
+from ..io.images import atomic_write
+from ..models.vgg import TAPS, VGGEncoder
+from ..nn.losses import channel_mean_std
+from .data import CropConfig, crop_item, decode
+
+__all__ = ["CacheData", "CacheSpec", "TeacherCache", "build_teacher_cache"]
+
+SPEC = "spec.json"
+
+
+@dataclass
+class CacheSpec:
+    """What a cache holds; two builds with equal specs make equal caches."""
+
+    teacher: str
+    teacher_sha256: str
+    encoder_sha256: str  # the loss network that measured the style statistics
+    crop_size: int
+    pairs: int
+    seed: int
+    contents: int
+    styles: int
+    shard_size: int = 64
+
+    def shard_count(self) -> int:
+        return -(-self.pairs // self.shard_size)
+
+
+def shard_path(folder: Path, index: int) -> Path:
+    return folder / f"shard_{index:05d}.safetensors"
+
+
+def pair_choice(spec: CacheSpec, index: int) -> tuple[int, int, np.random.Generator]:
+    """(content index, style index, generator for the crops) of pair ``index``."""
+    rng = np.random.default_rng([spec.seed, index, 7])
+    return int(rng.integers(spec.contents)), int(rng.integers(spec.styles)), rng
+
+
+class _Images:
+    """Decoded uint8 images by index, decoding each file at most once per build."""
+
+    def __init__(self, paths: Sequence[Path], shorter_side: int) -> None:
+        self.paths, self.shorter_side, self.cache = list(paths), shorter_side, {}
+
+    def get(self, index: int) -> torch.Tensor:
+        if index not in self.cache:
+            path = self.paths[index]
+            try:
+                self.cache[index] = decode(path, self.shorter_side)
+            except ImageError as exc:
+                raise StylenormError(f"{path}: cannot be read for the teacher cache ({exc})"
+                                     ) from None
+        return self.cache[index]
+
+
+def _crops(spec: CacheSpec, start: int, stop: int, contents: _Images, styles: _Images):
+    crop = CropConfig(spec.crop_size, resize_to=contents.shorter_side)
+    pairs = [pair_choice(spec, i) for i in range(start, stop)]
+    content = torch.stack([crop_item(contents.get(c), crop, rng) for c, _, rng in pairs])
+    style = torch.stack([crop_item(styles.get(s), crop, rng) for _, s, rng in pairs])
+    return content, style
+
+
+@torch.inference_mode()
+def _shard(teacher, encoder: VGGEncoder, content: torch.Tensor, style: torch.Tensor,
+           dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The teacher's outputs and the styles' VGG statistics for uint8 crops."""
+    def prepared(images):
+        return (images.float() / 255).to(dtype).contiguous(memory_format=torch.channels_last)
+
+    output = teacher(prepared(content), teacher.style_code(prepared(style)))
+    tensors = {"content": content, "style": style,
+               "target": output.float().clamp(0, 1).mul(255).round().to(torch.uint8)}
+    feats = encoder(prepared(style).to(next(encoder.parameters()).dtype))
+    for layer in TAPS:
+        mean, std = channel_mean_std(feats[layer])
+        tensors[f"mean.{layer}"] = mean.flatten(1).contiguous()
+        tensors[f"std.{layer}"] = std.flatten(1).contiguous()
+    return {k: v.contiguous() for k, v in tensors.items()}
+
+
+def _check_spec(folder: Path, spec: CacheSpec) -> None:
+    path = folder / SPEC
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StylenormError(f"{path}: unreadable teacher-cache spec ({exc})") from None
+        if saved != asdict(spec):
+            changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in asdict(spec).items()
+                       if saved.get(k) != v]
+            raise StylenormError(f"{folder}: a teacher cache built with other settings "
+                                 f"({'; '.join(changed)}); use another --cache folder")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(asdict(spec), indent=2)))
+
+
+def build_teacher_cache(folder: str | Path, spec: CacheSpec, teacher, encoder: VGGEncoder,
+                        contents: Sequence[Path], styles: Sequence[Path], *,
+                        dtype: torch.dtype = torch.float32, progress: bool = True
+                        ) -> TeacherCache:
+    """Stylise ``spec.pairs`` crops with ``teacher`` into ``folder`` (shards already there are
+    kept) and return the loaded cache. ``teacher`` has ``style_code(styles)`` and
+    ``teacher(contents, code)`` (an AdaIN model); ``encoder`` measures the style statistics."""
+    folder = Path(folder)
+    if (spec.contents, spec.styles) != (len(contents), len(styles)):
+        raise ValueError("spec.contents/styles must be the numbers of content and style paths")
+    _check_spec(folder, spec)
+    missing = [i for i in range(spec.shard_count()) if not shard_path(folder, i).exists()]
+    shorter = max(spec.crop_size, 320)
+    images = (_Images(contents, shorter), _Images(styles, shorter))
+    bar = tqdm(total=spec.pairs, initial=spec.pairs - sum(
+        min(spec.shard_size, spec.pairs - i * spec.shard_size) for i in missing),
+        disable=not progress, desc="teacher cache", unit="pair", dynamic_ncols=True)
+    with bar:
+        for index in missing:
+            start = index * spec.shard_size
+            stop = min(start + spec.shard_size, spec.pairs)
+            tensors = _shard(teacher, encoder, *_crops(spec, start, stop, *images), dtype)
+            target = shard_path(folder, index)
+            atomic_write(target, lambda tmp, t=tensors: save_file(t, str(tmp)))
+            bar.update(stop - start)
+    return TeacherCache.load(folder, spec)
+
+
+class TeacherCache:
+    """All pairs of a cache in memory: uint8 images, float32 style statistics."""
+
+    def __init__(self, spec: CacheSpec, tensors: dict[str, torch.Tensor]) -> None:
+        self.spec, self.tensors = spec, tensors
+
+    @classmethod
+    def load(cls, folder: str | Path, spec: CacheSpec | None = None) -> TeacherCache:
+        folder = Path(folder)
+        try:
+            saved = CacheSpec(**json.loads((folder / SPEC).read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise StylenormError(f"{folder}: not a teacher cache ({exc})") from None
+        if spec is not None and saved != spec:
+            raise StylenormError(f"{folder}: its spec differs from the one asked for")
+        parts = []
+        for index in range(saved.shard_count()):
+            path = shard_path(folder, index)
+            try:
+                parts.append(load_file(path))
+            except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+                raise StylenormError(f"{path}: missing or damaged teacher-cache shard ({exc}); "
+                                     "delete it and build again") from None
+        tensors = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        if tensors["content"].shape[0] != saved.pairs:
+            raise StylenormError(f"{folder}: holds {tensors['content'].shape[0]} pairs, its "
+                                 f"spec says {saved.pairs}")
+        return cls(saved, tensors)
+
+    def __len__(self) -> int:
+        return self.spec.pairs
+
+    def batch(self, indices: torch.Tensor, flips: torch.Tensor) -> list[torch.Tensor]:
+        """[content, style, target] float in [0, 1] and the style statistics of ``indices``;
+        content and target are mirrored together where ``flips`` is true."""
+        images = [self.tensors[k][indices].float().div(255) for k in ("content", "style",
+                                                                        "target")]
+        for i in (0, 2):
+            images[i] = torch.where(flips.view(-1, 1, 1, 1), images[i].flip(-1), images[i])
+        stats = [self.tensors[f"{kind}.{layer}"][indices][..., None, None] for layer in TAPS
+                 for kind in ("mean", "std")]
+        return images + stats
+
+
+class CacheData:
+    """Batches drawn from a teacher cache for iterations ``start .. stop - 1``, reproducibly:
+    iteration ``k`` draws its pairs and flips from a generator seeded by ``(seed, k)``."""
+
+    def __init__(self, cache: TeacherCache, batch_size: int, seed: int,
+                 device: torch.device) -> None:
+        self.cache, self.batch_size, self.seed, self.device = cache, batch_size, seed, device
+
+    def batches(self, start: int, stop: int) -> Iterator[list[torch.Tensor]]:
+        for iteration in range(start, stop):
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + iteration)
+            indices = torch.randint(len(self.cache), (self.batch_size,), generator=generator)
+            flips = torch.rand(self.batch_size, generator=generator) < 0.5
+            yield [t.to(self.device) for t in self.cache.batch(indices, flips)]
+
+
+def stats_dicts(stats: Sequence[torch.Tensor]) -> tuple[dict, dict]:
+    """The flat [mean, std, mean, std, ...] list of :meth:`TeacherCache.batch` (each
+    (N, C, 1, 1)) as two dicts by layer."""
+    means = {layer: stats[2 * i] for i, layer in enumerate(TAPS)}
+    stds = {layer: stats[2 * i + 1] for i, layer in enumerate(TAPS)}
+    return means, stds
