@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 
 import pytest
 import torch
 from torch import nn
 
-from stylenorm.models.adain import AdaINModel, StyleCode
+from stylenorm.models.adain import AdaINModel, StyleCode, adain_target
 from stylenorm.models.decoder import AdaINDecoder, DecoderConfig
-from stylenorm.models.fastadain import (
-    FastAdaINModel,
-    accelerate,
-    adain_target,
-    fast_decode,
-    fast_encode,
-    modulate,
-)
 from stylenorm.models.vgg import TAPS, EncoderConfig, VGGEncoder
+from stylenorm.nn.conditional import modulate
 from stylenorm.nn.fused import FRAME_MIN_POSITIONS, conv_act
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,26 +33,36 @@ def test_conv_act_equals_the_module(padding_mode, shape, relu):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["normalised", "torchvision"])
-def test_fast_encode_matches_every_tap(family):
+def test_conv_act_unfused_is_the_module_call():
     torch.manual_seed(0)
-    encoder = VGGEncoder(EncoderConfig(family=family))
-    x = torch.rand(2, 3, 37, 30)
-    with torch.inference_mode():
-        want, got = encoder(x), fast_encode(encoder, x)
-    assert list(got) == list(TAPS)
-    for tap in TAPS:
-        torch.testing.assert_close(got[tap], want[tap], atol=1e-4, rtol=1e-4)
+    conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, padding_mode="reflect")
+    x = torch.randn(1, 4, 9, 8)
+    assert torch.equal(conv_act(x, conv, fused=False), torch.relu(conv(x)))
 
 
-@pytest.mark.parametrize("norm", ["none", "instance"])
-def test_fast_decode_matches(norm):
+@pytest.mark.parametrize(("family", "norm"), [("normalised", "none"), ("torchvision", "instance")])
+def test_fast_path_equals_the_plain_model(family, norm):
+    """The AdaIN model's one definition, fused (inference) and plain (reference)."""
     torch.manual_seed(0)
-    decoder = AdaINDecoder(DecoderConfig(norm=norm)).eval()
-    feats = torch.rand(1, 512, 5, 4)
+    plain = AdaINModel(VGGEncoder(EncoderConfig(family=family)),
+                       AdaINDecoder(DecoderConfig(norm=norm))).eval()
+    fast = copy.deepcopy(plain).use_fast_path()
+    assert fast.fast and fast.encoder.fused and not plain.encoder.fused
+    content, style = torch.rand(1, 3, 37, 30), torch.rand(2, 3, 32, 32)
+    mask = (torch.rand(1, 1, 37, 30) > 0.5).float()
     with torch.inference_mode():
-        torch.testing.assert_close(fast_decode(decoder, feats), decoder(feats),
-                                   atol=1e-4, rtol=1e-4)
+        want, got = plain.encoder(content), fast.encoder(content)
+        assert list(got) == list(TAPS)
+        for tap in TAPS:
+            torch.testing.assert_close(got[tap], want[tap], atol=1e-4, rtol=1e-4)
+        code = plain.style_code(style)
+        torch.testing.assert_close(fast.style_code(style).std, code.std, atol=1e-4, rtol=1e-4)
+        for args in ((code.select(0),), (code.select(1), 0.4), (code, 0.7, mask)):
+            torch.testing.assert_close(fast(content, *args), plain(content, *args),
+                                       atol=1e-4, rtol=1e-4)
+        features = fast.encode_content(content)
+        torch.testing.assert_close(fast.decode_features(features, code.select(0), 0.6),
+                                   plain(content, code.select(0), 0.6), atol=1e-4, rtol=1e-4)
 
 
 def test_modulate_is_adain_blended_by_alpha():
@@ -70,22 +74,9 @@ def test_modulate_is_adain_blended_by_alpha():
         torch.testing.assert_close(adain_target(feat, code, alpha),
                                    model.target_features(feat, code, alpha),
                                    atol=1e-5, rtol=1e-5)
-    zero = modulate(feat, feat.mean((2, 3), keepdim=True), torch.ones(2, 512, 1, 1), code, 0.0)
+    zero = modulate(feat, feat.mean((2, 3), keepdim=True), torch.ones(2, 512, 1, 1), code.mean,
+                    code.std, 0.0)
     torch.testing.assert_close(zero, feat)
-
-
-def test_accelerate_shares_weights_and_outputs(random_store):
-    from stylenorm.hub.zoo import load_model
-
-    plain = load_model("adain")
-    fast = accelerate(plain)
-    assert isinstance(fast, FastAdaINModel) and fast.decoder is plain.decoder
-    assert accelerate(nn.Linear(2, 2)).__class__ is nn.Linear
-    content, style = torch.rand(1, 3, 40, 32), torch.rand(1, 3, 32, 32)
-    with torch.inference_mode():
-        want = plain(content, plain.style_code(style), 0.7)
-        got = fast(content, fast.style_code(style), 0.7)
-    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
 def test_compiled_adain_equals_eager():
@@ -93,7 +84,7 @@ def test_compiled_adain_equals_eager():
     if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
         pytest.skip("torch.compile on the CPU needs a C compiler; none on PATH")
     torch.manual_seed(0)
-    model = FastAdaINModel(VGGEncoder(), AdaINDecoder(), compile_adain=True)
+    model = AdaINModel(VGGEncoder(), AdaINDecoder(), compile_adain=True).use_fast_path()
     code = StyleCode(torch.rand(1, 512, 1, 1), torch.rand(1, 512, 1, 1) + 0.1)
     for shape in [(2, 512, 9, 7), (1, 512, 11, 13)]:
         feat = torch.rand(shape) * 3

@@ -7,7 +7,6 @@ import torch
 
 from stylenorm.nn.conditional import mean_std
 from stylenorm.nn.losses import (
-    channel_mean_std,
     content_loss,
     gram_loss,
     gram_matrix,
@@ -16,6 +15,7 @@ from stylenorm.nn.losses import (
     mean_std_style_loss,
     tv_loss,
 )
+from stylenorm.nn.statistics import channel_mean_std
 
 
 @pytest.fixture(autouse=True)

@@ -57,7 +57,7 @@ def code(stylizer):
 
 def untiled(stylizer: Stylizer, content: torch.Tensor, code: StyleCode) -> torch.Tensor:
     with torch.inference_mode():
-        out = stylizer.model(stylizer._prepare(content), code)
+        out = stylizer.model(stylizer.model.prepare(content), code)
     return out[..., : content.shape[-2], : content.shape[-1]].clamp(0, 1)
 
 
@@ -81,7 +81,7 @@ def test_blending_weights_sum_to_one():
 def test_global_statistics_match_the_whole_image(stylizer, content):
     feats = encode_content(stylizer.model, content, OPTIONS)
     with torch.inference_mode():
-        whole = stylizer.model.encode(stylizer._prepare(content)).float()
+        whole = stylizer.model.encode(stylizer.model.prepare(content)).float()
     mean, std = mean_std(whole)
     assert feats.features.shape == whole.shape
     torch.testing.assert_close(feats.mean, mean, rtol=1e-3, atol=1e-4)
@@ -123,7 +123,7 @@ def test_masked_tiling_matches_untiled(stylizer, content):
     mask[..., :, : content.shape[-1] // 2] = 1
     tiled = stylize_tiled(stylizer.model, content, two, 0.7, OPTIONS, mask=mask)
     with torch.inference_mode():
-        whole = stylizer.model(stylizer._prepare(content), two, 0.7, mask)[..., :184, :152]
+        whole = stylizer.model(stylizer.model.prepare(content), two, 0.7, mask)[..., :184, :152]
     assert psnr(tiled, whole.clamp(0, 1)) > 40
 
 
@@ -185,7 +185,7 @@ def test_lite_tiled_output_matches_untiled(lite_stylizer, content, alpha):
     for code, m in ((one, None), (two, mask)):
         tiled = stylize_tiled(model, content, code, alpha, OPTIONS, mask=m)
         with torch.inference_mode():
-            whole = model(lite_stylizer._prepare(content), code, alpha, m)[..., :184, :152]
+            whole = model(lite_stylizer.model.prepare(content), code, alpha, m)[..., :184, :152]
         assert tiled.shape == (1, 3, 184, 152) and whole.std() > 0.05
         assert psnr(tiled, whole.clamp(0, 1)) > 40
     naive = stylize_tiled(model, content, one, alpha, TileOptions(tile=64, halo=0))
@@ -201,8 +201,8 @@ def test_lite_tiles_are_one_tile_each(lite_stylizer):
 
 
 def test_cin_models_refuse_tiling():
-    from stylenorm.inference.tiling import can_tile, tile_codec
+    from stylenorm.inference.tiling import can_tile, check_tileable
 
     assert not can_tile(torch.nn.Conv2d(3, 3, 1))
     with pytest.raises(StylenormError, match="--tile works with the AdaIN and lite"):
-        tile_codec(torch.nn.Conv2d(3, 3, 1))
+        check_tileable(torch.nn.Conv2d(3, 3, 1))

@@ -32,8 +32,7 @@ from tqdm.auto import tqdm
 from ..errors import StylenormError
 from ..hub.zoo import DEFAULT_MODEL
 from ..io.images import LoadedImage, load_image, save_image
-from ..models.adain import AdaINModel, StyleCode
-from ..models.lite import LiteCode
+from ..models.protocol import FixedStyleModel, StyleCodeLike
 from .batchplan import (
     BatchPlan,
     Job,
@@ -44,7 +43,7 @@ from .batchplan import (
     split_existing,
 )
 from .stylize import MIN_IMAGE_SIZE, StylizeOptions, Stylizer
-from .tiling import TileOptions, can_tile, decode_tiled, encode_content, should_tile, tile_codec
+from .tiling import TileOptions, can_tile, check_tileable, decode_tiled, encode_content, should_tile
 
 Log = Callable[[str], None]
 
@@ -112,7 +111,7 @@ class _Run:
         self.max_writes = 2 * batch.workers + self.batch_size
         self.report = BatchReport()
         self.submitted: set[Path] = set()
-        self.styles: dict[Path, StyleCode | LiteCode | torch.Tensor] = {}
+        self.styles: dict[Path, StyleCodeLike | torch.Tensor] = {}
 
     def fail(self, jobs: Iterable[Job], reason: str) -> None:
         skip = self.submitted.union(self.report.failed)
@@ -158,28 +157,24 @@ class _Run:
         except StylenormError as exc:
             self.fail(groups[path], str(exc))
 
-    def code(self, style: Path, content: torch.Tensor) -> StyleCode | LiteCode:
+    def code(self, style: Path, content: torch.Tensor) -> StyleCodeLike:
         entry = self.styles[style]
         if not isinstance(entry, torch.Tensor):
-            return entry  # a ready code (StyleCode or LiteCode)
+            return entry  # a ready code
         return self.stylizer.style_code([entry], None, content)  # colours preserved: per pair
 
     def process(self, batch: list[_Content]) -> None:
         """Encode a batch of same-size contents once; decode it once per style it needs."""
         model, alpha = self.stylizer.model, self.options.alpha
-        x = self.stylizer._prepare(torch.cat([c.image.rgb for c in batch]))
-        adain = isinstance(model, AdaINModel)
-        feats = model.encode(x) if adain else x
+        x = model.prepare(torch.cat([c.image.rgb for c in batch]))
+        feats = model.encode_content(x, own_code=alpha != 1.0)
         h, w = x.shape[-2:]
         for style in dict.fromkeys(j.style for c in batch for j in c.jobs):
             pick = [(i, j) for i, c in enumerate(batch) for j in c.jobs if j.style == style]
             rows = [i for i, _ in pick]
             codes = [self.code(style, batch[i].image.rgb) for i in rows]
             code = type(codes[0]).cat(codes)
-            if adain:
-                out = model.decode(model.target_features(feats[rows], code, alpha))
-            else:
-                out = model(feats[rows], code, alpha)
+            out = model.decode_features(feats.select(rows), code, alpha)
             out = out[..., :h, :w].clamp(0, 1).float().cpu()
             for k, (i, job) in enumerate(pick):
                 self.write(job, out[k : k + 1], batch[i].image.alpha)
@@ -239,11 +234,11 @@ def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | Non
     """
     options = options or StylizeOptions()
     options.validate(1)
-    if getattr(stylizer.model, "kind", None) == "cin":
+    if isinstance(stylizer.model, FixedStyleModel):
         raise StylenormError("batch takes its styles from images; a CIN model holds its own "
                              "(use `stylenorm stylize --style-index K` for it)")
     if options.tile:
-        tile_codec(stylizer.model)  # an error for models that cannot be tiled
+        check_tileable(stylizer.model)
     for folder in {job.output.parent for job in plan.todo}:
         folder.mkdir(parents=True, exist_ok=True)
     with tqdm(total=len(plan.todo), unit="image", disable=not progress, desc="batch") as bar:

@@ -34,12 +34,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import StylenormError
 from ..hub.zoo import DEFAULT_MODEL, load_model
-from ..models.adain import AdaINModel, StyleCode
-from ..nn.conditional import mean_std
+from ..models.protocol import StyleModel
 from ..runtime import processor_name
 from .stylize import StylizeOptions, Stylizer
 from .tiling import can_tile, should_tile
 
+REFERENCE_KIND = "adain"  # the reference pipeline is the plain AdaIN model
 Size = int | tuple[int, int]  # a square side, or (width, height)
 
 
@@ -138,26 +138,22 @@ def fast_step(stylizer: Stylizer, code) -> Step:
             if should_tile(h, w) and can_tile(model):
                 return torch.cat([stylizer.render(c, code, StylizeOptions())
                                   for c in contents.split(1)])
-            x = stylizer._prepare(contents)
-            if isinstance(model, AdaINModel):
-                out = model.decode(model.target_features(model.encode(x), code))
-            else:
-                out = model(x, code)
+            out = model(model.prepare(contents), code)
             return out[..., :h, :w].clamp(0, 1).float().cpu()
 
     return step
 
 
-def reference_step(model: AdaINModel, style: torch.Tensor, device: torch.device) -> Step:
-    """The reference way: per image, encode content and style, AdaIN, decode; fp32, eager."""
+def reference_step(model: StyleModel, style: torch.Tensor, device: torch.device) -> Step:
+    """The reference way: per image, encode content and style, AdaIN, decode; a plain (not
+    fused) fp32 model, eager."""
 
     def step(contents: torch.Tensor) -> torch.Tensor:
         outs = []
         with torch.no_grad():
             for content in contents.split(1):
-                feat = model.encoder.encode(content.to(device))
-                code = StyleCode(*mean_std(model.encoder.encode(style.to(device))))
-                outs.append(model.decoder(model.target_features(feat, code)).clamp(0, 1).cpu())
+                code = model.style_code(style.to(device))
+                outs.append(model(content.to(device), code).clamp(0, 1).cpu())
         return torch.cat(outs)
 
     return step
@@ -173,10 +169,7 @@ def count_gflop(model: torch.nn.Module, size: Size, style_size: int) -> tuple[fl
         with FlopCounterMode(display=False) as style_counter:
             code = meta.style_code(style)
         with FlopCounterMode(display=False) as content_counter:
-            if isinstance(meta, AdaINModel):
-                meta.decode(meta.target_features(meta.encode(content), code))
-            else:
-                meta(content, code)
+            meta(content, code)
     return content_counter.get_total_flops() / 1e9, style_counter.get_total_flops() / 1e9
 
 
@@ -204,7 +197,7 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] | None = None) -> 
     """Measure both pipelines at every size; ``log`` hears about each as it finishes."""
     config.validate()
     stylizer = Stylizer(config.model, config.device, config.precision)
-    if getattr(stylizer.model, "kind", None) not in ("adain", "lite"):
+    if not isinstance(stylizer.model, StyleModel):
         raise StylenormError(f"bench measures AdaIN and lite models; {config.model} is a "
                              f"{type(stylizer.model).__name__}")
     reference = reference_model(config, stylizer, log)
@@ -231,12 +224,12 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] | None = None) -> 
 
 
 def reference_model(config: BenchConfig, stylizer: Stylizer,
-                    log: Callable[[str], None] | None) -> AdaINModel | None:
+                    log: Callable[[str], None] | None) -> StyleModel | None:
     """The plain fp32 AdaIN model the reference pipeline runs, or None (not wanted or, for the
     lite model, no AdaIN model installed: a note says so)."""
     if not config.reference:
         return None
-    if isinstance(stylizer.model, AdaINModel):
+    if stylizer.model.kind == REFERENCE_KIND:
         return load_model(config.model).to(stylizer.device)
     try:
         model = load_model(config.reference_model)
@@ -244,7 +237,7 @@ def reference_model(config: BenchConfig, stylizer: Stylizer,
         if log is not None:
             log(f"note: no reference pipeline ({exc})")
         return None
-    if not isinstance(model, AdaINModel):
+    if getattr(model, "kind", None) != REFERENCE_KIND:
         raise StylenormError(f"--reference-model must be an AdaIN model; "
                              f"{config.reference_model} is a {type(model).__name__}")
     return model.to(stylizer.device)

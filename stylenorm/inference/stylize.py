@@ -12,8 +12,7 @@ import torch
 from ..errors import StylenormError
 from ..hub.zoo import DEFAULT_MODEL, load_model
 from ..io.images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_image, save_image
-from ..models.adain import StyleCode
-from ..models.fastadain import accelerate
+from ..models.protocol import FixedStyleModel, StyleCodeLike
 from ..nn.colour import match_colour
 from ..runtime import resolve_device, resolve_dtype
 from .tiling import TileOptions, can_tile, should_tile, stylize_tiled
@@ -62,21 +61,18 @@ class Stylizer:
         self.model = load_model(model).to(self.device, self.dtype)
         if self.device.type != "mps":
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.model = accelerate(self.model)  # fused inference kernels; same weights and outputs
-
-    def _prepare(self, rgb: torch.Tensor) -> torch.Tensor:
-        return rgb.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+        self.model.use_fast_path()  # fused inference kernels; same weights and outputs
 
     @torch.inference_mode()
     def style_code(self, styles: list[torch.Tensor], weights: list[float] | None,
-                   content: torch.Tensor | None = None) -> StyleCode:
+                   content: torch.Tensor | None = None) -> StyleCodeLike:
         """The (mixed) code of several style images; with ``content``, styles are recoloured
         to the content's colours first (``--preserve-color``)."""
         codes = []
         for style in styles:
             if content is not None:
                 style = match_colour(style, content)
-            codes.append(self.model.style_code(self._prepare(style)))
+            codes.append(self.model.style_code(self.model.prepare(style)))
         code = type(codes[0]).cat(codes)
         if weights is not None or len(styles) > 1:
             w = torch.tensor(weights if weights is not None else [1.0] * len(styles))
@@ -88,7 +84,7 @@ class Stylizer:
                         options: StylizeOptions, mask: torch.Tensor | None = None
                         ) -> torch.Tensor:
         """Stylise a (1, 3, H, W) content in [0, 1]; returns (1, 3, H, W) in [0, 1]."""
-        if getattr(self.model, "kind", None) == "cin":
+        if isinstance(self.model, FixedStyleModel):
             return self.stylize_cin(content, styles, options, mask)
         if not styles:
             raise StylenormError("give at least one style image: this model takes its style "
@@ -113,7 +109,7 @@ class Stylizer:
                     options: StylizeOptions, mask: torch.Tensor | None = None) -> torch.Tensor:
         """A CIN model holds its styles: pick one (``style_index``) or mix them by
         ``style_weights``; ``alpha`` blends the result with the content."""
-        names = self.model.config.style_names
+        names = self.model.style_names
         listing = ", ".join(f"{i}={n}" for i, n in enumerate(names))
         if styles:
             raise StylenormError(f"this CIN model has its own styles ({listing}); give no style "
@@ -129,19 +125,19 @@ class Stylizer:
             weights = self.model.weights_for(options.style_index, options.style_weights)
         except ValueError as exc:
             raise StylenormError(str(exc)) from None
-        out = self.model.stylize(self._prepare(content), weights.to(self.device, self.dtype))
+        out = self.model.stylize(self.model.prepare(content), weights.to(self.device, self.dtype))
         out = options.alpha * out.float().cpu() + (1 - options.alpha) * content.float().cpu()
         return out.clamp(0, 1)
 
     @torch.inference_mode()
-    def render(self, content: torch.Tensor, code: StyleCode, options: StylizeOptions,
+    def render(self, content: torch.Tensor, code: StyleCodeLike, options: StylizeOptions,
                mask: torch.Tensor | None = None) -> torch.Tensor:
         """Stylise a (1, 3, H, W) content with a ready code; large contents go in tiles."""
         h, w = content.shape[-2:]
         if should_tile(h, w, options.tile) and (options.tile or can_tile(self.model)):
             tiles = TileOptions(tile=options.tile_size)
             return stylize_tiled(self.model, content, code, options.alpha, tiles, mask)
-        out = self.model(self._prepare(content), code, options.alpha, mask)
+        out = self.model(self.model.prepare(content), code, options.alpha, mask)
         return out[..., :h, :w].clamp(0, 1).float().cpu()
 
     def load_styles(self, paths: list[Path], options: StylizeOptions) -> list[torch.Tensor]:

@@ -1,8 +1,9 @@
 """High-resolution stylisation in overlapping tiles, in bounded working memory, with no seams.
 
-Works for the AdaIN model (VGG relu4_1 features, an 8-pixel grid) and the lite model (its
-bottleneck, a 4-pixel grid); a :class:`AdaINTiles` or :class:`LiteTiles` codec says how each
-encodes, modulates and decodes. The image is processed in three steps, one tile at a time:
+Works for every :class:`~stylenorm.models.protocol.StyleModel` (the AdaIN model: VGG relu4_1
+features, an 8-pixel grid; the lite model: its bottleneck, a 4-pixel grid) through the protocol:
+``encode``, ``feature_size``, ``own_code``, ``mask_at`` and ``decode_features``. The image is
+processed in three steps, one tile at a time:
 
 1. **Encode in tiles.** The image is cut into core tiles whose edges lie on the encoder's
    grid; each is encoded with ``halo`` pixels of context on every side and only the core's
@@ -31,9 +32,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import StylenormError
-from ..models.adain import AdaINModel, StyleCode, resize_mask
-from ..models.fastadain import modulate
-from ..models.lite import LiteCode, LiteModel
+from ..models.protocol import ContentFeatures, StyleCodeLike, StyleModel
+from ..nn.statistics import global_mean_std
 
 AUTO_TILE_PIXELS = 2_500_000  # larger contents are tiled even without --tile
 GRID = 8  # tile edges lie on multiples of 8 pixels: a feature edge for both codecs
@@ -56,101 +56,17 @@ class TileOptions:
             )
 
 
-@dataclass
-class TiledFeatures:
-    """A content's stitched features, their global mean and std (float32) and, for the lite
-    model, the content's own style code (what ``alpha`` < 1 blends toward)."""
-
-    features: Tensor
-    mean: Tensor
-    std: Tensor
-    size: tuple[int, int]
-    own_code: LiteCode | None = None
-
-
-class AdaINTiles:
-    """How :class:`~stylenorm.models.adain.AdaINModel` is tiled: relu4_1 features, 8 px each."""
-
-    scale = 8
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def feature_size(self, height: int, width: int) -> tuple[int, int]:
-        """relu4_1 size: three 2x2 pools, rounded up (normalised VGG) or down."""
-        ceil = getattr(self.model.encoder, "_ceil_mode", True)
-        for _ in range(3):
-            height, width = (((height + 1) // 2, (width + 1) // 2) if ceil
-                             else (height // 2, width // 2))
-        return height, width
-
-    def encode(self, image: Tensor) -> Tensor:
-        return self.model.encode(image)
-
-    def own_code(self, image: Tensor) -> None:
-        return None  # AdaIN's alpha blends features, not codes
-
-    def mask_at(self, mask: Tensor, fh: int, fw: int) -> Tensor:
-        return resize_mask(mask, (fh, fw))
-
-    def decode(self, tile: Tensor, feats: TiledFeatures, code: StyleCode, alpha: float,
-               mask: Tensor | None, rows: slice, cols: slice) -> Tensor:
-        mask = None if mask is None else mask[..., rows, cols]
-        if mask is None:
-            target = modulate(tile, feats.mean, feats.std, code, alpha)
-        else:
-            inside = modulate(tile, feats.mean, feats.std, code.select(0), alpha)
-            outside = modulate(tile, feats.mean, feats.std, code.select(1), alpha)
-            target = mask * inside + (1 - mask) * outside
-        return self.model.decode(target)
-
-
-class LiteTiles(AdaINTiles):
-    """How :class:`~stylenorm.models.lite.LiteModel` is tiled: its bottleneck, 4 px per feature."""
-
-    scale = 4
-
-    def feature_size(self, height: int, width: int) -> tuple[int, int]:
-        """Two stride-2 convolutions, rounded up."""
-        for _ in range(2):
-            height, width = (height + 1) // 2, (width + 1) // 2
-        return height, width
-
-    def encode(self, image: Tensor) -> Tensor:
-        return self.model.content_features(image)
-
-    def own_code(self, image: Tensor) -> LiteCode:
-        return self.model.style_code(_to_model(image, self.model))
-
-    def mask_at(self, mask: Tensor, fh: int, fw: int) -> Tensor:
-        return resize_mask(mask, (fh * self.scale, fw * self.scale))  # FiLM acts at full size
-
-    def decode(self, tile: Tensor, feats: TiledFeatures, code: LiteCode, alpha: float,
-               mask: Tensor | None, rows: slice, cols: slice) -> Tensor:
-        if alpha != 1.0:
-            code = code.lerp(feats.own_code, alpha)  # broadcast over the styles of a mask
-        if mask is not None:
-            s = self.scale
-            mask = mask[..., rows.start * s : rows.stop * s, cols.start * s : cols.stop * s]
-        return self.model.decode(tile, code, (feats.mean, feats.std), mask)
-
-
-def tile_codec(model: nn.Module) -> AdaINTiles:
-    """The codec that tiles ``model``; an error for models that cannot be tiled."""
-    if isinstance(model, LiteModel):
-        return LiteTiles(model)
-    if isinstance(model, AdaINModel):
-        return AdaINTiles(model)
-    raise StylenormError(f"--tile works with the AdaIN and lite models; this is a "
-                         f"{type(model).__name__}")
-
-
 def can_tile(model: nn.Module) -> bool:
-    try:
-        tile_codec(model)
-    except StylenormError:
-        return False
-    return True
+    """Whether ``model`` can be tiled: every :class:`~stylenorm.models.protocol.StyleModel` can."""
+    return isinstance(model, StyleModel)
+
+
+def check_tileable(model: nn.Module) -> StyleModel:
+    """``model``, or an error for a model that cannot be tiled."""
+    if not can_tile(model):
+        raise StylenormError(f"--tile works with the AdaIN and lite models; this is a "
+                             f"{type(model).__name__}")
+    return model
 
 
 TileHook = Callable[[str, tuple[int, ...]], None]
@@ -171,12 +87,6 @@ def spans(length: int, core: int, grid: int = 1) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
 
-def _to_model(x: Tensor, model: nn.Module) -> Tensor:
-    param = next(model.parameters())
-    x = x.to(param.device, param.dtype)
-    return x if param.device.type == "mps" else x.contiguous(memory_format=torch.channels_last)
-
-
 def _core(p0: int, p1: int, start: int, length: int, flen: int, scale: int
           ) -> tuple[slice, slice]:
     """Feature indices of the pixel core ``[p0, p1)``: globally, and in a window from ``start``
@@ -194,47 +104,33 @@ def encode_tiled(model: nn.Module, image: Tensor, options: TileOptions,
         (1, 3, H, W) -> (1, C, h, w) with (h, w) = :func:`feature_size`, in the model's dtype.
     """
     options.validate()
-    codec = tile_codec(model)
+    model = check_tileable(model)
     height, width = image.shape[-2:]
-    fh, fw = codec.feature_size(height, width)
+    fh, fw = model.feature_size(height, width)
     feats = None
     for y0, y1 in spans(height, options.tile, GRID):
         a, b = max(0, y0 - options.halo), min(height, y1 + options.halo)
-        rows, tile_rows = _core(y0, y1, a, height, fh, codec.scale)
+        rows, tile_rows = _core(y0, y1, a, height, fh, model.feature_scale)
         for x0, x1 in spans(width, options.tile, GRID):
             c, d = max(0, x0 - options.halo), min(width, x1 + options.halo)
-            cols, tile_cols = _core(x0, x1, c, width, fw, codec.scale)
+            cols, tile_cols = _core(x0, x1, c, width, fw, model.feature_scale)
             if on_tile is not None:
                 on_tile("encode", (b - a, d - c))
-            out = codec.encode(_to_model(image[..., a:b, c:d], model))
+            out = model.encode(model.prepare(image[..., a:b, c:d]))
             if feats is None:
                 feats = out.new_empty((1, out.shape[1], fh, fw))
             feats[..., rows, cols] = out[..., tile_rows, tile_cols]
     return feats
 
 
-def global_mean_std(features: Tensor, eps: float = 1e-5, rows: int = 64) -> tuple[Tensor, Tensor]:
-    """:func:`~stylenorm.nn.conditional.mean_std` of a large map, summed in float64 row chunks.
-
-    Shape:
-        (1, C, h, w) -> ((1, C, 1, 1), (1, C, 1, 1)) float32
-    """
-    count = features.shape[-2] * features.shape[-1]
-    chunks = [features[..., i : i + rows, :] for i in range(0, features.shape[-2], rows)]
-    total = sum(c.double().sum(dim=(2, 3), keepdim=True) for c in chunks)
-    mean = total / count
-    sq = sum(((c.double() - mean) ** 2).sum(dim=(2, 3), keepdim=True) for c in chunks)
-    std = (sq / max(count - 1, 1) + eps).sqrt()
-    return mean.float(), std.float()
-
-
 def encode_content(model: nn.Module, image: Tensor, options: TileOptions,
-                   on_tile: TileHook | None = None) -> TiledFeatures:
-    """Encode once in tiles and take the global statistics; reusable for many styles."""
+                   on_tile: TileHook | None = None) -> ContentFeatures:
+    """Encode once in tiles and take the global statistics (and, for models whose ``alpha``
+    blends codes, the whole content's own code); reusable for many styles."""
     feats = encode_tiled(model, image, options, on_tile)
     mean, std = global_mean_std(feats)
-    own = tile_codec(model).own_code(image)
-    return TiledFeatures(feats, mean, std, (image.shape[-2], image.shape[-1]), own)
+    own = model.own_code(model.prepare(image))
+    return ContentFeatures(feats, mean, std, own, (image.shape[-2], image.shape[-1]))
 
 
 def _raised_cosine(pos: Tensor, edge: float, radius: int) -> Tensor:
@@ -260,7 +156,7 @@ def window_weights(start: int, stop: int, core: tuple[int, int], full: int,
 
 
 @torch.inference_mode()
-def decode_tiled(model: nn.Module, feats: TiledFeatures, code: StyleCode, alpha: float,
+def decode_tiled(model: nn.Module, feats: ContentFeatures, code: StyleCodeLike, alpha: float,
                  options: TileOptions, mask: Tensor | None = None,
                  on_tile: TileHook | None = None) -> Tensor:
     """Modulate and decode the features tile by tile and blend the tiles into one float32 image
@@ -272,17 +168,17 @@ def decode_tiled(model: nn.Module, feats: TiledFeatures, code: StyleCode, alpha:
         (1, C, h, w) features -> (1, 3, H, W), cropped to the content's size.
     """
     options.validate()
-    codec = tile_codec(model)
-    styles = code.means[0].shape[0] if isinstance(code, LiteCode) else code.mean.shape[0]
-    if mask is not None and styles != 2:
-        raise StylenormError(f"a mask needs exactly 2 styles; got {styles}")
-    s = codec.scale
+    model = check_tileable(model)
+    if mask is not None and len(code) != 2:
+        raise StylenormError(f"a mask needs exactly 2 styles; got {len(code)}")
+    s = model.feature_scale
     fh, fw = feats.features.shape[-2:]
     rows, cols = spans(fh, options.tile // s, GRID // s), spans(fw, options.tile // s, GRID // s)
     shortest = min(b - a for a, b in rows + cols) * s
     halo, radius = options.halo // s, min(options.halo, shortest) // 2  # ramps never overlap
-    if mask is not None:
-        mask = codec.mask_at(mask, fh, fw).to(feats.features.device)
+    if mask is not None:  # at the resolution the model reads it, r values per feature
+        mask = model.mask_at(mask, (fh, fw)).to(feats.features.device)
+        r = mask.shape[-2] // fh
     out = torch.zeros(1, 3, fh * s, fw * s)
     for y0, y1 in rows:
         a, b = max(0, y0 - halo), min(fh, y1 + halo)
@@ -291,17 +187,19 @@ def decode_tiled(model: nn.Module, feats: TiledFeatures, code: StyleCode, alpha:
             c, d = max(0, x0 - halo), min(fw, x1 + halo)
             if on_tile is not None:
                 on_tile("decode", ((b - a) * s, (d - c) * s))
-            image = codec.decode(feats.features[..., a:b, c:d], feats, code, alpha, mask,
-                                 slice(a, b), slice(c, d)).float().cpu()
+            tile = ContentFeatures(feats.features[..., a:b, c:d], feats.mean, feats.std,
+                                   feats.own_code)
+            tile_mask = None if mask is None else mask[..., a * r : b * r, c * r : d * r]
+            image = model.decode_features(tile, code, alpha, tile_mask).float().cpu()
             wx = window_weights(c * s, d * s, (x0 * s, x1 * s), fw * s, radius)
             region = out[..., a * s : b * s, c * s : d * s]
             region.addcmul_(image[..., : region.shape[-2], : region.shape[-1]],
                             wy.view(-1, 1) * wx.view(1, -1))
-    height, width = feats.size
+    height, width = feats.image_size or (fh * s, fw * s)
     return out[..., :height, :width]
 
 
-def stylize_tiled(model: nn.Module, content: Tensor, code: StyleCode, alpha: float = 1.0,
+def stylize_tiled(model: nn.Module, content: Tensor, code: StyleCodeLike, alpha: float = 1.0,
                   options: TileOptions | None = None, mask: Tensor | None = None,
                   on_tile: TileHook | None = None) -> Tensor:
     """Stylise a (1, 3, H, W) content in [0, 1] in tiles; returns (1, 3, H, W) in [0, 1]."""

@@ -3,18 +3,27 @@
 A style is reduced once to a :class:`StyleCode` (the per-channel mean and std of its relu4_1
 features), so one style can be applied to many contents without encoding it again. Mixing styles
 by weights mixes their codes linearly, which equals mixing the AdaIN outputs feature by feature.
+
+The fast path (:meth:`~.protocol.InferenceSwitch.use_fast_path`) runs the same modules with
+fused convolution + ReLU kernels (:func:`~stylenorm.nn.fused.conv_act`) and the AdaIN as one
+scale-and-shift (:func:`~stylenorm.nn.conditional.modulate`), compiled with ``torch.compile`` on
+CUDA; the plain path is the readable reference.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.conditional import adain_with_stats, mean_std
+from ..nn.conditional import adain_with_stats, modulate
+from ..nn.statistics import mean_std
 from .decoder import AdaINDecoder
+from .protocol import ContentFeatures, InferenceSwitch
 from .vgg import VGGEncoder
 
 
@@ -41,6 +50,12 @@ class StyleCode:
     def select(self, index: int) -> StyleCode:
         return StyleCode(self.mean[index : index + 1], self.std[index : index + 1])
 
+    def take(self, rows: list[int]) -> StyleCode:
+        return StyleCode(self.mean[rows], self.std[rows])
+
+    def __len__(self) -> int:
+        return self.mean.shape[0]
+
 
 def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """A (1, 1, H, W) mask in [0, 1] resized to ``size`` (bilinear, antialiased)."""
@@ -48,20 +63,40 @@ def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
                          align_corners=False).clamp(0, 1)
 
 
-class AdaINModel(nn.Module):
-    """Arbitrary style transfer with AdaIN (Huang & Belongie, 2017).
+def adain_target(feat: torch.Tensor, code: StyleCode, alpha: float = 1.0) -> torch.Tensor:
+    """:meth:`AdaINModel.target_features` without a mask, as one scale-and-shift."""
+    f = feat.float()
+    mean, std = mean_std(f)
+    return modulate(f, mean, std, code.mean, code.std, alpha)
+
+
+@functools.cache
+def compiled(function):
+    """``function`` compiled for the GPU (statistics, scale and shift in a few kernels)."""
+    return torch.compile(function, dynamic=True)
+
+
+class AdaINModel(InferenceSwitch, nn.Module):
+    """Arbitrary style transfer with AdaIN (Huang & Belongie, 2017); a
+    :class:`~.protocol.StyleModel`.
 
     ``forward(content, code, alpha, mask)``: t = AdaIN(f(c), code); t = alpha*t + (1-alpha)*f(c);
     output = g(t). With a mask and two styles, style 0 applies where the mask is 1 and style 1
     where it is 0.
+
+    ``compile_adain``: on the fast path, compile the AdaIN modulation with ``torch.compile``
+    (``None``: on CUDA).
     """
 
     kind = "adain"
+    feature_scale = 8  # relu4_1 lies after three 2x2 poolings
 
-    def __init__(self, encoder: VGGEncoder, decoder: AdaINDecoder) -> None:
+    def __init__(self, encoder: VGGEncoder, decoder: AdaINDecoder,
+                 compile_adain: bool | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.compile_adain = compile_adain
 
     @property
     def dtype(self) -> torch.dtype:
@@ -76,6 +111,27 @@ class AdaINModel(nn.Module):
         mean, std = mean_std(self.encode(styles).float())
         return StyleCode(mean, std)
 
+    def own_code(self, images: torch.Tensor) -> None:
+        return None  # AdaIN's alpha blends features, not codes
+
+    def encode_content(self, images: torch.Tensor, own_code: bool = True) -> ContentFeatures:
+        """relu4_1 features and their per-channel statistics (float32)."""
+        feats = self.encode(images)
+        mean, std = mean_std(feats.float())
+        return ContentFeatures(feats, mean, std)
+
+    def feature_size(self, height: int, width: int) -> tuple[int, int]:
+        """relu4_1 size: three 2x2 pools, rounded up (normalised VGG) or down (torchvision)."""
+        ceil = self.encoder.ceil_mode
+        for _ in range(3):
+            height, width = (((height + 1) // 2, (width + 1) // 2) if ceil
+                             else (height // 2, width // 2))
+        return height, width
+
+    def mask_at(self, mask: torch.Tensor, feature_size: tuple[int, int]) -> torch.Tensor:
+        """The mask at the feature map's size (AdaIN mixes features)."""
+        return resize_mask(mask, feature_size)
+
     def target_features(
         self,
         content_feat: torch.Tensor,
@@ -84,6 +140,8 @@ class AdaINModel(nn.Module):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """AdaIN target in float32 for content features (N, 512, h, w)."""
+        if self.fast and mask is None:
+            return self._modulation(adain_target, content_feat, code, alpha)
         feat = content_feat.float()
         if mask is None:
             target = adain_with_stats(feat, code.mean, code.std)
@@ -98,8 +156,37 @@ class AdaINModel(nn.Module):
             target = alpha * target + (1 - alpha) * feat
         return target
 
+    def _modulation(self, function, feat: torch.Tensor, *args) -> torch.Tensor:
+        """``function(feat, *args)``, compiled on the fast path where ``compile_adain`` says."""
+        compile_it = self.compile_adain
+        if compile_it is None:
+            compile_it = feat.device.type == "cuda"
+        if self.fast and compile_it:
+            try:
+                return compiled(function)(feat, *args)
+            except Exception as exc:  # e.g. no Triton: the eager kernels compute the same
+                warnings.warn(f"torch.compile of the AdaIN modulation failed "
+                              f"({type(exc).__name__}: {exc}); running it eagerly", stacklevel=3)
+                self.compile_adain = False
+        return function(feat, *args)
+
     def decode(self, features: torch.Tensor) -> torch.Tensor:
         return self.decoder(features.to(self.dtype)).float()
+
+    def decode_features(self, content: ContentFeatures, code: StyleCode, alpha: float = 1.0,
+                        mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The image from features with given statistics (e.g. a tile's features with the whole
+        image's statistics); ``mask`` at :meth:`mask_at`'s size picks style 0 where it is 1."""
+        feats, mean, std = content.features, content.mean, content.std
+        if mask is None:
+            target = self._modulation(modulate, feats, mean, std, code.mean, code.std, alpha)
+        else:
+            if len(code) != 2:
+                raise ValueError(f"a mask needs exactly 2 styles; got {len(code)}")
+            inside = modulate(feats, mean, std, code.mean[:1], code.std[:1], alpha)
+            outside = modulate(feats, mean, std, code.mean[1:], code.std[1:], alpha)
+            target = mask * inside + (1 - mask) * outside
+        return self.decode(target)
 
     def forward(
         self,

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nn.conditional import ConditionalInstanceNorm2d, one_hot_weights
+from .protocol import InferenceSwitch
 
 __all__ = ["CINConfig", "CINTransformer"]
 
@@ -80,8 +81,9 @@ class ResidualBlock(nn.Module):
         return x + self.second(self.first(x, style_weights), style_weights)
 
 
-class CINTransformer(nn.Module):
-    """Image -> stylised image for a style chosen (or mixed) by weights over the styles.
+class CINTransformer(InferenceSwitch, nn.Module):
+    """Image -> stylised image for a style chosen (or mixed) by weights over the styles; a
+    :class:`~.protocol.FixedStyleModel` (it has no fused fast path: the switch changes nothing).
 
     ``forward(images, style_weights)``: images in [0, 1], weights (S,) or (N, S), typically
     one-hot (see :meth:`weights_for`); returns images in [0, 1].
@@ -106,6 +108,10 @@ class CINTransformer(nn.Module):
     @property
     def num_styles(self) -> int:
         return self.config.num_styles
+
+    @property
+    def style_names(self) -> list[str]:
+        return self.config.style_names
 
     def cin_layers(self) -> list[ConditionalInstanceNorm2d]:
         return [m for m in self.modules() if isinstance(m, ConditionalInstanceNorm2d)]

@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..nn.norms import NormName, norm_factory
+from ..nn.fused import conv_act
+from ..nn.norms import Identity2d, NormName, norm_factory
 
 # (block name, in channels, out channels, upsample after the block)
 DECODER_LAYERS: tuple[tuple[str, int, int, bool], ...] = (
@@ -50,9 +51,12 @@ class ConvBlock(nn.Module):
         self.conv = nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect")
         self.norm = nn.Identity() if final else norm_layer(cout)
         self.act = nn.Identity() if final else nn.ReLU()
+        self.fused = False  # fused conv + ReLU kernels for inference (see nn.fused.conv_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.conv(x)))
+        if self.fused and isinstance(self.norm, (nn.Identity, Identity2d)):
+            return conv_act(x, self.conv, relu=isinstance(self.act, nn.ReLU))
+        return self.act(self.norm(conv_act(x, self.conv, relu=False, fused=self.fused)))
 
 
 class AdaINDecoder(nn.Module):

@@ -17,6 +17,8 @@ from enum import Enum
 import torch
 from torch import nn
 
+from ..nn.fused import conv_act
+
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 # (layer name, in channels, out channels); "pool" marks a 2x2 max pool.
@@ -78,7 +80,8 @@ class VGGEncoder(nn.Module):
         else:
             self.preprocess = ImageNetNormalize()
         pad_mode = "reflect" if family is EncoderFamily.NORMALISED else "zeros"
-        self._ceil_mode = family is EncoderFamily.NORMALISED
+        self.ceil_mode = family is EncoderFamily.NORMALISED
+        self.fused = False  # fused conv + ReLU kernels for inference (see nn.fused.conv_act)
         self.convs = nn.ModuleDict(
             {
                 name: nn.Conv2d(cin, cout, 3, padding=1, padding_mode=pad_mode)
@@ -102,9 +105,9 @@ class VGGEncoder(nn.Module):
         h = self.preprocess(x)
         for name, _, _ in VGG_LAYERS:
             if name == "pool":
-                h = nn.functional.max_pool2d(h, 2, 2, ceil_mode=self._ceil_mode)
+                h = nn.functional.max_pool2d(h, 2, 2, ceil_mode=self.ceil_mode)
                 continue
-            h = torch.relu(self.convs[name](h))
+            h = conv_act(h, self.convs[name], fused=self.fused)
             tap = name.replace("conv", "relu")
             if tap in TAPS:
                 feats[tap] = h

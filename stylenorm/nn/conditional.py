@@ -11,10 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from .norms import BatchNorm2d, InstanceNorm2d, check_nchw
+from .statistics import mean_std
 
 __all__ = [
     "AdaIN", "ConditionalBatchNorm2d", "ConditionalInstanceNorm2d", "WhiteningColoring", "adain",
-    "adain_with_stats", "coral", "mean_std", "one_hot_weights", "wct",
+    "adain_with_stats", "coral", "mean_std", "modulate", "one_hot_weights", "wct",
 ]
 
 
@@ -27,25 +28,6 @@ def _check_pair(content: Tensor, style: Tensor, what: str, names=("content", "st
             f"{what}: {names[1]} batch must be 1 or match the {names[0]} batch "
             f"{content.shape[0]}; got {names[1]} shape {tuple(style.shape)}"
         )
-
-
-def mean_std(x: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
-    """Per-sample, per-channel mean and std over (H, W), as in the public AdaIN code.
-
-    mean = sum(x) / HW,  std = sqrt(sum((x - mean)^2) / (HW - 1) + eps)   (unbiased variance)
-
-    Shape:
-        (N, C, H, W) -> ((N, C, 1, 1), (N, C, 1, 1)); needs H * W >= 2.
-    """
-    check_nchw(x, None, "mean_std")
-    if x.shape[2] * x.shape[3] < 2:
-        raise ValueError(
-            f"mean_std needs at least 2 spatial positions for an unbiased variance; "
-            f"got shape {tuple(x.shape)}"
-        )
-    mean = x.mean(dim=(2, 3), keepdim=True)
-    std = (x.var(dim=(2, 3), keepdim=True) + eps).sqrt()
-    return mean, std
 
 
 def _as_stats(t: Tensor, n: int, c: int, what: str) -> Tensor:
@@ -146,12 +128,30 @@ def wct(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
     return _per_sample_match(content, style, eps, "wct")
 
 
+def modulate(feat: Tensor, content_mean: Tensor, content_std: Tensor, style_mean: Tensor,
+             style_std: Tensor, alpha: float = 1.0) -> Tensor:
+    """AdaIN with given content statistics, blended with the content by ``alpha``, as one
+    scale-and-shift (the fast form of ``alpha * adain_with_stats(...) + (1 - alpha) * f``):
+
+        alpha * ((f - mu_c) / sigma_c * sigma_s + mu_s) + (1 - alpha) * f  =  f * a + b,
+        a = alpha * sigma_s / sigma_c + 1 - alpha,   b = alpha * (mu_s - mu_c * sigma_s / sigma_c)
+
+    Shape:
+        feat (N, C, h, w); statistics (N or 1, C, 1, 1) -> (N, C, h, w), float32.
+    """
+    ratio = style_std / content_std
+    scale = alpha * ratio + (1.0 - alpha)
+    shift = alpha * (style_mean - content_mean * ratio)
+    return torch.addcmul(shift, feat.float(), scale)
+
+
 def coral(source: Tensor, target: Tensor, eps: float = 1e-5) -> Tensor:
     """Colour transfer: recolour ``source`` to target's channel means and 3x3 covariance.
 
-    out = C_t^{1/2} C_s^{-1/2} (x_s - mu_s) + mu_t with symmetric square roots (eigh). Used for
-    colour preservation: the style image recoloured to match the content image. The result is
-    not clamped to [0, 1].
+    out = C_t^{1/2} C_s^{-1/2} (x_s - mu_s) + mu_t with symmetric square roots (eigh): CORAL
+    on covariances, the batched sibling of WCT. ``--preserve-color`` does not use it: it uses
+    :func:`~stylenorm.nn.colour.match_colour`, AdaIN's variant on correlations (see
+    ``tests/test_colour.py`` for how the two compare). The result is not clamped to [0, 1].
 
     Shape:
         (3, H, W) or (N, 3, H, W); target (3, H', W') or (N or 1, 3, H', W') -> source's shape

@@ -39,16 +39,22 @@ def _fusable(x: Tensor, conv: nn.Conv2d) -> bool:
     )
 
 
-def conv_act(x: Tensor, conv: nn.Conv2d, relu: bool = True) -> Tensor:
-    """``relu(conv(x))`` (or ``conv(x)``) for a 3x3 conv with zero or reflection padding.
+def conv_act(x: Tensor, conv: nn.Conv2d, relu: bool = True, fused: bool = True) -> Tensor:
+    """``relu(conv(x))`` (or ``conv(x)``) for a convolution, fused where that is possible.
 
-    Equal to the module call. On the CPU it is one oneDNN call with the ReLU fused in; with
-    reflection padding, small maps are padded first, and large ones are convolved with zero
-    padding and then have their one-pixel frame recomputed from reflection-padded strips.
+    Equal to the module call. With ``fused=False`` it is exactly the module call (and
+    ``torch.relu``): the reference path. With ``fused=True``, a stride-1 3x3 convolution with zero
+    or reflection padding on the CPU, without gradients, is one oneDNN call with the ReLU fused in;
+    with reflection padding, small maps are padded first, and large ones are convolved with zero
+    padding and then have their one-pixel frame recomputed from reflection-padded strips. Other
+    convolutions, devices or inputs that need gradients run the module, with the ReLU in place.
 
     Shape:
-        (N, C, H, W) -> (N, C', H, W)
+        (N, C, H, W) -> (N, C', H', W')
     """
+    if not fused:
+        out = conv(x)
+        return torch.relu(out) if relu else out
     if not _fusable(x, conv):
         out = conv(x)
         return out.relu_() if relu else out
@@ -63,3 +69,21 @@ def conv_act(x: Tensor, conv: nn.Conv2d, relu: bool = True) -> Tensor:
     out[..., :, :1] = _onednn(reflect(x[..., :, :2], (1, 0, 1, 1)), conv, 0, relu)
     out[..., :, -1:] = _onednn(reflect(x[..., :, -2:], (0, 1, 1, 1)), conv, 0, relu)
     return out
+
+
+def set_fused(module: nn.Module, enabled: bool) -> None:
+    """Switch every sub-module of ``module`` that has a ``fused`` flag to the fused (inference)
+    or the plain (reference) path."""
+    for sub in module.modules():
+        if hasattr(sub, "fused"):
+            sub.fused = enabled
+
+
+def to_inference_layout(images: Tensor, like: nn.Module) -> Tensor:
+    """``images`` on ``like``'s device and in its dtype, channels-last (except on MPS, where
+    channels-last convolutions are slower), the layout the fused kernels read fastest."""
+    param = next(like.parameters())
+    images = images.to(param.device, param.dtype)
+    if param.device.type == "mps":
+        return images
+    return images.contiguous(memory_format=torch.channels_last)

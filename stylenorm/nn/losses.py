@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .norms import check_nchw
+from .statistics import channel_mean_std
 
-__all__ = ["channel_mean_std", "content_loss", "gram_loss", "gram_matrix", "gram_style_loss",
+__all__ = ["content_loss", "gram_loss", "gram_matrix", "gram_style_loss",
            "gram_target_loss", "mean_std_loss", "mean_std_style_loss", "tv_loss"]
 
 
@@ -35,49 +36,6 @@ def content_loss(output: Tensor, target: Tensor) -> Tensor:
             f"content_loss needs equal shapes; got {tuple(output.shape)} and {tuple(target.shape)}"
         )
     return F.mse_loss(output.float(), target.float())
-
-
-class _ChannelMeanStd(torch.autograd.Function):
-    """Forward: two float32 reductions (sum and sum of squares) instead of Welford's variance,
-    which is several times slower on channels-last maps. Backward: one fused pass,
-    dx = g_mu / HW + g_sigma * (x - mu) / ((HW - 1) * sigma)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-        count = x.shape[2] * x.shape[3]
-        xf = x.float()
-        mean = xf.mean(dim=(2, 3), keepdim=True)
-        mean_sq = xf.square().mean(dim=(2, 3), keepdim=True)
-        var = ((mean_sq - mean.square()) * (count / (count - 1))).clamp_min(0)
-        std = (var + eps).sqrt()
-        ctx.save_for_backward(x, mean, std)
-        ctx.count = count
-        return mean, std
-
-    @staticmethod
-    def backward(ctx, g_mean: Tensor | None, g_std: Tensor | None):
-        x, mean, std = ctx.saved_tensors
-        g_mean = torch.zeros_like(mean) if g_mean is None else g_mean
-        g_std = torch.zeros_like(std) if g_std is None else g_std
-        scale = g_std / ((ctx.count - 1) * std)
-        shift = g_mean / ctx.count - scale * mean
-        return torch.addcmul(shift, x, scale).to(x.dtype), None
-
-
-def channel_mean_std(x: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
-    """Per-sample, per-channel mean and std in float32, equal to
-    :func:`~stylenorm.nn.conditional.mean_std` (unbiased variance) but faster for training:
-
-    mu = sum(x) / HW,  sigma = sqrt((sum(x^2) / HW - mu^2) * HW / (HW - 1) + eps)
-
-    Shape:
-        (N, C, H, W) -> ((N, C, 1, 1), (N, C, 1, 1)) float32; needs H * W >= 2.
-    """
-    check_nchw(x, None, "channel_mean_std")
-    if x.shape[2] * x.shape[3] < 2:
-        raise ValueError(f"channel_mean_std needs at least 2 spatial positions; "
-                         f"got shape {tuple(x.shape)}")
-    return _ChannelMeanStd.apply(x, eps)
 
 
 def mean_std_loss(output: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..errors import StylenormError
 from ..models.lite import LiteModel
 from ..models.vgg import TAPS
-from ..nn.losses import channel_mean_std
+from ..nn.statistics import channel_mean_std
 from ..runtime import resolve_device, resolve_dtype
 from .adain import paired, start_from, validation_pairs
 from .data import find_images, validation_images
@@ -132,7 +132,6 @@ def load_teacher(name: str, device: torch.device, dtype: torch.dtype):
     inference; and its file's SHA-256."""
     from ..hub.weights import resolve_weights
     from ..hub.zoo import file_sha256, load_model
-    from ..models.fastadain import accelerate
 
     model = load_model(name)
     if getattr(model, "kind", None) != "adain":
@@ -140,7 +139,7 @@ def load_teacher(name: str, device: torch.device, dtype: torch.dtype):
                              "teacher must be an AdaIN model (VGG encoder and decoder), e.g. "
                              "one installed with `stylenorm weights import`")
     model = model.to(device, dtype).to(memory_format=torch.channels_last)
-    return accelerate(model), file_sha256(resolve_weights(name))
+    return model.use_fast_path(), file_sha256(resolve_weights(name))
 
 
 @torch.inference_mode()

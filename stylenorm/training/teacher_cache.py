@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from ..errors import ImageError, StylenormError
 from ..io.images import atomic_write
 from ..models.vgg import TAPS, VGGEncoder
-from ..nn.losses import channel_mean_std
+from ..nn.statistics import channel_mean_std
 from .data import CropConfig, crop_item, decode
 
 __all__ = ["CacheData", "CacheSpec", "TeacherCache", "build_teacher_cache"]
