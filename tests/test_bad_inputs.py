@@ -420,6 +420,7 @@ def test_the_table_is_big_enough():
     assert len(CASES) >= 25
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(name, files, monkeypatch):
     expect = CASES[name](files)
@@ -447,6 +448,7 @@ def test_bad_input(name, files, monkeypatch):
 # --------------------------------------------------------------------------- real processes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["missing_path", "truncated_png", "decompression_bomb_header",
                                   "alpha_above_one", "model_truncated"])
 def test_no_traceback_in_a_real_process(name, files):
@@ -487,6 +489,7 @@ def test_pickle_payload_is_refused_and_never_runs(files, zip_format):
                                                        "vgg19-normalised.safetensors"}
 
 
+@pytest.mark.slow
 def test_pickle_payload_in_a_real_process(files):
     marker = files.dir / "payload_ran"
     evil = evil_pth(files.dir / "evil.pth", marker, zip_format=True)
@@ -546,6 +549,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch, fault, raised):
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 
+@pytest.mark.slow
 def test_batch_survives_bad_items(files):
     folder = files.dir / "contents"
     make_image(folder / "good.png", (24, 24))

@@ -152,6 +152,7 @@ def test_fp32_batch_equals_stylize(random_store, folders, tmp_path, model):
         assert np.array_equal(np.asarray(Image.open(single)), np.asarray(Image.open(batched)))
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_complete_images_and_a_rerun_finishes(random_store, tmp_path):
     contents, styles, out = tmp_path / "c", tmp_path / "s", tmp_path / "out"
     for i in range(10):

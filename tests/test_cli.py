@@ -37,6 +37,7 @@ def test_stylize_writes_image(random_store, images, tmp_path):
     ["--alpha", "0.5"], ["--preserve-color"], ["--style-weights", "0.3,0.7"],
     ["--crop", "--size", "24", "--style-size", "24"], ["--precision", "bf16"],
 ])
+@pytest.mark.slow
 def test_stylize_options(random_store, images, tmp_path, extra):
     content, s1, s2 = images
     styles = [s1, s2] if "--style-weights" in extra else [s1]
@@ -44,6 +45,7 @@ def test_stylize_options(random_store, images, tmp_path, extra):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_stylize_with_mask(random_store, images, tmp_path):
     content, s1, s2 = images
     mask = Image.new("L", (40, 32), 0)
@@ -64,6 +66,7 @@ def test_stylize_with_mask(random_store, images, tmp_path):
     (["{content}", "{s1}", "--device", "cuda"], "no CUDA GPU"),
     (["{content}", "{s1}", "--mask", "{s2}"], "exactly 2 style images"),
 ])
+@pytest.mark.slow
 def test_errors_are_one_line(random_store, images, tmp_path, args, message):
     content, s1, s2 = images
     names = {"content": content, "s1": s1, "s2": s2}
@@ -96,6 +99,7 @@ def test_weights_import_and_list(tmp_path, monkeypatch, shared_weights):
     assert "ref" in listing and "vgg19-normalised" in listing
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "stylenorm", "--help"], capture_output=True,
                          text=True, check=True)

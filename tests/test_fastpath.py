@@ -79,6 +79,7 @@ def test_modulate_is_adain_blended_by_alpha():
     torch.testing.assert_close(zero, feat)
 
 
+@pytest.mark.slow
 def test_compiled_adain_equals_eager():
     """The torch.compile path (used on CUDA) compiled here for the CPU; a few seconds."""
     if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):

@@ -240,6 +240,7 @@ def check_cli(images: list[Path], workdir: Path, case) -> int:
     return result.exit_code
 
 
+@pytest.mark.slow
 @fuzz_settings(60)
 @given(case=cli_case("lite", typed_options()))
 def test_cli_option_values(cli_store, workdir, fuzz_cases, case):
@@ -254,6 +255,7 @@ def test_cli_option_garbage(cli_store, workdir, fuzz_cases, case):
     fuzz_cases[f"stylize option text, lite model: exit {code}"] += 1
 
 
+@pytest.mark.slow
 @fuzz_settings(6)
 @given(case=cli_case("adain", typed_options(sizes=False)))
 def test_cli_option_values_adain(cli_store, workdir, fuzz_cases, case):

@@ -96,6 +96,7 @@ def test_augment_is_deterministic_and_new():
     assert torch.equal(styles, styles.clone())
 
 
+@pytest.mark.slow
 def test_tiny_training_run_resumes_exactly(random_store, tmp_path):
     for i in range(3):
         make_image(tmp_path / "c" / f"{i}.png", (48, 40), seed=i)
@@ -114,7 +115,8 @@ def test_tiny_training_run_resumes_exactly(random_store, tmp_path):
     assert {"identity", "style", "content"} <= set(full.final_losses)
 
 
-@pytest.mark.parametrize("size", [(40, 52), (260, 270)])  # small maps pad, large fix the frame
+@pytest.mark.parametrize("size", [(40, 52), pytest.param((260, 270), marks=pytest.mark.slow)])
+# small maps pad, large ones fix the frame
 def test_fast_path_equals_the_plain_model(model, size):
     """The lite model's one definition, fused (inference) and plain (reference)."""
     import copy

@@ -38,6 +38,7 @@ def test_score_output_zero_style_loss_for_the_style_itself():
     assert loss_s == pytest.approx(0.0, abs=1e-10) and sim == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_evaluate_scores_every_pair(random_store, tmp_path):
     from conftest import make_image
 

@@ -29,6 +29,7 @@ def test_encoder_stops_at_requested_tap():
         VGGEncoder()(torch.rand(1, 3, 16, 16), upto="relu5_1")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", [n.value for n in NormName])
 def test_decoder_with_every_norm(norm):
     decoder = AdaINDecoder(DecoderConfig(norm=norm)).train()

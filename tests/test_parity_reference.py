@@ -51,6 +51,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_matches_public_adain_port(case, real_store, reference_nets, inputs):
     spec = CASES[case]

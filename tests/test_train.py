@@ -52,6 +52,7 @@ def losses(run_dir) -> list[float]:
 
 
 @pytest.mark.parametrize("norm", [n.value for n in NormName])
+@pytest.mark.slow
 def test_every_norm_trains_saves_and_stylizes(random_store, tmp_path, folders, norm):
     result = train_adain(tiny(tmp_path, folders, norm=norm), progress=False)
     run = tmp_path / "run"
@@ -149,6 +150,7 @@ def test_run_folder_is_protected_and_resume_checks_settings(random_store, tmp_pa
                     progress=False)
 
 
+@pytest.mark.slow
 def test_cli_train_adain_then_stylize(random_store, tmp_path, folders):
     runner = CliRunner()
     out = tmp_path / "cli-run"
@@ -188,6 +190,7 @@ def test_cli_shared_options_reach_every_trainer(random_store, tmp_path, folders)
     assert result.exit_code == 1 and "for adain and lite" in result.output
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_exactly(random_store, tmp_path, folders):
     """SIGKILL a `python -m stylenorm train adain` after its first checkpoint, resume it, and get
     the loss sequence of an uninterrupted run, with no temporary files left behind."""
@@ -222,6 +225,7 @@ def test_killed_run_resumes_exactly(random_store, tmp_path, folders):
     assert not leftovers
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_process_group_stops_with_a_checkpoint(random_store, tmp_path, folders):
     """SIGTERM to the whole process group of a run with DataLoader workers (what a service
     manager or `kill -- -PGID` sends) stops it after the current iteration with a checkpoint; the
@@ -258,6 +262,7 @@ def val_records(run_dir) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "val.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_validation_losses_are_logged_and_survive_resume(random_store, tmp_path, folders):
     content, style = folders
     held_out = make_folders(tmp_path / "held", contents=2, styles=2)
