@@ -14,7 +14,6 @@ layer is reported at the end, saved in the model's metadata and drawn in the run
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import torch
@@ -23,20 +22,21 @@ from torch import nn
 from ..errors import StylenormError
 from ..hub.weights import save_weights
 from ..models.decoder import AdaINDecoder, DecoderConfig
-from ..models.vgg import TAPS, VGGEncoder
-from ..nn.conditional import adain
-from ..nn.losses import content_loss, gram_style_loss, mean_std_style_loss
+from ..models.vgg import VGGEncoder
 from ..nn.norms import NormName, SwitchableNorm2d
-from .data import CropConfig, find_images, make_data, validation_images
+from .common import (
+    AdaINObjective,
+    FrozenEncoder,
+    StyleLoss,
+    sample_pairs,
+    start_from,
+    validation_pairs,
+)
+from .data import CropConfig, find_images, make_data
 from .loop import TrainConfig, TrainResult, choose, fit, load_frozen_encoder
 from .plots import mixture_chart, mixture_table
 
 __all__ = ["AdaINTask", "AdaINTrainConfig", "StyleLoss", "switchable_weights", "train_adain"]
-
-
-class StyleLoss(str, Enum):
-    MEAN_STD = "mean-std"
-    GRAM = "gram"
 
 
 @dataclass
@@ -76,21 +76,23 @@ class AdaINTask:
     def __init__(self, config: AdaINTrainConfig, encoder: VGGEncoder, decoder: AdaINDecoder,
                  samples: tuple[torch.Tensor, torch.Tensor],
                  validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
-        self.config, self.encoder, self.network = config, encoder, decoder
+        self.config, self.network = config, decoder
         self.samples, self.validation = samples, validation
-        self.encoder_dtype = torch.float32
+        self.encode = FrozenEncoder(encoder)
+        self.objective = AdaINObjective(self.encode, config.content_weight, config.style_weight,
+                                        gram=config.style_loss == StyleLoss.GRAM.value)
         self.forward_decoder = torch.compile(decoder) if config.compile else decoder
-        self.style_loss = (gram_style_loss if config.style_loss == StyleLoss.GRAM.value
-                           else mean_std_style_loss)
+
+    @property
+    def encoder(self) -> VGGEncoder:
+        return self.encode.module
 
     def prepare(self, device: torch.device, dtype: torch.dtype, channels_last: bool) -> None:
-        """Move to ``device``; the frozen encoder is cast to ``dtype`` once and runs outside
-        autocast (which would run every reflection pad in float32, copying each activation
-        map twice), while the decoder trains under autocast with float32 weights."""
+        """Move to ``device``; the frozen encoder is cast to ``dtype`` once, while the decoder
+        trains under autocast with float32 weights."""
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.network.to(device, memory_format=fmt)
-        self.encoder.to(device, dtype=dtype, memory_format=fmt)
-        self.encoder_dtype = dtype
+        self.encode.prepare(device, dtype, fmt)
 
     def trainable(self) -> list[dict]:
         """Parameter groups: a switchable norm's six mixture weights in their own group, which
@@ -104,24 +106,12 @@ class AdaINTask:
             groups.append({"params": mixture, "lr_scale": self.config.mix_lr_scale})
         return groups
 
-    def encode(self, images: torch.Tensor, upto: str = "relu4_1") -> dict[str, torch.Tensor]:
-        with torch.autocast(images.device.type, enabled=False):
-            return self.encoder(images.to(self.encoder_dtype), upto)
-
     def _stylise(self, content: torch.Tensor, style: torch.Tensor):
-        with torch.no_grad():
-            content_feat = self.encode(content)["relu4_1"]
-            style_feats = self.encode(style)
-            target = adain(content_feat.float(), style_feats["relu4_1"].float())
+        target, style_feats = self.objective.targets(content, style)
         return self.forward_decoder(target), target, style_feats
 
     def _losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
-        output, target, style_feats = self._stylise(content, style)
-        output_feats = self.encode(output)
-        loss_c = content_loss(output_feats["relu4_1"], target)
-        loss_s = self.style_loss(output_feats, style_feats, TAPS)
-        total = self.config.content_weight * loss_c + self.config.style_weight * loss_s
-        return {"total": total, "content": loss_c, "style": loss_s}
+        return self.objective.losses(*self._stylise(content, style))
 
     def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
         return self._losses(*batch)
@@ -150,44 +140,12 @@ class AdaINTask:
             "switchable_weights": weights}
 
 
-def start_from(network: nn.Module, path: str, kind: str) -> None:
-    """Load the weights of the ``kind`` model file ``path`` into ``network`` (same shapes)."""
-    from ..hub.weights import load_state_strict, load_weights
-
-    state, meta = load_weights(path)
-    if meta.kind != kind:
-        raise StylenormError(f"--init {path}: a {meta.kind!r} model, not {kind!r}")
-    load_state_strict(network, state, f"--init {path}")
-
-
 def build_adain_task(config: AdaINTrainConfig, encoder: nn.Module, device: torch.device,
                      contents: list[Path], styles: list[Path]) -> AdaINTask:
     """The decoder (initialised from torch's global RNG) and sample images on ``device``."""
     decoder = AdaINDecoder(DecoderConfig(norm=config.norm))
-    count = config.sample_count
-    samples = (validation_images(contents, config.crop_size, count, device),
-               validation_images(styles, config.crop_size, count, device))
-    return AdaINTask(config, encoder, decoder, paired(*samples), validation_pairs(config, device))
-
-
-def paired(contents: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first n of each, n the smaller count."""
-    n = min(contents.shape[0], styles.shape[0])
-    return contents[:n], styles[:n]
-
-
-def validation_pairs(config: TrainConfig, device: torch.device
-                     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``config.val_count`` held-out contents and styles, centre crops at the crop size, or None
-    when no ``--val-content``/``--val-style`` folders are given."""
-    if not (config.val_content and config.val_style):
-        if config.val_content or config.val_style:
-            raise StylenormError("--val-content and --val-style go together; got only one")
-        return None
-    folders = (find_images(config.val_content, "val-content"),
-               find_images(config.val_style, "val-style"))
-    return paired(*(validation_images(f, config.crop_size, config.val_count, device)
-                    for f in folders))
+    samples = sample_pairs(contents, styles, config.crop_size, config.sample_count, device)
+    return AdaINTask(config, encoder, decoder, samples, validation_pairs(config, device))
 
 
 def train_adain(config: AdaINTrainConfig, *, resume: bool = False, progress: bool = True,

@@ -30,6 +30,7 @@ from ..models.cin import CINConfig, CINTransformer
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.conditional import one_hot_weights
 from ..nn.losses import content_loss, gram_matrix, gram_target_loss, tv_loss
+from .common import FrozenEncoder
 from .data import CropConfig, find_images, make_data, validation_images
 from .loop import TrainConfig, TrainResult, fit, load_frozen_encoder
 
@@ -85,9 +86,9 @@ class CINTask:
 
     def __init__(self, config: CINTrainConfig, encoder: VGGEncoder, network: CINTransformer,
                  targets: StyleTargets, samples: torch.Tensor, frozen_rows: int = 0) -> None:
-        self.config, self.encoder, self.network = config, encoder, network
+        self.config, self.network = config, network
         self.targets, self.samples, self.frozen_rows = targets, samples, frozen_rows
-        self.encoder_dtype = torch.float32
+        self.encode = FrozenEncoder(encoder)
         self.forward = torch.compile(network) if config.compile else network
         if frozen_rows:
             freeze_old_styles(network, frozen_rows)
@@ -95,16 +96,11 @@ class CINTask:
     def prepare(self, device: torch.device, dtype: torch.dtype, channels_last: bool) -> None:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.network.to(device, memory_format=fmt)
-        self.encoder.to(device, dtype=dtype, memory_format=fmt)  # frozen: cast once
-        self.encoder_dtype = dtype
+        self.encode.prepare(device, dtype, fmt)
         self.targets.grams = {k: v.to(device) for k, v in self.targets.grams.items()}
 
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.network.parameters() if p.requires_grad]
-
-    def encode(self, images: torch.Tensor, upto: str = "relu4_1") -> dict[str, torch.Tensor]:
-        with torch.autocast(images.device.type, enabled=False):
-            return self.encoder(images.to(self.encoder_dtype), upto)
 
     def draw_styles(self, iteration: int, n: int) -> torch.Tensor:
         """Positions in ``targets.rows`` for each sample, a pure function of (seed, iteration)."""

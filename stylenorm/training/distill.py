@@ -30,7 +30,7 @@ from ..models.lite import LiteModel
 from ..models.vgg import TAPS
 from ..nn.statistics import channel_mean_std
 from ..runtime import resolve_device, resolve_dtype
-from .adain import paired, start_from, validation_pairs
+from .common import paired, start_from, validation_pairs
 from .data import find_images, validation_images
 from .lite import LiteTask, LiteTrainConfig
 from .loop import TrainResult, fit, load_frozen_encoder
@@ -143,11 +143,8 @@ def load_teacher(name: str, device: torch.device, dtype: torch.dtype):
 
 
 @torch.inference_mode()
-def teacher_outputs(teacher, contents: torch.Tensor, styles: torch.Tensor, dtype) -> torch.Tensor:
-    def prepared(x):
-        return x.to(dtype).contiguous(memory_format=torch.channels_last)
-
-    out = teacher(prepared(contents), teacher.style_code(prepared(styles)))
+def teacher_outputs(teacher, contents: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    out = teacher(teacher.prepare(contents), teacher.style_code(teacher.prepare(styles)))
     return out.float().clamp(0, 1)
 
 
@@ -175,9 +172,9 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
     samples = paired(validation_images(contents, config.crop_size, count, device),
                      validation_images(styles, config.crop_size, count, device))
     validation = validation_pairs(config, device)
-    outputs = {"samples": teacher_outputs(teacher, *samples, teacher_dtype)}
+    outputs = {"samples": teacher_outputs(teacher, *samples)}
     if validation is not None:
-        outputs["validation"] = teacher_outputs(teacher, *validation, teacher_dtype)
+        outputs["validation"] = teacher_outputs(teacher, *validation)
     del teacher
     task = DistillTask(config, encoder, model, samples, validation, outputs)
     if init is not None and not resume:

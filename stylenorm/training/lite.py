@@ -22,9 +22,16 @@ import torch.nn.functional as F
 
 from ..hub.weights import save_weights
 from ..models.lite import LiteConfig, LiteModel
-from ..nn.conditional import adain
-from .adain import AdaINTask, StyleLoss, paired, start_from, validation_pairs
-from .data import CropConfig, find_images, make_data, validation_images
+from ..models.vgg import VGGEncoder
+from .common import (
+    AdaINObjective,
+    FrozenEncoder,
+    StyleLoss,
+    sample_pairs,
+    start_from,
+    validation_pairs,
+)
+from .data import CropConfig, find_images, make_data
 from .loop import TrainConfig, TrainResult, fit, load_frozen_encoder
 
 __all__ = ["LiteTask", "LiteTrainConfig", "augment_styles", "train_lite"]
@@ -66,16 +73,47 @@ def augment_styles(styles: torch.Tensor, generator: torch.Generator) -> torch.Te
     return torch.stack(out).contiguous(memory_format=torch.channels_last)
 
 
-class LiteTask(AdaINTask):
-    """The AdaIN task's losses and samples with the lite model as the stylising network."""
+class LiteTask:
+    """The AdaIN objective (:class:`~.common.AdaINObjective`) with the lite model as the
+    stylising network, an identity loss and style augmentation."""
+
+    def __init__(self, config: LiteTrainConfig, encoder: VGGEncoder, model: LiteModel,
+                 samples: tuple[torch.Tensor, torch.Tensor],
+                 validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        self.config, self.network = config, model
+        self.samples, self.validation = samples, validation
+        self.encode = FrozenEncoder(encoder)
+        self.objective = AdaINObjective(self.encode, config.content_weight, config.style_weight,
+                                        gram=config.style_loss == StyleLoss.GRAM.value)
+
+    @property
+    def encoder(self) -> VGGEncoder:
+        return self.encode.module
+
+    def prepare(self, device: torch.device, dtype: torch.dtype, channels_last: bool) -> None:
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.network.to(device, memory_format=fmt)
+        self.encode.prepare(device, dtype, fmt)
+
+    def trainable(self) -> list[dict]:
+        return [{"params": list(self.network.parameters())}]
 
     def _stylise(self, content: torch.Tensor, style: torch.Tensor):
-        with torch.no_grad():
-            content_feat = self.encode(content)["relu4_1"]
-            style_feats = self.encode(style)
-            target = adain(content_feat.float(), style_feats["relu4_1"].float())
+        target, style_feats = self.objective.targets(content, style)
         output = self.network(content, self.network.style_code(style))
         return output, target, style_feats
+
+    def _losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.objective.losses(*self._stylise(content, style))
+
+    def validation_losses(self) -> dict[str, torch.Tensor] | None:
+        """The losses of the held-out pairs (content i with style i), without augmentation."""
+        return None if self.validation is None else self._losses(*self.validation)
+
+    def sample_rows(self) -> list[list[torch.Tensor]]:
+        contents, styles = self.samples
+        output = self._stylise(contents, styles)[0].float().clamp(0, 1)
+        return [[contents[i], styles[i], output[i]] for i in range(contents.shape[0])]
 
     def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
         content, style = batch
@@ -106,10 +144,8 @@ def build_lite_task(config: LiteTrainConfig, device: torch.device, contents, sty
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
     encoder.to(device, memory_format=fmt)
     model.to(device, memory_format=fmt)
-    count = config.sample_count
-    samples = (validation_images(contents, config.crop_size, count, device),
-               validation_images(styles, config.crop_size, count, device))
-    return LiteTask(config, encoder, model, paired(*samples), validation_pairs(config, device))
+    samples = sample_pairs(contents, styles, config.crop_size, config.sample_count, device)
+    return LiteTask(config, encoder, model, samples, validation_pairs(config, device))
 
 
 def train_lite(config: LiteTrainConfig, *, resume: bool = False, progress: bool = True,

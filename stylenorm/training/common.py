@@ -1,0 +1,108 @@
+"""What the trainers share, by composition: the frozen VGG loss network, the AdaIN objective
+(used by the AdaIN and lite tasks), sample and validation pairs, and ``--init``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import StylenormError
+from ..hub.weights import load_state_strict, load_weights
+from ..models.vgg import TAPS, VGGEncoder
+from ..nn.conditional import adain
+from ..nn.losses import content_loss, gram_style_loss, mean_std_style_loss
+from .data import find_images, validation_images
+from .loop import TrainConfig
+
+__all__ = ["AdaINObjective", "FrozenEncoder", "StyleLoss", "paired", "sample_pairs", "start_from",
+           "validation_pairs"]
+
+
+class StyleLoss(str, Enum):
+    MEAN_STD = "mean-std"
+    GRAM = "gram"
+
+
+class FrozenEncoder:
+    """The frozen VGG encoder as a loss network. It is cast to the training dtype once and runs
+    outside autocast (which would run every reflection pad in float32, copying each activation
+    map twice)."""
+
+    def __init__(self, encoder: VGGEncoder) -> None:
+        self.module = encoder
+        self.dtype = torch.float32
+
+    def prepare(self, device: torch.device, dtype: torch.dtype,
+                memory_format: torch.memory_format) -> None:
+        self.module.to(device, dtype=dtype, memory_format=memory_format)
+        self.dtype = dtype
+
+    def __call__(self, images: torch.Tensor, upto: str = "relu4_1") -> dict[str, torch.Tensor]:
+        with torch.autocast(images.device.type, enabled=False):
+            return self.module(images.to(self.dtype), upto)
+
+
+class AdaINObjective:
+    """The AdaIN training objective (see :mod:`.adain`): the AdaIN target of a content and a
+    style, and the content and style losses of an output against them."""
+
+    def __init__(self, encoder: FrozenEncoder, content_weight: float, style_weight: float,
+                 gram: bool = False) -> None:
+        self.encode = encoder
+        self.content_weight, self.style_weight = content_weight, style_weight
+        self.style_loss: Callable = gram_style_loss if gram else mean_std_style_loss
+
+    @torch.no_grad()
+    def targets(self, content: torch.Tensor, style: torch.Tensor):
+        """AdaIN(f(c), f(s)) at relu4_1 (float32) and the style's features at every tap."""
+        content_feat = self.encode(content)["relu4_1"]
+        style_feats = self.encode(style)
+        return adain(content_feat.float(), style_feats["relu4_1"].float()), style_feats
+
+    def losses(self, output: torch.Tensor, target: torch.Tensor,
+               style_feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        output_feats = self.encode(output)
+        loss_c = content_loss(output_feats["relu4_1"], target)
+        loss_s = self.style_loss(output_feats, style_feats, TAPS)
+        total = self.content_weight * loss_c + self.style_weight * loss_s
+        return {"total": total, "content": loss_c, "style": loss_s}
+
+
+def paired(contents: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n of each, n the smaller count."""
+    n = min(contents.shape[0], styles.shape[0])
+    return contents[:n], styles[:n]
+
+
+def sample_pairs(contents: list[Path], styles: list[Path], crop_size: int, count: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre crops of the first ``count`` contents and styles, for the sample grids."""
+    return paired(validation_images(contents, crop_size, count, device),
+                  validation_images(styles, crop_size, count, device))
+
+
+def validation_pairs(config: TrainConfig, device: torch.device
+                     ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``config.val_count`` held-out contents and styles, centre crops at the crop size, or None
+    when no ``--val-content``/``--val-style`` folders are given."""
+    if not (config.val_content and config.val_style):
+        if config.val_content or config.val_style:
+            raise StylenormError("--val-content and --val-style go together; got only one")
+        return None
+    folders = (find_images(config.val_content, "val-content"),
+               find_images(config.val_style, "val-style"))
+    return paired(*(validation_images(f, config.crop_size, config.val_count, device)
+                    for f in folders))
+
+
+def start_from(network: nn.Module, path: str, kind: str) -> None:
+    """``--init``: load the weights of the ``kind`` model file ``path`` into ``network`` (same
+    shapes)."""
+    state, meta = load_weights(path)
+    if meta.kind != kind:
+        raise StylenormError(f"--init {path}: a {meta.kind!r} model, not {kind!r}")
+    load_state_strict(network, state, f"--init {path}")
