@@ -2,7 +2,16 @@
 
 
 class StylenormError(ValueError):
-    """A problem with the user's input, files or environment (not a bug in stylenorm)."""
+    """A problem with the user's input, files or environment (not a bug in stylenorm).
+
+    ``params`` names the Python parameters (or option fields) the message speaks of, by their
+    Python names; the command line shows each as its flag (``style_weights`` as
+    ``--style-weights``).
+    """
+
+    def __init__(self, message: str, *, params: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.params = tuple(params)
 
 
 class ImageError(StylenormError):

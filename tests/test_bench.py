@@ -75,7 +75,7 @@ def test_bench_command_prints_a_table(random_store):
 
 
 def test_bad_sizes_are_refused():
-    with pytest.raises(StylenormError, match="--sizes"):
+    with pytest.raises(StylenormError, match="^sizes must be >= 16"):
         BenchConfig(sizes=[8]).validate()
 
 

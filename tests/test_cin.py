@@ -106,7 +106,7 @@ def test_train_then_stylize_by_index_and_mix(random_store, folders):
     assert one.shape == (1, 3, 22, 30)
     mixed = stylizer.stylize_tensors(content, [], StylizeOptions(style_weights=[0.0, 3.0]))
     assert torch.allclose(one, mixed, atol=1e-6)
-    for options, message in ((StylizeOptions(), "exactly one of --style-index"),
+    for options, message in ((StylizeOptions(), "exactly one of style_index"),
                              (StylizeOptions(style_index=5), r"in \[0, 2\)"),
                              (StylizeOptions(style_index=0, preserve_color=True), "AdaIN")):
         with pytest.raises(StylenormError, match=message):

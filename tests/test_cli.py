@@ -104,3 +104,21 @@ def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "stylenorm", "--help"], capture_output=True,
                          text=True, check=True)
     assert "stylize" in out.stdout
+
+
+def test_library_errors_name_python_parameters_and_the_cli_shows_flags(random_store, images,
+                                                                        tmp_path):
+    from stylenorm.cli.errors import as_flags
+    from stylenorm.errors import StylenormError
+    from stylenorm.inference.stylize import StylizeOptions
+
+    with pytest.raises(StylenormError, match=r"^style_weights has 2 values") as caught:
+        StylizeOptions(style_weights=[1.0, 2.0]).validate(1)
+    assert as_flags(caught.value).startswith("--style-weights has 2 values")
+    error = StylenormError("/data/tile/x.png: tile_size and tile, not tile_sizes",
+                           params=("tile", "tile_size"))
+    assert as_flags(error) == "/data/tile/x.png: --tile-size and --tile, not tile_sizes"
+    content, s1, _ = images
+    result = run("stylize", content, s1, "-o", tmp_path / "o.png", "--style-weights", "1,2")
+    assert result.exit_code == 1
+    assert "error: --style-weights has 2 values for 1 style images" in result.output

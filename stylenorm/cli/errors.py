@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 
 import typer
@@ -44,6 +45,16 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def as_flags(error: StylenormError) -> str:
+    """The library's message with each Python parameter it names shown as its flag
+    (``style_weights`` -> ``--style-weights``)."""
+    message = str(error)
+    for name in getattr(error, "params", ()):
+        flag = "--" + name.replace("_", "-")
+        message = re.sub(rf"(?<![\w/.-]){re.escape(name)}(?![\w/-])", flag, message)
+    return message
+
+
 def user_errors(command):
     """Turn library and OS errors into one line on stderr and exit code 1 (never a traceback;
     set STYLENORM_DEBUG=1 to see one)."""
@@ -57,7 +68,7 @@ def user_errors(command):
         except (typer.Exit, typer.Abort, ClickException):
             raise  # the command's own exit code or usage error
         except StylenormError as exc:
-            raise fail(str(exc)) from None
+            raise fail(as_flags(exc)) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
         except MemoryError:

@@ -58,8 +58,8 @@ class BatchOptions:
     def resolved_batch_size(self, device: torch.device) -> int:
         if self.batch_size < 0 or self.workers < 1:
             raise StylenormError(
-                f"--batch-size must be >= 0 and --workers >= 1; got {self.batch_size}, "
-                f"{self.workers}"
+                f"batch_size must be >= 0 and workers >= 1; got {self.batch_size}, "
+                f"{self.workers}", params=("batch_size", "workers")
             )
         # On a 2-core CPU a batch of 4 at 512 px ran 9 % slower per image than single images.
         return self.batch_size or (4 if device.type == "cuda" else 1)

@@ -66,10 +66,10 @@ class BenchConfig:
 
     def validate(self) -> None:
         if not self.sizes or min(min(dims(s)) for s in self.sizes) < 16:
-            raise StylenormError(f"--sizes must be >= 16 px; got {self.sizes}")
+            raise StylenormError(f"sizes must be >= 16 px; got {self.sizes}", params=("sizes",))
         if self.batch < 1 or self.images < 1:
-            raise StylenormError(f"--batch and --images must be >= 1; got {self.batch}, "
-                                 f"{self.images}")
+            raise StylenormError(f"batch and images must be >= 1; got {self.batch}, "
+                                 f"{self.images}", params=("batch", "images"))
 
 
 @dataclass
@@ -238,8 +238,9 @@ def reference_model(config: BenchConfig, stylizer: Stylizer,
             log(f"note: no reference pipeline ({exc})")
         return None
     if getattr(model, "kind", None) != REFERENCE_KIND:
-        raise StylenormError(f"--reference-model must be an AdaIN model; "
-                             f"{config.reference_model} is a {type(model).__name__}")
+        raise StylenormError(f"reference_model must be an AdaIN model; "
+                             f"{config.reference_model} is a {type(model).__name__}",
+                             params=("reference_model",))
     return model.to(stylizer.device)
 
 

@@ -38,17 +38,20 @@ class StylizeOptions:
 
     def validate(self, num_styles: int) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise StylenormError(f"--alpha must be between 0 and 1; got {self.alpha}")
+            raise StylenormError(f"alpha must be between 0 and 1; got {self.alpha}",
+                                 params=("alpha",))
         if self.size < 0 or self.style_size < 0:
-            raise StylenormError("--size and --style-size must be >= 0 (0 keeps the original)")
+            raise StylenormError("size and style_size must be >= 0 (0 keeps the original)",
+                                 params=("size", "style_size"))
         if self.style_weights is not None:
             w = self.style_weights
             if len(w) != num_styles:
                 raise StylenormError(
-                    f"--style-weights has {len(w)} values for {num_styles} style images"
-                )
+                    f"style_weights has {len(w)} values for {num_styles} style images",
+                    params=("style_weights",))
             if not all(math.isfinite(v) and v >= 0 for v in w) or sum(w) <= 0:
-                raise StylenormError(f"--style-weights must be >= 0 with a positive sum; got {w}")
+                raise StylenormError(f"style_weights must be >= 0 with a positive sum; got {w}",
+                                     params=("style_weights",))
 
 
 class Stylizer:
@@ -88,15 +91,18 @@ class Stylizer:
             return self.stylize_cin(content, styles, options, mask)
         if not styles:
             raise StylenormError("give at least one style image: this model takes its style "
-                                 "from images (--style-index is for CIN models)")
+                                 "from images (style_index is for CIN models)",
+                                 params=("style_index",))
         if options.style_index is not None:
-            raise StylenormError("--style-index picks a style of a CIN model; this model takes "
-                                 "its styles from images (mix them with --style-weights)")
+            raise StylenormError("style_index picks a style of a CIN model; this model takes "
+                                 "its styles from images (mix them with style_weights)",
+                                 params=("style_index", "style_weights"))
         options.validate(len(styles))
         recolour = content if options.preserve_color else None
         if mask is not None:
             if len(styles) != 2:
-                raise StylenormError(f"--mask needs exactly 2 style images; got {len(styles)}")
+                raise StylenormError(f"mask needs exactly 2 style images; got {len(styles)}",
+                                     params=("mask",))
             codes = [self.style_code([s], None, recolour) for s in styles]
             code = type(codes[0]).cat(codes)
             mask = mask.to(self.device)
@@ -113,13 +119,16 @@ class Stylizer:
         listing = ", ".join(f"{i}={n}" for i, n in enumerate(names))
         if styles:
             raise StylenormError(f"this CIN model has its own styles ({listing}); give no style "
-                                 "images, and --style-index K or --style-weights")
+                                 "images, and style_index K or style_weights",
+                                 params=("style_index", "style_weights"))
         if mask is not None or options.preserve_color or options.tile:
-            raise StylenormError("--mask, --preserve-color and --tile work with the AdaIN and "
-                                 "lite models, not with a CIN model")
+            raise StylenormError("mask, preserve_color and tile work with the AdaIN and "
+                                 "lite models, not with a CIN model",
+                                 params=("mask", "preserve_color", "tile"))
         if (options.style_index is None) == (options.style_weights is None):
-            raise StylenormError(f"a CIN model needs exactly one of --style-index K or "
-                                 f"--style-weights w0,...,w{len(names) - 1} ({listing})")
+            raise StylenormError(f"a CIN model needs exactly one of style_index K or "
+                                 f"style_weights w0,...,w{len(names) - 1} ({listing})",
+                                 params=("style_index", "style_weights"))
         options.validate(len(options.style_weights or []))  # their count: weights_for
         try:
             weights = self.model.weights_for(options.style_index, options.style_weights)

@@ -48,7 +48,8 @@ class TileOptions:
 
     def validate(self) -> None:
         if self.tile < 2 * GRID or self.tile % GRID:
-            raise StylenormError(f"--tile-size must be a multiple of 8 and >= 16; got {self.tile}")
+            raise StylenormError(f"tile_size must be a multiple of 8 and >= 16; got {self.tile}",
+                                 params=("tile_size",))
         if self.halo < 0 or self.halo % GRID or self.halo > self.tile:
             raise StylenormError(
                 f"tile halo must be a multiple of 8 between 0 and the tile size {self.tile}; "
@@ -64,8 +65,8 @@ def can_tile(model: nn.Module) -> bool:
 def check_tileable(model: nn.Module) -> StyleModel:
     """``model``, or an error for a model that cannot be tiled."""
     if not can_tile(model):
-        raise StylenormError(f"--tile works with the AdaIN and lite models; this is a "
-                             f"{type(model).__name__}")
+        raise StylenormError(f"tile works with the AdaIN and lite models; this is a "
+                             f"{type(model).__name__}", params=("tile",))
     return model
 
 
