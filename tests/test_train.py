@@ -365,3 +365,20 @@ def test_sigint_stops_after_the_iteration_with_a_checkpoint(random_store, tmp_pa
     resumed = train_adain(config, resume=True, progress=False)
     assert losses(tmp_path / "b") == losses(tmp_path / "a")
     assert resumed.final_losses == whole.final_losses
+
+
+def test_config_enum_fields_are_enums_and_save_as_plain_values():
+    from stylenorm.runtime import Precision
+    from stylenorm.training.common import StyleLoss
+    from stylenorm.training.data import DataMode
+    from stylenorm.training.loop import Schedule
+
+    config = AdaINTrainConfig(norm="instance", style_loss="gram", schedule="constant")
+    assert config.norm is NormName.INSTANCE and config.style_loss is StyleLoss.GRAM
+    assert config.schedule is Schedule.CONSTANT and config.precision is Precision.AUTO
+    assert config.data_mode is DataMode.AUTO
+    saved = config.to_dict()
+    assert saved["norm"] == "instance" and type(saved["norm"]) is str
+    assert AdaINTrainConfig.from_dict(json.loads(json.dumps(saved))) == config
+    with pytest.raises(StylenormError, match="--style-loss must be one of"):
+        AdaINTrainConfig(style_loss="wrong").validate()

@@ -33,7 +33,7 @@ from .common import (
     validation_pairs,
 )
 from .data import CropConfig, find_images, make_data
-from .loop import TrainConfig, TrainResult, choose, fit, load_frozen_encoder
+from .loop import TrainConfig, TrainResult, as_enum, choose, fit, load_frozen_encoder, plain
 from .plots import mixture_chart, mixture_table
 
 __all__ = ["AdaINTask", "AdaINTrainConfig", "StyleLoss", "switchable_weights", "train_adain"]
@@ -46,19 +46,24 @@ class AdaINTrainConfig(TrainConfig):
     content: str = ""
     style: str = ""
     encoder: str = "vgg19-normalised"
-    norm: str = NormName.NONE.value
-    style_loss: str = StyleLoss.MEAN_STD.value
+    norm: NormName = NormName.NONE
+    style_loss: StyleLoss = StyleLoss.MEAN_STD
     content_weight: float = 1.0
     style_weight: float = 10.0
     mix_lr_scale: float = 1.0  # switchable norms' mixture weights learn at lr * this
     sample_count: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.norm = as_enum(self.norm, NormName)
+        self.style_loss = as_enum(self.style_loss, StyleLoss)
 
     def validate(self) -> None:
         super().validate()
         NormName(self.norm)  # ValueError naming the choices
         choose("--style-loss", self.style_loss, StyleLoss)
         if self.norm in (NormName.BATCH.value, NormName.SWITCHABLE.value) and self.batch_size < 2:
-            raise StylenormError(f"--norm {self.norm} needs --batch-size >= 2 for batch "
+            raise StylenormError(f"--norm {plain(self.norm)} needs --batch-size >= 2 for batch "
                                  "statistics; got 1")
 
 
@@ -143,7 +148,7 @@ class AdaINTask:
 def build_adain_task(config: AdaINTrainConfig, encoder: nn.Module, device: torch.device,
                      contents: list[Path], styles: list[Path]) -> AdaINTask:
     """The decoder (initialised from torch's global RNG) and sample images on ``device``."""
-    decoder = AdaINDecoder(DecoderConfig(norm=config.norm))
+    decoder = AdaINDecoder(DecoderConfig(norm=plain(config.norm)))
     samples = sample_pairs(contents, styles, config.crop_size, config.sample_count, device)
     return AdaINTask(config, encoder, decoder, samples, validation_pairs(config, device))
 

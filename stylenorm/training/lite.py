@@ -32,7 +32,7 @@ from .common import (
     validation_pairs,
 )
 from .data import CropConfig, find_images, make_data
-from .loop import TrainConfig, TrainResult, fit, load_frozen_encoder
+from .loop import TrainConfig, TrainResult, as_enum, fit, load_frozen_encoder
 
 __all__ = ["LiteTask", "LiteTrainConfig", "augment_styles", "train_lite"]
 
@@ -50,10 +50,14 @@ class LiteTrainConfig(TrainConfig):
     style_weight: float = 10.0
     identity_weight: float = 5.0
     augment: bool = True
-    style_loss: str = StyleLoss.MEAN_STD.value
+    style_loss: StyleLoss = StyleLoss.MEAN_STD
     sample_count: int = 4
     lr: float = 5e-4
     lr_decay: float = 1e-4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.style_loss = as_enum(self.style_loss, StyleLoss)
 
     def lite_config(self) -> LiteConfig:
         return LiteConfig(widths=tuple(self.widths), res_blocks=self.res_blocks,

@@ -49,6 +49,20 @@ class Schedule(str, Enum):
     CONSTANT = "constant"
 
 
+def as_enum(value, choices: type[Enum]):
+    """``value`` as a member of ``choices`` where it names one; anything else unchanged, for
+    ``validate`` to report with the choices."""
+    try:
+        return choices(value)
+    except ValueError:
+        return value
+
+
+def plain(value):
+    """An Enum member's value; anything else unchanged."""
+    return value.value if isinstance(value, Enum) else value
+
+
 def choose(option: str, value: str, choices: type[Enum]) -> str:
     """``value`` if it names one of ``choices``, else an error listing them."""
     names = [c.value for c in choices]
@@ -67,16 +81,16 @@ class TrainConfig:
     crop_size: int = 256
     lr: float = 1e-4
     lr_decay: float = 5e-5
-    schedule: str = Schedule.INVERSE_TIME.value
+    schedule: Schedule = Schedule.INVERSE_TIME
     seed: int = 0
     checkpoint_every: int = 1000
     sample_every: int = 1000
     log_every: int = 10
-    precision: str = Precision.AUTO.value
+    precision: Precision = Precision.AUTO
     device: str = "auto"
     channels_last: bool = True
     compile: bool = False
-    data_mode: str = DataMode.AUTO.value
+    data_mode: DataMode = DataMode.AUTO
     num_workers: int | None = None
     val_content: str = ""  # held-out folders: losses on them every ``val_every`` iterations
     val_style: str = ""
@@ -88,6 +102,11 @@ class TrainConfig:
     RESUMABLE = ("out", "iterations", "checkpoint_every", "sample_every", "log_every", "device",
                  "channels_last", "compile", "data_mode", "num_workers", "val_content",
                  "val_style", "val_every", "val_count")
+
+    def __post_init__(self) -> None:  # strings (from JSON, or callers) become members
+        self.schedule = as_enum(self.schedule, Schedule)
+        self.precision = as_enum(self.precision, Precision)
+        self.data_mode = as_enum(self.data_mode, DataMode)
 
     def validate(self) -> None:
         for name in ("iterations", "batch_size", "crop_size", "checkpoint_every", "log_every"):
@@ -109,7 +128,8 @@ class TrainConfig:
                                  f"got {self.val_every}, {self.val_count}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain values (enums as their values), as saved in config.json and checkpoints."""
+        return {key: plain(value) for key, value in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, values: dict):
@@ -189,7 +209,7 @@ def _save(loop: _Loop, iteration: int) -> None:
         "network": loop.task.network.state_dict(),
         "optimizer": loop.optimizer.state_dict(),
         "scaler": loop.scaler.state_dict(),
-        "schedule": {"kind": loop.config.schedule, "lr": loop.config.lr,
+        "schedule": {"kind": plain(loop.config.schedule), "lr": loop.config.lr,
                      "lr_decay": loop.config.lr_decay},
         "sampler": {"seed": loop.config.seed, "next_iteration": iteration},
         "rng": get_rng_state(),
