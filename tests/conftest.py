@@ -120,3 +120,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.write_sep("-", f"property-based cases tried: {sum(counts.values())}")
         for name, count in sorted(counts.items()):
             terminalreporter.write_line(f"{count:6d}  {name}")
+
+
+def unchanged_after(fn, *tensors):
+    """Call ``fn(*tensors)``, check that no input was modified in place, return the result."""
+    before = [t.clone() for t in tensors]
+    out = fn(*tensors)
+    for old, new in zip(before, tensors, strict=True):
+        assert torch.equal(old, new), "input modified in place"
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import unchanged_after
 
 from stylenorm.nn.conditional import (
     AdaIN,
@@ -35,21 +36,13 @@ def _channel_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return feats.mean(2), centred @ centred.transpose(1, 2) / (feats.shape[2] - 1)
 
 
-def _unchanged_after(fn, *tensors):
-    """Call fn(*tensors) and check no input was modified in place; return the result."""
-    before = [t.clone() for t in tensors]
-    out = fn(*tensors)
-    for old, new in zip(before, tensors, strict=True):
-        assert torch.equal(old, new)
-    return out
-
 
 # --- mean_std / adain -----------------------------------------------------------------------
 
 
 def test_mean_std_is_unbiased_with_eps_inside_the_root():
     x = torch.randn(2, C, 4, 5)
-    mean, std = _unchanged_after(lambda t: mean_std(t, eps=1e-3), x)
+    mean, std = unchanged_after(lambda t: mean_std(t, eps=1e-3), x)
     assert mean.shape == std.shape == (2, C, 1, 1)
     flat = x.view(2, C, -1)
     torch.testing.assert_close(mean[..., 0, 0], flat.mean(2))
@@ -67,7 +60,7 @@ def test_mean_std_explains_bad_input():
 def test_adain_output_has_the_style_statistics(style_batch):
     content = torch.randn(2, C, 6, 5) * 3 + 2
     style = torch.randn(style_batch, C, 4, 7) * 0.5 - 1
-    out = _unchanged_after(adain, content, style)
+    out = unchanged_after(adain, content, style)
     assert out.shape == content.shape
     out_mean, out_std = mean_std(out)
     s_mean, s_std = mean_std(style)
@@ -113,7 +106,7 @@ def test_wct_matches_style_mean_and_covariance(style_batch):
     content = torch.randn(2, C, 5, 6, dtype=f64) * 2 + 1
     style = torch.randn(style_batch, C, 4, 4, dtype=f64)
     style = style + 0.8 * style[:, :1]  # correlated channels
-    out = _unchanged_after(lambda c, s: wct(c, s, eps=1e-12), content, style)
+    out = unchanged_after(lambda c, s: wct(c, s, eps=1e-12), content, style)
     assert out.shape == content.shape and out.dtype == f64
     out_mean, out_cov = _channel_moments(out)
     s_mean, s_cov = _channel_moments(style)
@@ -152,7 +145,7 @@ def test_coral_matches_target_mean_and_covariance(batched):
     target = (target + 0.5 * target.roll(1, dims=0)) / 1.5
     if batched:
         source, target = source.expand(2, -1, -1, -1).contiguous(), target[None]
-    out = _unchanged_after(lambda s, t: coral(s, t, eps=1e-8), source, target)
+    out = unchanged_after(lambda s, t: coral(s, t, eps=1e-8), source, target)
     assert out.shape == source.shape and out.dtype == source.dtype
     out_mean, out_cov = _channel_moments(out.reshape(-1, 3, 8, 8).double())
     t_mean, t_cov = _channel_moments(target.reshape(1, 3, 6, 5).double())
@@ -180,7 +173,7 @@ def test_cin_one_hot_selects_a_row():
     x = torch.randn(2, C, 4, 4)
     normalised = F.instance_norm(x, eps=cin.norm.eps)
     for k in range(4):
-        out = _unchanged_after(cin, x, cin.one_hot(k, 4))
+        out = unchanged_after(cin, x, cin.one_hot(k, 4))
         expected = normalised * cin.gamma[k].view(1, -1, 1, 1) + cin.beta[k].view(1, -1, 1, 1)
         torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
     per_sample = cin(x, one_hot_weights(torch.tensor([1, 3]), 4))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import unchanged_after
 
 from stylenorm.nn.conditional import mean_std
 from stylenorm.nn.losses import (
@@ -21,14 +22,6 @@ from stylenorm.nn.statistics import channel_mean_std
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-
-
-def unchanged_after(fn, *tensors):
-    before = [t.clone() for t in tensors]
-    out = fn(*tensors)
-    for b, t in zip(before, tensors, strict=True):
-        assert torch.equal(b, t), "input modified in place"
-    return out
 
 
 def test_content_loss_is_mse():

@@ -10,11 +10,7 @@ from reference_adain import reference_stylize, sequential_decoder, sequential_vg
 
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.io.images import load_image
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = torch.mean((a.double() - b.double()) ** 2).item()
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
+from stylenorm.nn.metrics import psnr
 
 
 def quantise(x: torch.Tensor) -> torch.Tensor:

@@ -26,15 +26,11 @@ from stylenorm.inference.tiling import (
 )
 from stylenorm.models.adain import StyleCode
 from stylenorm.nn.conditional import mean_std
+from stylenorm.nn.metrics import psnr
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 OPTIONS = TileOptions(tile=64, halo=48)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = torch.mean((a.double() - b.double()) ** 2).item()
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1 / mse)).item()
 
 
 @pytest.fixture
