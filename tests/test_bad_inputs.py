@@ -314,7 +314,7 @@ CASES: dict[str, Callable[[Files], Expect]] = {
                                              patch=fail_with("os.replace", ENOSPC)),
     "permission_denied": lambda f: refused(
         previous_output(f), "permission denied", f.out, untouched=[f.out],
-        patch=fail_with("stylenorm.io.images._create_temporary",
+        patch=fail_with("stylenorm.io.atomic._create_temporary",
                         PermissionError(errno.EACCES, "Permission denied"))),
     "interrupted_while_writing": lambda f: refused(previous_output(f), "interrupted", None,
                                                    code=130, untouched=[f.out],

@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import WeightsError
-from ..io.images import atomic_write
+from ..io.atomic import atomic_write
 from .weights import weights_home
 
 

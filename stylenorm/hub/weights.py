@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from .._version import __version__
 from ..errors import WeightsError
-from ..io.images import atomic_write
+from ..io.atomic import atomic_write
 
 SUFFIX = ".safetensors"
 

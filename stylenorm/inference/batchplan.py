@@ -123,7 +123,7 @@ def split_existing(jobs: list[Job], overwrite: bool = False) -> BatchPlan:
 
 def remove_partial(jobs: list[Job]) -> int:
     """Delete temporary files that a killed run left beside these jobs' outputs (written by
-    :func:`~stylenorm.io.images.atomic_write` as ``.<name>.*.part``); returns how many."""
+    :func:`~stylenorm.io.atomic.atomic_write` as ``.<name>.*.part``); returns how many."""
     removed = 0
     names_by_folder: dict[Path, set[str]] = {}
     for job in jobs:

@@ -27,7 +27,7 @@ from torch import nn
 from ..errors import StylenormError, WeightsError
 from ..hub.weights import read_meta, resolve_weights
 from ..hub.zoo import load_model
-from ..io.images import atomic_write
+from ..io.atomic import atomic_write
 from ..models.lite import LiteCode, LiteModel
 from ..nn.conditional import mean_std
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
+from .atomic import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 DEFAULT_MAX_PIXELS = 20_000 * 20_000
@@ -136,35 +136,6 @@ def to_pil(rgb: torch.Tensor, alpha: torch.Tensor | None = None) -> Image.Image:
         channels.append(alpha)
     array = torch.cat(channels).mul(255).add(0.5).clamp(0, 255).to(torch.uint8)
     return Image.fromarray(array.permute(1, 2, 0).numpy())
-
-
-def _create_temporary(folder: Path, name: str) -> Path:
-    """A new empty ``.<name>.<random>.part`` in ``folder``, created with mode 0666 & ~umask."""
-    while True:
-        tmp = folder / f".{name}.{secrets.token_hex(6)}.part"
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
-    The temporary file is created like a plain file (mode 0666 less the umask, applied by the
-    kernel), not owner-only as mkstemp's are."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        problem = "is not a folder" if folder.exists() else "does not exist"
-        raise ImageError(f"{path}: output folder {folder} {problem}")
-    tmp = _create_temporary(folder, path.name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def save_image(

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import StylenormError
-from ..io.images import atomic_write
+from ..io.atomic import atomic_write
 
 __all__ = ["get_rng_state", "load_checkpoint", "save_checkpoint", "set_rng_state"]
 

@@ -11,7 +11,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
-from ..io.images import atomic_write, save_image
+from ..io.atomic import atomic_write
+from ..io.images import save_image
 
 __all__ = ["loss_curve", "mixture_chart", "mixture_table", "save_grid", "smooth"]
 

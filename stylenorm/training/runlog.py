@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import StylenormError
-from ..io.images import atomic_write
+from ..io.atomic import atomic_write
 
 __all__ = ["RunLog", "prepare_run_dir", "write_config"]
 

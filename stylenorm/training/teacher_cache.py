@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..errors import ImageError, StylenormError
-from ..io.images import atomic_write
+from ..io.atomic import atomic_write
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.statistics import channel_mean_std
 from .data import CropConfig, crop_item, decode
