@@ -10,11 +10,11 @@ from ..errors import StylenormError
 from ..hub.zoo import DEFAULT_MODEL
 from ..inference.export import ExportFormat
 from ..io.images import DEFAULT_MAX_PIXELS
-from ..models.vgg import EncoderFamily
 from ..runtime import Device, Precision
 from .batch import batch, bench
 from .errors import OneLineErrors, user_errors
 from .train import train_app
+from .weights import weights_app
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -23,7 +23,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-weights_app = typer.Typer(help="Install, import, fetch and list weights.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 
 
@@ -72,89 +71,6 @@ def stylize(
     stylizer = Stylizer(model, device.value, precision.value)
     path = stylizer.stylize_file(content, styles or [], output, options, mask)
     typer.echo(f"wrote {path}")
-
-
-@weights_app.command("import")
-@user_errors
-def weights_import(
-    encoder: Path = typer.Option(None, help="VGG-19 .pth (public AdaIN or torchvision layout)."),
-    decoder: Path = typer.Option(None, help="Public PyTorch-AdaIN decoder .pth."),
-    name: str = typer.Option("adain", help="Name to install the decoder under."),
-    family: EncoderFamily = typer.Option(EncoderFamily.NORMALISED, help="Encoder family."),
-) -> None:
-    """Convert public .pth checkpoints (loaded without unpickling code) into the store."""
-    from ..hub.zoo import import_decoder, import_encoder
-
-    if encoder is None and decoder is None:
-        raise StylenormError("give --encoder and/or --decoder")
-    if encoder is not None:
-        typer.echo(f"installed encoder {import_encoder(encoder, family.value)}")
-    if decoder is not None:
-        typer.echo(f"installed model {import_decoder(decoder, name, family.value)}")
-
-
-@weights_app.command("pack")
-@user_errors
-def weights_pack(
-    source: Path = typer.Argument(..., help="A trained model file (e.g. RUN/model.safetensors)."),
-    target: Path = typer.Argument(..., help="Where to write the packed copy."),
-    half: bool = typer.Option(True, help="Store floating-point tensors in fp16."),
-    set_config: list[str] = typer.Option(
-        None, "--set", help="Change a config entry, e.g. style_size=256 (JSON value)."),
-    note: list[str] = typer.Option(None, help="Add a provenance entry, e.g. data=\"...\"."),
-) -> None:
-    """Copy a trained model for shipping (fp16, changed config, added provenance)."""
-    from ..hub.weights import pack_weights
-
-    path = pack_weights(source, target, half=half, config=parse_entries(set_config, "--set"),
-                        provenance=parse_entries(note, "--note"))
-    typer.echo(f"wrote {path}")
-
-
-def parse_entries(items: list[str] | None, option: str) -> dict:
-    """``["a=1", "b=text"]`` -> ``{"a": 1, "b": "text"}`` (values parsed as JSON when they are)."""
-    import json
-
-    entries = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise StylenormError(f"{option} takes KEY=VALUE; got {item!r}")
-        try:
-            entries[key] = json.loads(value)
-        except json.JSONDecodeError:
-            entries[key] = value
-    return entries
-
-
-@weights_app.command("list")
-@user_errors
-def weights_list() -> None:
-    """Show installed weights (the store first, then the weights shipped with stylenorm)."""
-    from ..hub.weights import installed_weights, search_path
-
-    rows = installed_weights()
-    typer.echo("searched: " + ", ".join(str(p) for p in search_path()))
-    if not rows:
-        typer.echo("no weights installed")
-    for path, meta in rows:
-        if meta is None:
-            typer.echo(f"{path.stem:<24} unreadable  {path}")
-            continue
-        params = meta.provenance.get("num_params", "?")
-        typer.echo(f"{path.stem:<24} {meta.kind:<12} {params:>10} params  {path}")
-
-
-@weights_app.command("fetch")
-@user_errors
-def weights_fetch(
-    name: str = typer.Argument(..., help="A known weights name (see --help)."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
-) -> None:
-    """Download a known public checkpoint, verify its hash, and install it."""
-    from ..hub.fetch import fetch
-
-    typer.echo(f"installed {fetch(name, progress=progress)}")
 
 
 @app.command()
