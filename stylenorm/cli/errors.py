@@ -45,12 +45,16 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+# Python parameters whose flag is not their name with dashes.
+FLAGS = {"data_mode": "--data"}
+
+
 def as_flags(error: StylenormError) -> str:
     """The library's message with each Python parameter it names shown as its flag
     (``style_weights`` -> ``--style-weights``)."""
     message = str(error)
     for name in getattr(error, "params", ()):
-        flag = "--" + name.replace("_", "-")
+        flag = FLAGS.get(name, "--" + name.replace("_", "-"))
         message = re.sub(rf"(?<![\w/.-]){re.escape(name)}(?![\w/-])", flag, message)
     return message
 

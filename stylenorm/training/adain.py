@@ -61,10 +61,10 @@ class AdaINTrainConfig(TrainConfig):
     def validate(self) -> None:
         super().validate()
         NormName(self.norm)  # ValueError naming the choices
-        choose("--style-loss", self.style_loss, StyleLoss)
+        choose("style_loss", self.style_loss, StyleLoss)
         if self.norm in (NormName.BATCH.value, NormName.SWITCHABLE.value) and self.batch_size < 2:
-            raise StylenormError(f"--norm {plain(self.norm)} needs --batch-size >= 2 for batch "
-                                 "statistics; got 1")
+            raise StylenormError(f"norm {plain(self.norm)} needs batch_size >= 2 for batch "
+                                 "statistics; got 1", params=("norm", "batch_size"))
 
 
 def switchable_weights(network: nn.Module) -> dict[str, dict[str, dict[str, float]]]:

@@ -64,13 +64,16 @@ class CINTrainConfig(TrainConfig):
             if layer not in TAPS:
                 raise StylenormError(f"unknown VGG layer {layer!r}; choose from {list(TAPS)}")
         if self.style_size < 16:
-            raise StylenormError(f"--style-size must be >= 16; got {self.style_size}")
+            raise StylenormError(f"style_size must be >= 16; got {self.style_size}",
+                                 params=("style_size",))
         if self.crop_size % 4:
-            raise StylenormError(f"--crop-size must be a multiple of 4 for the CIN network "
-                                 f"(two stride-2 layers); got {self.crop_size}")
+            raise StylenormError(f"crop_size must be a multiple of 4 for the CIN network "
+                                 f"(two stride-2 layers); got {self.crop_size}",
+                                 params=("crop_size",))
         if self.val_content or self.val_style or self.val_every:
-            raise StylenormError("--val-content/--val-style/--val-every are for adain and lite: "
-                                 "a CIN network's styles are its training set")
+            raise StylenormError("val_content, val_style and val_every are for adain and lite: "
+                                 "a CIN network's styles are its training set",
+                                 params=("val_content", "val_style", "val_every"))
 
 
 @dataclass

@@ -91,7 +91,8 @@ def validation_pairs(config: TrainConfig, device: torch.device
     when no ``--val-content``/``--val-style`` folders are given."""
     if not (config.val_content and config.val_style):
         if config.val_content or config.val_style:
-            raise StylenormError("--val-content and --val-style go together; got only one")
+            raise StylenormError("val_content and val_style go together; got only one",
+                                 params=("val_content", "val_style"))
         return None
     folders = (find_images(config.val_content, "val-content"),
                find_images(config.val_style, "val-style"))

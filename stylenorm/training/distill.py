@@ -57,8 +57,8 @@ class DistillConfig(LiteTrainConfig):
                 raise StylenormError(f"distillation layers must be among {list(TAPS)}; "
                                      f"got {layer!r}")
         if self.cache_pairs < self.batch_size:
-            raise StylenormError(f"--cache-pairs must be >= --batch-size; got "
-                                 f"{self.cache_pairs}")
+            raise StylenormError(f"cache_pairs must be >= batch_size; got "
+                                 f"{self.cache_pairs}", params=("cache_pairs", "batch_size"))
 
     def cache_folder(self) -> Path:
         return Path(self.cache) if self.cache else Path(self.out) / "teacher-cache"

@@ -63,11 +63,12 @@ def plain(value):
     return value.value if isinstance(value, Enum) else value
 
 
-def choose(option: str, value: str, choices: type[Enum]) -> str:
-    """``value`` if it names one of ``choices``, else an error listing them."""
+def choose(param: str, value: str, choices: type[Enum]) -> str:
+    """``value`` if it names one of ``choices``, else an error naming ``param`` and the
+    choices."""
     names = [c.value for c in choices]
     if value not in names:
-        raise StylenormError(f"{option} must be one of {names}; got {value!r}")
+        raise StylenormError(f"{param} must be one of {names}; got {value!r}", params=(param,))
     return value
 
 
@@ -111,21 +112,23 @@ class TrainConfig:
     def validate(self) -> None:
         for name in ("iterations", "batch_size", "crop_size", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
-                raise StylenormError(f"--{name.replace('_', '-')} must be >= 1; "
-                                     f"got {getattr(self, name)}")
+                raise StylenormError(f"{name} must be >= 1; got {getattr(self, name)}",
+                                     params=(name,))
         if self.crop_size < 16:
-            raise StylenormError(f"--crop-size must be >= 16 (the encoder pools 3 times); "
-                                 f"got {self.crop_size}")
-        choose("--schedule", self.schedule, Schedule)
-        choose("--data", self.data_mode, DataMode)
+            raise StylenormError(f"crop_size must be >= 16 (the encoder pools 3 times); "
+                                 f"got {self.crop_size}", params=("crop_size",))
+        choose("schedule", self.schedule, Schedule)
+        choose("data_mode", self.data_mode, DataMode)
         if self.lr <= 0 or self.lr_decay < 0:
-            raise StylenormError(f"--lr must be > 0 and --lr-decay >= 0; "
-                                 f"got {self.lr}, {self.lr_decay}")
+            raise StylenormError(f"lr must be > 0 and lr_decay >= 0; got {self.lr}, "
+                                 f"{self.lr_decay}", params=("lr", "lr_decay"))
         if self.sample_every < 0:
-            raise StylenormError(f"--sample-every must be >= 0; got {self.sample_every}")
+            raise StylenormError(f"sample_every must be >= 0; got {self.sample_every}",
+                                 params=("sample_every",))
         if self.val_every < 0 or self.val_count < 1:
-            raise StylenormError(f"--val-every must be >= 0 and --val-count >= 1; "
-                                 f"got {self.val_every}, {self.val_count}")
+            raise StylenormError(f"val_every must be >= 0 and val_count >= 1; "
+                                 f"got {self.val_every}, {self.val_count}",
+                                 params=("val_every", "val_count"))
 
     def to_dict(self) -> dict:
         """Plain values (enums as their values), as saved in config.json and checkpoints."""
