@@ -28,11 +28,12 @@ from .common import (
     AdaINObjective,
     FrozenEncoder,
     StyleLoss,
+    crop_data,
+    find_inputs,
     sample_pairs,
     start_from,
     validation_pairs,
 )
-from .data import CropConfig, find_images, make_data
 from .loop import TrainConfig, TrainResult, as_enum, choose, fit, load_frozen_encoder, plain
 from .plots import mixture_chart, mixture_table
 
@@ -157,19 +158,13 @@ def train_adain(config: AdaINTrainConfig, *, resume: bool = False, progress: boo
                 init: str | None = None) -> TrainResult:
     """Train (or, with ``resume``, continue training) an AdaIN decoder; see the module doc.
     ``init`` starts from the weights of an existing AdaIN decoder file with the same norm."""
-    from ..runtime import resolve_device
-
-    config.validate()
-    device = resolve_device(config.device)
-    contents = find_images(config.content, "content")
-    styles = find_images(config.style, "style")
+    device, contents, styles = find_inputs(config)
     encoder, encoder_meta = load_frozen_encoder(config.encoder)
     torch.manual_seed(config.seed)
     task = build_adain_task(config, encoder, device, contents, styles)
     if init is not None and not resume:
         start_from(task.network, init, "adain")
-    data = make_data([contents, styles], CropConfig(config.crop_size), config.batch_size,
-                     config.seed, device, config.data_mode, config.num_workers)
+    data = crop_data(config, device, [contents, styles])
     provenance = {"trained_with": "stylenorm train adain", **encoder_meta,
                   "content_images": len(contents), "style_images": len(styles),
                   "cpu_threads": torch.get_num_threads(),

@@ -30,8 +30,8 @@ from ..models.cin import CINConfig, CINTransformer
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.conditional import one_hot_weights
 from ..nn.losses import content_loss, gram_matrix, gram_target_loss, tv_loss
-from .common import FrozenEncoder
-from .data import CropConfig, find_images, make_data, validation_images
+from .common import FrozenEncoder, crop_data, find_inputs
+from .data import validation_images
 from .loop import TrainConfig, TrainResult, fit, load_frozen_encoder
 
 __all__ = ["CINTask", "CINTrainConfig", "train_cin"]
@@ -197,12 +197,8 @@ def build_network(config: CINTrainConfig, names: list[str]) -> tuple[CINTransfor
 def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = True
               ) -> TrainResult:
     """Train (or extend, or resume) a multi-style CIN network; see the module doc."""
-    from ..runtime import resolve_device
-
-    config.validate()
-    device = resolve_device(config.device)
-    contents = find_images(config.content, "content")
-    style_paths = sorted(find_images(config.styles, "styles"), key=lambda p: (p.name, str(p)))
+    device, contents, styles = find_inputs(config, style="styles")
+    style_paths = sorted(styles, key=lambda p: (p.name, str(p)))
     encoder, encoder_meta = load_frozen_encoder(config.encoder)
     torch.manual_seed(config.seed)
     network, old = build_network(config, [p.stem for p in style_paths])
@@ -210,8 +206,7 @@ def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = 
     targets = StyleTargets(grams, rows=list(range(old, old + len(style_paths))))
     samples = validation_images(contents, config.crop_size, config.sample_count, device)
     task = CINTask(config, encoder, network, targets, samples, frozen_rows=old)
-    data = make_data([contents], CropConfig(config.crop_size), config.batch_size, config.seed,
-                     device, config.data_mode, config.num_workers)
+    data = crop_data(config, device, [contents])
     provenance = {"trained_with": "stylenorm train cin", **encoder_meta,
                   "content_images": len(contents), "style_files": [p.name for p in style_paths],
                   "extended_from": Path(config.extend).name if config.extend else None,

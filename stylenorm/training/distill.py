@@ -29,9 +29,9 @@ from ..errors import StylenormError
 from ..models.lite import LiteModel
 from ..models.vgg import TAPS
 from ..nn.statistics import channel_mean_std
-from ..runtime import resolve_device, resolve_dtype
-from .common import paired, start_from, validation_pairs
-from .data import find_images, validation_images
+from ..runtime import resolve_dtype
+from .common import find_inputs, paired, start_from, validation_pairs
+from .data import validation_images
 from .lite import LiteTask, LiteTrainConfig
 from .loop import TrainResult, fit, load_frozen_encoder
 from .teacher_cache import CacheData, CacheSpec, build_teacher_cache, stats_dicts
@@ -151,10 +151,7 @@ def teacher_outputs(teacher, contents: torch.Tensor, styles: torch.Tensor) -> to
 def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool = True,
                   init: str | None = None) -> TrainResult:
     """Build (or reuse) the teacher cache, then train the lite student on it."""
-    config.validate()
-    device = resolve_device(config.device)
-    contents = find_images(config.content, "content")
-    styles = find_images(config.style, "style")
+    device, contents, styles = find_inputs(config)
     encoder, encoder_meta = load_frozen_encoder(config.encoder)
     teacher_dtype = resolve_dtype("auto", device)
     teacher, teacher_sha = load_teacher(config.teacher, device, teacher_dtype)

@@ -27,11 +27,12 @@ from .common import (
     AdaINObjective,
     FrozenEncoder,
     StyleLoss,
+    crop_data,
+    find_inputs,
     sample_pairs,
     start_from,
     validation_pairs,
 )
-from .data import CropConfig, find_images, make_data
 from .loop import TrainConfig, TrainResult, as_enum, fit, load_frozen_encoder
 
 __all__ = ["LiteTask", "LiteTrainConfig", "augment_styles", "train_lite"]
@@ -142,8 +143,12 @@ class LiteTask:
         return f"lite model: {params} parameters", {"num_params": params}
 
 
-def build_lite_task(config: LiteTrainConfig, device: torch.device, contents, styles) -> LiteTask:
-    encoder, _ = load_frozen_encoder(config.encoder)
+def build_lite_task(config: LiteTrainConfig, device: torch.device, contents, styles,
+                    encoder: VGGEncoder | None = None) -> LiteTask:
+    """The lite model (initialised from torch's global RNG after the encoder, which is loaded
+    here unless given) and sample images on ``device``."""
+    if encoder is None:
+        encoder, _ = load_frozen_encoder(config.encoder)
     model = LiteModel(config.lite_config())
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
     encoder.to(device, memory_format=fmt)
@@ -155,19 +160,13 @@ def build_lite_task(config: LiteTrainConfig, device: torch.device, contents, sty
 def train_lite(config: LiteTrainConfig, *, resume: bool = False, progress: bool = True,
                init: str | None = None) -> TrainResult:
     """Train (or continue) the lite model; ``init`` starts from an existing lite model file."""
-    from ..runtime import resolve_device
-
-    config.validate()
-    device = resolve_device(config.device)
-    contents = find_images(config.content, "content")
-    styles = find_images(config.style, "style")
+    device, contents, styles = find_inputs(config)
     torch.manual_seed(config.seed)
-    task = build_lite_task(config, device, contents, styles)
+    encoder, encoder_meta = load_frozen_encoder(config.encoder)  # its build draws from the RNG
+    task = build_lite_task(config, device, contents, styles, encoder)
     if init is not None and not resume:
         start_from(task.network, init, "lite")
-    _, encoder_meta = load_frozen_encoder(config.encoder)
-    data = make_data([contents, styles], CropConfig(config.crop_size), config.batch_size,
-                     config.seed, device, config.data_mode, config.num_workers)
+    data = crop_data(config, device, [contents, styles])
     provenance = {"trained_with": "stylenorm train lite", **encoder_meta,
                   "content_images": len(contents), "style_images": len(styles),
                   "init": Path(init).name if init else None}
