@@ -30,6 +30,7 @@ from .encoder import TAPS
 from .errors import StylenormError
 from .lite import LiteModel
 from .losses import channel_mean_std
+from .metrics import psnr
 from .runtime import resolve_device, resolve_dtype
 from .teacher_cache import CacheData, CacheSpec, build_teacher_cache, stats_dicts
 from .train import TrainResult, fit, load_frozen_encoder
@@ -107,8 +108,10 @@ class DistillTask(LiteTask):
         output = self.network(content, self.network.style_code(style)).float()
         measured = self._losses(content, style)
         teacher = self.teacher_outputs["validation"]
+        rebuilt = self.network(content, self.network.style_code(content)).float().clamp(0, 1)
         return {"content": measured["content"], "style": measured["style"],
                 "teacher_l1": (output.clamp(0, 1) - teacher).abs().mean(),
+                "alpha0_psnr": torch.tensor(psnr(rebuilt, content.float())),
                 "total": measured["content"] + measured["style"]}
 
     def sample_rows(self) -> list[list[torch.Tensor]]:
