@@ -34,8 +34,8 @@ from .metrics import psnr
 from .runtime import resolve_device, resolve_dtype
 from .teacher_cache import CacheData, CacheSpec, build_teacher_cache, stats_dicts
 from .train import TrainResult, fit, load_frozen_encoder
-from .train_adain import paired, start_from, validation_pairs
-from .train_lite import LiteTask, LiteTrainConfig
+from .train_adain import paired, validation_pairs
+from .train_lite import LiteTask, LiteTrainConfig, start_lite_from
 
 __all__ = ["DistillConfig", "DistillTask", "load_teacher", "train_distill"]
 
@@ -185,7 +185,7 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
     del teacher
     task = DistillTask(config, encoder, model, samples, validation, outputs)
     if init is not None and not resume:
-        start_from(task.network, init, "lite")
+        start_lite_from(task.network, init)
     data = CacheData(cache, config.batch_size, config.seed, device)
     provenance = {"trained_with": "stylenorm train lite --teacher", **encoder_meta,
                   "teacher": spec.teacher, "teacher_sha256": teacher_sha,

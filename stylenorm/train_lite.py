@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from .conditional import adain
 from .data import CropConfig, find_images, make_data, validation_images
-from .lite import LiteConfig, LiteModel
+from .lite import LiteConfig, LiteModel, grown_state
 from .train import TrainConfig, TrainResult, fit, load_frozen_encoder
-from .train_adain import AdaINTask, StyleLoss, paired, start_from, validation_pairs
+from .train_adain import AdaINTask, StyleLoss, paired, validation_pairs
 from .weights import save_weights
 
 __all__ = ["LiteTask", "LiteTrainConfig", "augment_styles", "train_lite"]
@@ -100,6 +100,18 @@ class LiteTask(AdaINTask):
         return f"lite model: {params} parameters", {"num_params": params}
 
 
+def start_lite_from(network: LiteModel, path: str) -> None:
+    """``--init``: the weights of a lite model file of the same widths; a model with fewer
+    residual blocks grows to ``network``'s depth, its new blocks starting as the identity."""
+    from .errors import StylenormError
+    from .weights import load_state_strict, load_weights
+
+    state, meta = load_weights(path)
+    if meta.kind != "lite":
+        raise StylenormError(f"--init {path}: a {meta.kind!r} model, not 'lite'")
+    load_state_strict(network, grown_state(network, state), f"--init {path}")
+
+
 def build_lite_task(config: LiteTrainConfig, device: torch.device, contents, styles) -> LiteTask:
     encoder, _ = load_frozen_encoder(config.encoder)
     model = LiteModel(config.lite_config())
@@ -124,7 +136,7 @@ def train_lite(config: LiteTrainConfig, *, resume: bool = False, progress: bool 
     torch.manual_seed(config.seed)
     task = build_lite_task(config, device, contents, styles)
     if init is not None and not resume:
-        start_from(task.network, init, "lite")
+        start_lite_from(task.network, init)
     _, encoder_meta = load_frozen_encoder(config.encoder)
     data = make_data([contents, styles], CropConfig(config.crop_size), config.batch_size,
                      config.seed, device, config.data_mode, config.num_workers)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import make_image
 
+from stylenorm.errors import WeightsError
 from stylenorm.lite import LiteCode, LiteConfig, LiteModel
 from stylenorm.stylize import StylizeOptions, Stylizer
 from stylenorm.train_lite import LiteTrainConfig, augment_styles, train_lite
@@ -131,3 +132,20 @@ def test_fast_path_equals_the_plain_model(model, size):
         feat = model.content_features(content)
         for ours, theirs in zip(fast.content_stats(feat), model.content_stats(feat), strict=True):
             torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_init_grows_a_shallower_model_without_changing_its_output(model, tmp_path):
+    from stylenorm.train_lite import start_lite_from
+
+    path = save_weights(tmp_path / "small.safetensors", model.state_dict(), "lite",
+                        model.config.to_dict())
+    deeper = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=3, style_size=32)).eval()
+    start_lite_from(deeper, str(path))
+    content, style = torch.rand(1, 3, 36, 44), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(content, model.style_code(style))
+        assert torch.allclose(deeper(content, deeper.style_code(style)), expected, atol=1e-6)
+    assert deeper.decoder.res[2].conv1.weight.abs().sum() > 0  # new blocks can learn
+    wider = LiteModel(LiteConfig(widths=(8, 16, 40), res_blocks=1, style_size=32))
+    with pytest.raises(WeightsError, match="shape"):
+        start_lite_from(wider, str(path))
