@@ -129,6 +129,7 @@ def test_distillation_trains_resumes_exactly_and_records_the_teacher(random_stor
     assert meta.provenance["teacher"] == "adain" and meta.provenance["teacher_pairs"] == 6
     val = (tmp_path / "a" / "val.jsonl").read_text().splitlines()
     assert len(val) == 3 and '"teacher_l1"' in val[-1] and '"content"' in val[-1]
+    assert '"alpha0_psnr"' in val[-1]
 
 
 def test_cli_refuses_a_teacher_that_is_not_an_adain_model(random_store, folders, tmp_path):

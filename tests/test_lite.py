@@ -6,10 +6,11 @@ import pytest
 import torch
 from conftest import make_image
 
+from stylenorm.errors import WeightsError
 from stylenorm.hub.weights import save_weights
 from stylenorm.hub.zoo import load_model
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
-from stylenorm.models.lite import LiteCode, LiteConfig, LiteModel
+from stylenorm.models.lite import LiteCode, LiteConfig, LiteModel, grown_state
 from stylenorm.training.lite import LiteTrainConfig, augment_styles, train_lite
 
 
@@ -137,3 +138,20 @@ def test_fast_path_equals_the_plain_model(model, size):
         features = fast.encode_content(content)
         torch.testing.assert_close(fast.decode_features(features, code.select(1), 0.4),
                                    model(content, code.select(1), 0.4), atol=2e-5, rtol=1e-4)
+
+
+def test_init_grows_a_shallower_model_without_changing_its_output(model, tmp_path):
+    from stylenorm.training.common import start_from
+
+    path = save_weights(tmp_path / "small.safetensors", model.state_dict(), "lite",
+                        model.config.to_dict())
+    deeper = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=3, style_size=32)).eval()
+    start_from(deeper, str(path), "lite", complete=grown_state)
+    content, style = torch.rand(1, 3, 36, 44), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(content, model.style_code(style))
+        assert torch.allclose(deeper(content, deeper.style_code(style)), expected, atol=1e-6)
+    assert deeper.decoder.res[2].conv1.weight.abs().sum() > 0  # new blocks can learn
+    wider = LiteModel(LiteConfig(widths=(8, 16, 40), res_blocks=1, style_size=32))
+    with pytest.raises(WeightsError, match="shape"):
+        start_from(wider, str(path), "lite", complete=grown_state)

@@ -382,3 +382,24 @@ def test_config_enum_fields_are_enums_and_save_as_plain_values():
     assert AdaINTrainConfig.from_dict(json.loads(json.dumps(saved))) == config
     with pytest.raises(StylenormError, match="^style_loss must be one of"):
         AdaINTrainConfig(style_loss="wrong").validate()
+
+
+def test_weight_average_is_exported_and_resumes_exactly(random_store, tmp_path, folders):
+    from safetensors.torch import load_file
+
+    def run(out, iterations, resume=False):
+        config = tiny(tmp_path, folders, out=str(tmp_path / out), iterations=iterations,
+                      checkpoint_every=2, sample_every=0, ema=0.9)
+        return train_adain(config, resume=resume, progress=False)
+
+    whole = run("a", 4)
+    run("b", 2)
+    resumed = run("b", 4, resume=True)
+    exported, again = load_file(whole.model_path), load_file(resumed.model_path)
+    assert all(torch.equal(exported[k], again[k]) for k in exported)
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    average, raw = state["ema"], state["network"]
+    assert average["steps"] == 4
+    key = next(k for k in exported if k in average["shadow"])
+    assert torch.allclose(exported[key].float(), average["shadow"][key])
+    assert not torch.allclose(average["shadow"][key], raw[key].float())  # not the last weights

@@ -90,6 +90,9 @@ def _loop_options(
     val_style: ValFolder = None,
     val_every: ValEvery = 0,
     val_count: ValCount = 8,
+    ema: Annotated[float, typer.Option(
+        min=0.0, max=0.9999, help="Keep an exponential moving average of the weights with this "
+        "decay (e.g. 0.999); validation, samples and the model use it (0: off).")] = 0.0,
     threads: Threads = 0,
     progress: Progress = True,
 ) -> None:

@@ -24,6 +24,7 @@ half of the plain model's time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -267,3 +268,18 @@ def blend_by_mask(mod, mask: torch.Tensor):
     """Per-pixel (scale, shift) from two styles' (2, C, 1, 1) values: style 0 where mask is 1."""
     scale, shift = mod
     return tuple(v[:1] * mask + v[1:] * (1 - mask) for v in (scale, shift))
+
+
+_RES_KEY = re.compile(r"(content_encoder|style_encoder|decoder)\.res\.\d+\.conv[12]\.(weight|bias)")
+
+
+def grown_state(model: LiteModel, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights of a lite model with fewer residual blocks per stage, completed with
+    ``model``'s own blocks beyond them; each new block's second conv is zeroed, so it starts as
+    the identity and the grown model computes what the smaller one did. Other differences are
+    left for the strict loader to name."""
+    grown = dict(tensors)
+    for key, value in model.state_dict().items():
+        if key not in tensors and _RES_KEY.fullmatch(key):
+            grown[key] = torch.zeros_like(value) if ".conv2." in key else value.clone()
+    return grown

@@ -101,12 +101,16 @@ def validation_pairs(config: TrainConfig, device: torch.device
                     for f in folders))
 
 
-def start_from(network: nn.Module, path: str, kind: str) -> None:
+def start_from(network: nn.Module, path: str, kind: str,
+               complete: Callable[[nn.Module, dict], dict] | None = None) -> None:
     """``--init``: load the weights of the ``kind`` model file ``path`` into ``network`` (same
-    shapes)."""
+    shapes). ``complete(network, state)``, if given, may fill in tensors the file lacks (the
+    lite model grows new residual blocks this way)."""
     state, meta = load_weights(path)
     if meta.kind != kind:
         raise StylenormError(f"--init {path}: a {meta.kind!r} model, not {kind!r}")
+    if complete is not None:
+        state = complete(network, state)
     load_state_strict(network, state, f"--init {path}")
 
 

@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import StylenormError
-from ..models.lite import LiteModel
+from ..models.lite import LiteModel, grown_state
 from ..models.vgg import TAPS
+from ..nn.metrics import psnr
 from ..nn.statistics import channel_mean_std
 from ..runtime import resolve_dtype
 from .common import find_inputs, paired, start_from, validation_pairs
@@ -107,8 +108,10 @@ class DistillTask(LiteTask):
         output = self.network(content, self.network.style_code(style)).float()
         measured = self._losses(content, style)
         teacher = self.teacher_outputs["validation"]
+        rebuilt = self.network(content, self.network.style_code(content)).float().clamp(0, 1)
         return {"content": measured["content"], "style": measured["style"],
                 "teacher_l1": (output.clamp(0, 1) - teacher).abs().mean(),
+                "alpha0_psnr": torch.tensor(psnr(rebuilt, content.float())),
                 "total": measured["content"] + measured["style"]}
 
     def sample_rows(self) -> list[list[torch.Tensor]]:
@@ -175,7 +178,7 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
     del teacher
     task = DistillTask(config, encoder, model, samples, validation, outputs)
     if init is not None and not resume:
-        start_from(task.network, init, "lite")
+        start_from(task.network, init, "lite", complete=grown_state)
     data = CacheData(cache, config.batch_size, config.seed, device)
     provenance = {"trained_with": "stylenorm train lite --teacher", **encoder_meta,
                   "teacher": spec.teacher, "teacher_sha256": teacher_sha,

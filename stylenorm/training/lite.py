@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..hub.weights import save_weights
-from ..models.lite import LiteConfig, LiteModel
+from ..models.lite import LiteConfig, LiteModel, grown_state
 from ..models.vgg import VGGEncoder
 from .common import (
     AdaINObjective,
@@ -165,7 +165,7 @@ def train_lite(config: LiteTrainConfig, *, resume: bool = False, progress: bool 
     encoder, encoder_meta = load_frozen_encoder(config.encoder)  # its build draws from the RNG
     task = build_lite_task(config, device, contents, styles, encoder)
     if init is not None and not resume:
-        start_from(task.network, init, "lite")
+        start_from(task.network, init, "lite", complete=grown_state)
     data = crop_data(config, device, [contents, styles])
     provenance = {"trained_with": "stylenorm train lite", **encoder_meta,
                   "content_images": len(contents), "style_images": len(styles),

@@ -20,6 +20,7 @@ import json
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -37,8 +38,8 @@ from .data import DataMode
 from .plots import loss_curve, save_grid
 from .runlog import RunLog, prepare_run_dir, write_config
 
-__all__ = ["Schedule", "Task", "TrainConfig", "TrainResult", "fit", "learning_rate",
-           "load_frozen_encoder", "train_step", "training_dtype"]
+__all__ = ["Schedule", "Task", "TrainConfig", "TrainResult", "WeightAverage", "fit",
+           "learning_rate", "load_frozen_encoder", "train_step", "training_dtype"]
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.safetensors"
@@ -97,6 +98,7 @@ class TrainConfig:
     val_style: str = ""
     val_every: int = 0
     val_count: int = 8
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off)
 
     # Fields a resumed run may change; any other difference would break the exact replay
     # (validation runs without gradients or random draws, so it cannot change the training).
@@ -125,6 +127,8 @@ class TrainConfig:
         if self.sample_every < 0:
             raise StylenormError(f"sample_every must be >= 0; got {self.sample_every}",
                                  params=("sample_every",))
+        if not 0.0 <= self.ema < 1.0:
+            raise StylenormError(f"ema must be in [0, 1); got {self.ema}", params=("ema",))
         if self.val_every < 0 or self.val_count < 1:
             raise StylenormError(f"val_every must be >= 0 and val_count >= 1; "
                                  f"got {self.val_every}, {self.val_count}",
@@ -184,6 +188,42 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
+class WeightAverage:
+    """Exponential moving average of a network's floating-point parameters and buffers,
+    ``avg <- d * avg + (1 - d) * w`` after every step, with ``d = min(decay, (1 + t) / (10 + t))``
+    at step t so that the first steps are not dominated by the starting weights."""
+
+    def __init__(self, network: nn.Module, decay: float) -> None:
+        self.decay, self.steps = decay, 0
+        self.shadow = {k: v.detach().float().clone() for k, v in network.state_dict().items()
+                       if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, network: nn.Module) -> None:
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        for key, value in network.state_dict().items():
+            if key in self.shadow:
+                self.shadow[key].lerp_(value.detach().float(), 1 - d)
+        self.steps += 1
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps, self.shadow = int(state["steps"]), state["shadow"]
+
+    @contextmanager
+    def applied(self, network: nn.Module):
+        """``network`` holds the averaged weights inside the block, its own after it."""
+        own = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        network.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in
+                                           self.shadow.items()}})
+        try:
+            yield network
+        finally:
+            network.load_state_dict(own)
+
+
 @dataclass
 class _Loop:
     """The mutable pieces of a run."""
@@ -199,9 +239,17 @@ class _Loop:
     run_dir: Path
     start: int = 0
     wall_time_s: float = 0.0
+    average: WeightAverage | None = None
 
     def autocast(self):
         return autocast(self.device, self.dtype)
+
+    def shown_weights(self):
+        """The weights that validation, samples and the exported model use: the average when
+        ``--ema`` is on."""
+        if self.average is None:
+            return nullcontext()
+        return self.average.applied(self.task.network)
 
 
 def _save(loop: _Loop, iteration: int) -> None:
@@ -219,6 +267,8 @@ def _save(loop: _Loop, iteration: int) -> None:
         "wall_time_s": loop.wall_time_s,
         "dtype": str(loop.dtype).removeprefix("torch."),
     }
+    if loop.average is not None:
+        state["ema"] = loop.average.state_dict()
     save_checkpoint(loop.run_dir / CHECKPOINT, state)
     loss_curve(loop.log.records(), loop.log.loss_keys(), loop.run_dir / "loss_curve.png")
 
@@ -249,6 +299,8 @@ def _restore(loop: _Loop, state: dict) -> None:
     loop.optimizer.load_state_dict(state["optimizer"])
     loop.scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"])
+    if loop.average is not None:
+        loop.average.load_state_dict(state["ema"])
     loop.start, loop.wall_time_s = int(state["iteration"]), float(state["wall_time_s"])
     if loop.start > loop.config.iterations:
         raise StylenormError(f"{path}: the run is at iteration {loop.start}, beyond "
@@ -263,7 +315,7 @@ def _evaluated(loop: _Loop, method):
     was_training = network.training
     network.eval()
     try:
-        with torch.no_grad(), loop.autocast():
+        with torch.no_grad(), loop.autocast(), loop.shown_weights():
             return method()
     finally:
         network.train(was_training)
@@ -363,6 +415,8 @@ def _run(loop: _Loop, data, progress: bool) -> None:
             losses = train_step(loop.task, batch, loop.optimizer, loop.scaler,
                                 (loop.device, loop.dtype), learning_rate(config, iteration),
                                 iteration)
+            if loop.average is not None:
+                loop.average.update(loop.task.network)
             done = iteration + 1
             if done % config.log_every == 0 or done == config.iterations:
                 values = _record(loop, losses, done)
@@ -402,6 +456,8 @@ def fit(task: Task, config: TrainConfig, data, *, resume: bool = False, progress
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     loop = _Loop(task, config, device, dtype, optimizer, scaler, RunLog(run_dir / "log.jsonl"),
                  RunLog(run_dir / "val.jsonl"), run_dir)
+    if config.ema:
+        loop.average = WeightAverage(task.network, config.ema)
     if state is not None:
         _restore(loop, state)
     write_config(run_dir / "config.json", config.to_dict())
@@ -413,5 +469,6 @@ def fit(task: Task, config: TrainConfig, data, *, resume: bool = False, progress
             "iterations": config.iterations, "final_losses": final,
             "wall_time_s": round(loop.wall_time_s, 1), "precision": str(dtype).split(".")[-1],
             "device": device.type, "processor": processor_name(device), **extra}
-    path = task.export(run_dir / MODEL, meta)
+    with loop.shown_weights():
+        path = task.export(run_dir / MODEL, meta)
     return TrainResult(path, config.iterations, final, loop.wall_time_s, report, extra)
