@@ -47,10 +47,23 @@ def test_mixing_codes_mixes_modulations(model):
     assert model.decode(feat, code.mix(torch.tensor([1.0, 3.0]))).shape == (1, 3, 32, 32)
 
 
-def test_alpha_zero_uses_the_contents_own_code(model):
-    content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
-    own = model(content, model.style_code(content))
-    assert torch.allclose(model(content, model.style_code(style), alpha=0.0), own, atol=1e-5)
+@pytest.mark.parametrize("size", [(32, 32), (30, 37)])  # also sizes the decoder pads
+def test_alpha_zero_returns_the_content_and_alpha_moves_smoothly(model, size):
+    content, style = torch.rand(1, 3, *size), torch.rand(1, 3, 32, 32)
+    code = model.style_code(style)
+    with torch.no_grad():
+        full = model(content, code)[..., : size[0], : size[1]]
+        outs = {a: model(content, code, alpha=a)[..., : size[0], : size[1]]
+                for a in (0.0, 0.25, 0.5, 0.75)}
+        own = model(content, model.style_code(content))[..., : size[0], : size[1]]
+    torch.testing.assert_close(outs[0.0], content, atol=1e-5, rtol=0)
+    assert not torch.allclose(own, content, atol=1e-2)  # the decoder alone does not rebuild it
+    # what alpha < 1 adds back is the content's lost detail, (1 - alpha) of it
+    lerped = model(content, code.lerp(model.style_code(content), 0.5))[..., : size[0], : size[1]]
+    torch.testing.assert_close(outs[0.5], lerped + 0.5 * (content - own), atol=1e-5, rtol=0)
+    distances = [float((outs[a] - content).abs().mean()) for a in (0.0, 0.25, 0.5, 0.75)]
+    distances.append(float((full - content).abs().mean()))
+    assert distances == sorted(distances) and distances[0] < 1e-6
 
 
 def test_alpha_in_a_batch_blends_each_content_with_its_own_code(model):

@@ -82,9 +82,11 @@ class ExportableLite(nn.Module):
     def forward(self, content: torch.Tensor, style: torch.Tensor,
                 alpha: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[-2:]
-        code = self.style_code(style).lerp(self.style_code(content), alpha)
-        image = self.model.decode(self.model.content_features(content), code)
-        return crop(image, h, w).clamp(0, 1)
+        own = self.style_code(content)
+        features = self.model.content_features(content)
+        image = crop(self.model.decode(features, self.style_code(style).lerp(own, alpha)), h, w)
+        rebuilt = crop(self.model.decode(features, own), h, w)  # restore_detail, traceable
+        return (image + (1 - alpha) * (content - rebuilt)).clamp(0, 1)
 
 
 def crop(images: torch.Tensor, h, w) -> torch.Tensor:

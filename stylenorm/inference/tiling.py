@@ -131,7 +131,8 @@ def encode_content(model: nn.Module, image: Tensor, options: TileOptions,
     feats = encode_tiled(model, image, options, on_tile)
     mean, std = global_mean_std(feats)
     own = model.own_code(model.prepare(image))
-    return ContentFeatures(feats, mean, std, own, (image.shape[-2], image.shape[-1]))
+    pixels = image.float() if model.restores_detail else None
+    return ContentFeatures(feats, mean, std, own, (image.shape[-2], image.shape[-1]), pixels)
 
 
 def _raised_cosine(pos: Tensor, edge: float, radius: int) -> Tensor:
@@ -188,8 +189,7 @@ def decode_tiled(model: nn.Module, feats: ContentFeatures, code: StyleCodeLike, 
             c, d = max(0, x0 - halo), min(fw, x1 + halo)
             if on_tile is not None:
                 on_tile("decode", ((b - a) * s, (d - c) * s))
-            tile = ContentFeatures(feats.features[..., a:b, c:d], feats.mean, feats.std,
-                                   feats.own_code)
+            tile = feats.region(slice(a, b), slice(c, d), s)
             tile_mask = None if mask is None else mask[..., a * r : b * r, c * r : d * r]
             image = model.decode_features(tile, code, alpha, tile_mask).float().cpu()
             wx = window_weights(c * s, d * s, (x0 * s, x1 * s), fw * s, radius)

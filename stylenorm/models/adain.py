@@ -90,6 +90,7 @@ class AdaINModel(InferenceSwitch, nn.Module):
 
     kind = "adain"
     feature_scale = 8  # relu4_1 lies after three 2x2 poolings
+    restores_detail = False  # alpha blends features, as in the AdaIN paper
 
     def __init__(self, encoder: VGGEncoder, decoder: AdaINDecoder,
                  compile_adain: bool | None = None) -> None:

@@ -10,8 +10,9 @@ of the style encoder's features at every level. Learned modulators turn the code
 Nothing in the decoder depends on statistics of the content, so an image split into tiles is
 decoded consistently once the bottleneck's content statistics are taken globally
 (``content_stats``). ``alpha`` mixes the style's code with the content's own code (from the
-style encoder), and the model is trained to reconstruct a content given its own code, so
-``alpha = 0`` returns the content.
+style encoder); the model is trained to rebuild a content from its own code, and what the
+rebuild loses is added back in proportion to ``1 - alpha`` (:func:`restore_detail`), so
+``alpha = 0`` returns the content exactly and smaller ``alpha`` moves smoothly toward it.
 
 The fast path (:meth:`~.protocol.InferenceSwitch.use_fast_path`) runs the same modules with every
 stride-1 convolution through :func:`~stylenorm.nn.fused.conv_act` (on the CPU one oneDNN call with
@@ -173,6 +174,7 @@ class LiteModel(InferenceSwitch, nn.Module):
 
     kind = "lite"
     feature_scale = 4  # the bottleneck lies after two stride-2 convolutions
+    restores_detail = True  # alpha < 1 adds back the content's lost detail: restore_detail
 
     def __init__(self, config: LiteConfig | None = None) -> None:
         super().__init__()
@@ -218,10 +220,13 @@ class LiteModel(InferenceSwitch, nn.Module):
         return self.style_code(images)
 
     def encode_content(self, images: torch.Tensor, own_code: bool = True) -> ContentFeatures:
-        """Bottleneck features, their statistics and (``own_code``) the content's own code."""
+        """Bottleneck features, their statistics and (``own_code``: for ``alpha`` < 1) the
+        content's own code and pixels."""
         feats = self.content_features(images)
         mean, std = self.content_stats(feats)
-        return ContentFeatures(feats, mean, std, self.own_code(images) if own_code else None)
+        if not own_code:
+            return ContentFeatures(feats, mean, std)
+        return ContentFeatures(feats, mean, std, self.own_code(images), None, images.float())
 
     def feature_size(self, height: int, width: int) -> tuple[int, int]:
         """The bottleneck's size: two stride-2 convolutions, rounded up."""
@@ -237,9 +242,14 @@ class LiteModel(InferenceSwitch, nn.Module):
                         mask: torch.Tensor | None = None) -> torch.Tensor:
         """The image from features with given statistics (e.g. a tile's features with the whole
         image's statistics and own code); ``mask`` at :meth:`mask_at`'s size."""
-        if alpha != 1.0:  # broadcast over the styles of a mask
-            code = code.lerp(content.own_code, alpha)
-        return self.decode(content.features, code, (content.mean, content.std), mask)
+        stats = (content.mean, content.std)
+        if alpha == 1.0:
+            return self.decode(content.features, code, stats, mask)
+        styled = self.decode(content.features, code.lerp(content.own_code, alpha), stats, mask)
+        if content.pixels is None:
+            return styled
+        rebuilt = self.decode(content.features, content.own_code, stats)
+        return restore_detail(styled, rebuilt, content.pixels, alpha)
 
     def decode(self, feat, code: LiteCode, stats=None, mask=None) -> torch.Tensor:
         """Image from bottleneck features, a code (1 style, or 2 with a mask) and the content's
@@ -259,9 +269,25 @@ class LiteModel(InferenceSwitch, nn.Module):
 
     def forward(self, content: torch.Tensor, code: LiteCode, alpha: float = 1.0,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-        if alpha != 1.0:  # each content's own code, broadcast over the styles of a mask
-            code = code.lerp(self.style_code(content), alpha)
-        return self.decode(self.content_features(content), code, mask=mask)
+        if alpha == 1.0:
+            return self.decode(self.content_features(content), code, mask=mask)
+        return self.decode_features(self.encode_content(content), code, alpha, mask)
+
+
+def restore_detail(styled: torch.Tensor, rebuilt: torch.Tensor, pixels: torch.Tensor,
+                   alpha: float | torch.Tensor) -> torch.Tensor:
+    """``styled + (1 - alpha) * (pixels - rebuilt)``: at ``alpha`` < 1 the content's detail that
+    the decoder loses when it rebuilds the content from its own code (``rebuilt``) is added back
+    in proportion, so ``alpha = 0`` returns the content exactly and ``alpha`` moves smoothly
+    toward the full style. ``pixels`` may be smaller than the decoder's output (sizes that are
+    not a multiple of 4); the rest is left as decoded.
+
+    Shape: styled, rebuilt (N, 3, H', W'); pixels (N, 3, H, W) with H <= H', W <= W'."""
+    h, w = pixels.shape[-2:]
+    detail = pixels.to(rebuilt.device, torch.float32) - rebuilt[..., :h, :w].float()
+    out = styled.float().clone()
+    out[..., :h, :w] += (1 - alpha) * detail
+    return out
 
 
 def blend_by_mask(mod, mask: torch.Tensor):

@@ -30,11 +30,12 @@ from ..nn.fused import set_fused, to_inference_layout
 @dataclass
 class ContentFeatures:
     """A content's features (model dtype), their per-channel mean and std (float32), the
-    content's own code where the model blends toward it for ``alpha`` < 1 (else None), and the
-    content's size in pixels where it is known.
+    content's own code where the model blends toward it for ``alpha`` < 1 (else None), the
+    content's size in pixels where it is known, and, for models that restore the content's
+    detail at ``alpha`` < 1, the content's pixels that the features cover (else None).
 
     Shape:
-        features (N, C, h, w); mean, std (N, C, 1, 1).
+        features (N, C, h, w); mean, std (N, C, 1, 1); pixels (N, 3, H, W).
     """
 
     features: Tensor
@@ -42,12 +43,24 @@ class ContentFeatures:
     std: Tensor
     own_code: Any = None
     image_size: tuple[int, int] | None = None
+    pixels: Tensor | None = None
 
     def select(self, rows: list[int]) -> ContentFeatures:
         """The contents at ``rows`` of the batch."""
         own = None if self.own_code is None else self.own_code.take(rows)
+        pixels = None if self.pixels is None else self.pixels[rows]
         return ContentFeatures(self.features[rows], self.mean[rows], self.std[rows], own,
-                               self.image_size)
+                               self.image_size, pixels)
+
+    def region(self, rows: slice, cols: slice, scale: int) -> ContentFeatures:
+        """The features of a tile (``rows``, ``cols`` in feature positions) with the whole
+        content's statistics and own code, and the pixels under them (``scale`` per feature)."""
+        pixels = None
+        if self.pixels is not None:
+            pixels = self.pixels[..., rows.start * scale : rows.stop * scale,
+                                 cols.start * scale : cols.stop * scale]
+        return ContentFeatures(self.features[..., rows, cols], self.mean, self.std,
+                               self.own_code, None, pixels)
 
 
 class StyleCodeLike(Protocol):
@@ -71,6 +84,7 @@ class StyleModel(Protocol):
 
     kind: str
     feature_scale: int
+    restores_detail: bool  # encode_content keeps the pixels for alpha < 1 (ContentFeatures)
 
     def use_fast_path(self, enabled: bool = True) -> StyleModel: ...
 
