@@ -56,22 +56,22 @@ def test_stylize_with_mask(random_store, images, tmp_path):
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["missing.png", "{s1}"], "missing.png: no such file"),
-    (["{content}", "{s1}", "--style-weights", "1,2"], "has 2 values for 1 style"),
-    (["{content}", "{s1}", "--style-weights", "a,b"], "comma-separated numbers"),
-    (["{content}", "{s1}", "--model", "nope"], "no weights named 'nope'"),
-    (["{content}", "{s1}", "-o", "{content}"], "output path is one of the inputs"),
-    (["{content}", "{s1}", "-o", "x.unknownext"], "cannot tell the output format"),
-    (["{content}", "{s1}", "--device", "cuda"], "no CUDA GPU"),
-    (["{content}", "{s1}", "--mask", "{s2}"], "exactly 2 style images"),
+@pytest.mark.parametrize("args,message,code", [
+    (["missing.png", "{s1}"], "missing.png: no such file", 1),
+    (["{content}", "{s1}", "--style-weights", "1,2"], "has 2 values for 1 style", 2),
+    (["{content}", "{s1}", "--style-weights", "a,b"], "comma-separated numbers", 2),
+    (["{content}", "{s1}", "--model", "nope"], "no weights named 'nope'", 1),
+    (["{content}", "{s1}", "-o", "{content}"], "output path is one of the inputs", 1),
+    (["{content}", "{s1}", "-o", "x.unknownext"], "cannot tell the output format", 1),
+    (["{content}", "{s1}", "--device", "cuda"], "no CUDA GPU", 1),
+    (["{content}", "{s1}", "--mask", "{s2}"], "exactly 2 style images", 1),
 ])
 @pytest.mark.slow
-def test_errors_are_one_line(random_store, images, tmp_path, args, message):
+def test_errors_are_one_line(random_store, images, tmp_path, args, message, code):
     content, s1, s2 = images
     names = {"content": content, "s1": s1, "s2": s2}
     result = run("stylize", *(a.format(**names) for a in args))
-    assert result.exit_code == 1
+    assert result.exit_code == code
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
@@ -120,5 +120,12 @@ def test_library_errors_name_python_parameters_and_the_cli_shows_flags(random_st
     assert as_flags(error) == "/data/tile/x.png: --tile-size and --tile, not tile_sizes"
     content, s1, _ = images
     result = run("stylize", content, s1, "-o", tmp_path / "o.png", "--style-weights", "1,2")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a value out of range: a malformed command line
     assert "error: --style-weights has 2 values for 1 style images" in result.output
+
+
+def test_train_help_mentions_every_trainer():
+    result = CliRunner().invoke(app, ["train", "--help"])
+    assert result.exit_code == 0
+    first = " ".join(result.output.split())
+    assert "lite model (lite" in first and "(adain)" in first and "(cin)" in first

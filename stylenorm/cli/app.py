@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 
-from ..errors import StylenormError
+from ..errors import OptionError
 from ..hub.zoo import DEFAULT_MODEL
 from ..inference.export import ExportFormat
+from ..inference.tiling import MAX_WHOLE_PIXELS
 from ..io.images import DEFAULT_MAX_PIXELS
 from ..runtime import Device, Precision
 from .batch import batch, bench
-from .errors import OneLineErrors, user_errors
+from .errors import OneLineErrors, say, user_errors
 from .train import train_app
 from .weights import weights_app
 
@@ -32,7 +33,7 @@ def parse_weights(text: str | None) -> list[float] | None:
     try:
         return [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
-        raise StylenormError(
+        raise OptionError(
             f"--style-weights must be comma-separated numbers like 0.7,0.3; got {text!r}"
         ) from None
 
@@ -58,6 +59,9 @@ def stylize(
     precision: Precision = typer.Option(Precision.FP32, help="Arithmetic precision."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1,
                                    help="Refuse larger inputs (checked before decoding)."),
+    max_whole_pixels: int = typer.Option(MAX_WHOLE_PIXELS, min=1, help="The most pixels the "
+                                         "model runs in one piece (a style, a tile, a CIN "
+                                         "content)."),
     tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
     tile_size: int = typer.Option(768, help="Tile side in px (multiple of 8)."),
 ) -> None:
@@ -66,11 +70,12 @@ def stylize(
 
     options = StylizeOptions(alpha=alpha, style_weights=parse_weights(style_weights),
                              preserve_color=preserve_color, size=size, style_size=style_size,
-                             crop=crop, max_pixels=max_pixels, tile=tile, tile_size=tile_size,
-                             style_index=style_index)
+                             crop=crop, max_pixels=max_pixels, max_whole_pixels=max_whole_pixels,
+                             tile=tile, tile_size=tile_size, style_index=style_index)
     stylizer = Stylizer(model, device.value, precision.value)
-    path = stylizer.stylize_file(content, styles or [], output, options, mask)
-    typer.echo(f"wrote {path}")
+    path = stylizer.stylize_file(content, styles or [], output, options, mask,
+                                 log=lambda note: say(note, err=True))
+    say(f"wrote {path}")
 
 
 @app.command()
@@ -86,7 +91,7 @@ def export(
     content, style, alpha and output image."""
     from ..inference.export import export_onnx
 
-    typer.echo(f"wrote {export_onnx(model, output)}")
+    say(f"wrote {export_onnx(model, output)}")
 
 
 app.add_typer(train_app, name="train")

@@ -16,9 +16,11 @@ from ..runtime import Device, Precision
 from ..training.adain import StyleLoss
 from ..training.data import DataMode
 from ..training.loop import Schedule
-from .errors import user_errors
+from .errors import say, user_errors
 
-train_app = typer.Typer(help="Train AdaIN decoders and multi-style CIN networks.",
+train_app = typer.Typer(help="Train AdaIN decoders (adain), the small arbitrary-style lite "
+                             "model (lite, from scratch or distilled from an AdaIN teacher) "
+                             "and multi-style CIN networks (cin).",
                         no_args_is_help=True)
 
 Folder = Annotated[Path, typer.Option(exists=True, file_okay=False, dir_okay=True,
@@ -129,10 +131,10 @@ def run_options(loop: dict) -> dict:
 
 def echo_result(result) -> None:
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
-    typer.echo(f"wrote {result.model_path} ({result.iterations} iterations, "
-               f"{result.wall_time_s:.0f} s; final losses: {losses})")
+    say(f"wrote {result.model_path} ({result.iterations} iterations, "
+        f"{result.wall_time_s:.0f} s; final losses: {losses})")
     if result.report:
-        typer.echo(result.report)
+        typer.echo(result.report)  # several lines of figures
 
 
 @train_app.command("adain")

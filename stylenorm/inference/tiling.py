@@ -31,11 +31,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..errors import StylenormError
+from ..errors import OptionError, StylenormError
 from ..models.protocol import ContentFeatures, StyleCodeLike, StyleModel
 from ..nn.statistics import global_mean_std
 
 AUTO_TILE_PIXELS = 2_500_000  # larger contents are tiled even without --tile
+# The most pixels a model runs on in one piece (a style, a tile with its halo, a CIN content):
+# a 64-channel float32 activation of 8 MP is 2 GB, and the encoder holds several at once.
+MAX_WHOLE_PIXELS = 8_000_000
 GRID = 8  # tile edges lie on multiples of 8 pixels: a feature edge for both codecs
 
 
@@ -47,9 +50,11 @@ class TileOptions:
     halo: int = 64
 
     def validate(self) -> None:
-        if self.tile < 2 * GRID or self.tile % GRID:
-            raise StylenormError(f"tile_size must be a multiple of 8 and >= 16; got {self.tile}",
-                                 params=("tile_size",))
+        least = max(2 * GRID, self.halo)  # a tile is at least as wide as its context
+        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < least \
+                or self.tile % GRID:
+            raise OptionError(f"tile_size must be a multiple of 8 and >= {least}; got "
+                              f"{self.tile!r}", params=("tile_size",))
         if self.halo < 0 or self.halo % GRID or self.halo > self.tile:
             raise StylenormError(
                 f"tile halo must be a multiple of 8 between 0 and the tile size {self.tile}; "
