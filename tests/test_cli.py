@@ -129,3 +129,18 @@ def test_train_help_mentions_every_trainer():
     assert result.exit_code == 0
     first = " ".join(result.output.split())
     assert "lite model (lite" in first and "(adain)" in first and "(cin)" in first
+
+
+def test_stylize_without_output_never_overwrites(random_store, images, tmp_path, monkeypatch):
+    content, s1, _ = images
+    monkeypatch.chdir(tmp_path)
+    args = ["stylize", str(content), str(s1), "--size", "0", "--style-size", "0"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert first.output.strip() == "wrote stylized.jpg"
+    before = (tmp_path / "stylized.jpg").read_bytes()
+    for n in (1, 2):
+        again = runner.invoke(app, args)
+        assert again.exit_code == 0, again.output
+        assert again.output.strip() == f"wrote stylized-{n}.jpg"
+    assert (tmp_path / "stylized.jpg").read_bytes() == before

@@ -27,6 +27,18 @@ app = typer.Typer(
 app.add_typer(weights_app, name="weights")
 
 
+DEFAULT_OUTPUT = Path("stylized.jpg")
+
+
+def free_name(path: Path) -> Path:
+    """``path`` when nothing is there, else the first free ``<stem>-1<suffix>``, ``-2``, ..."""
+    candidate, n = path, 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
 def parse_weights(text: str | None) -> list[float] | None:
     if text is None:
         return None
@@ -44,8 +56,10 @@ def stylize(
     content: Path = typer.Argument(..., help="Content image."),
     styles: list[Path] = typer.Argument(
         None, help="One or more style images (none for a CIN model: see --style-index)."),
-    output: Path = typer.Option(Path("stylized.jpg"), "--output", "-o",
-                                help="Output image; the format follows the extension."),
+    output: Path = typer.Option(None, "--output", "-o", show_default=False,
+                                help="Output image; the format follows the extension. Without "
+                                     "-o: stylized.jpg, or stylized-1.jpg, ... when it exists "
+                                     "(never overwritten)."),
     model: str = typer.Option(DEFAULT_MODEL, help="Installed model name or a .safetensors path."),
     alpha: float = typer.Option(1.0, min=0.0, max=1.0, help="Style strength, 0..1."),
     style_weights: str = typer.Option(None, help="Mix several styles, e.g. 0.7,0.3."),
@@ -73,7 +87,8 @@ def stylize(
                              crop=crop, max_pixels=max_pixels, max_whole_pixels=max_whole_pixels,
                              tile=tile, tile_size=tile_size, style_index=style_index)
     stylizer = Stylizer(model, device.value, precision.value)
-    path = stylizer.stylize_file(content, styles or [], output, options, mask,
+    path = stylizer.stylize_file(content, styles or [], output or free_name(DEFAULT_OUTPUT),
+                                 options, mask,
                                  log=lambda note: say(note, err=True))
     say(f"wrote {path}")
 
