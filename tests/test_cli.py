@@ -144,3 +144,39 @@ def test_stylize_without_output_never_overwrites(random_store, images, tmp_path,
         assert again.exit_code == 0, again.output
         assert again.output.strip() == f"wrote stylized-{n}.jpg"
     assert (tmp_path / "stylized.jpg").read_bytes() == before
+
+
+def test_help_version_and_usage_errors_do_not_import_torch():
+    """``--help``, ``--version`` and a usage error answer from the Typer app alone: no torch,
+    numpy or Pillow is imported (torch alone takes seconds and hundreds of MB)."""
+    code = """
+import sys
+from stylenorm.cli.app import app
+for args in (["--help"], ["--version"], ["stylize", "--bogus"], ["weights", "--help"]):
+    try:
+        app(args)
+    except SystemExit:
+        pass
+heavy = [m for m in ("torch", "torchvision", "numpy", "PIL", "safetensors") if m in sys.modules]
+print("heavy:", heavy)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.strip().endswith("heavy: []"), (proc.stdout[-500:], proc.stderr[-500:])
+    assert "No such option: --bogus" in proc.stderr
+
+
+def test_version_option():
+    from stylenorm import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"stylenorm {__version__}"
+
+
+def test_public_api_names_load_on_first_use():
+    import stylenorm
+
+    for name in stylenorm.__all__:
+        assert getattr(stylenorm, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        stylenorm.nope  # noqa: B018

@@ -6,25 +6,45 @@ from pathlib import Path
 
 import typer
 
+from ..choices import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MODEL,
+    DEFAULT_TILE_SIZE,
+    MAX_WHOLE_PIXELS,
+    Device,
+    ExportFormat,
+    Precision,
+)
 from ..errors import OptionError
-from ..hub.zoo import DEFAULT_MODEL
-from ..inference.export import ExportFormat
-from ..inference.tiling import MAX_WHOLE_PIXELS
-from ..io.images import DEFAULT_MAX_PIXELS
-from ..runtime import Device, Precision
 from .batch import batch, bench
-from .errors import OneLineErrors, say, user_errors
-from .train import train_app
+from .errors import say, user_errors
+from .lazy import LazyTrain
 from .weights import weights_app
 
 app = typer.Typer(
-    cls=OneLineErrors,
+    cls=LazyTrain,
     help="Neural style transfer with exact normalization layers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 app.add_typer(weights_app, name="weights")
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        say(f"stylenorm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    """Neural style transfer with exact normalization layers."""
 
 
 DEFAULT_OUTPUT = Path("stylized.jpg")
@@ -77,7 +97,7 @@ def stylize(
                                          "model runs in one piece (a style, a tile, a CIN "
                                          "content)."),
     tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
-    tile_size: int = typer.Option(768, help="Tile side in px (multiple of 8)."),
+    tile_size: int = typer.Option(DEFAULT_TILE_SIZE, help="Tile side in px (multiple of 8)."),
 ) -> None:
     """Stylise CONTENT with STYLE (several styles are mixed) and write the result."""
     from ..inference.stylize import StylizeOptions, Stylizer
@@ -109,7 +129,6 @@ def export(
     say(f"wrote {export_onnx(model, output)}")
 
 
-app.add_typer(train_app, name="train")
 app.command()(batch)
 app.command()(bench)
 

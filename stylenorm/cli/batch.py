@@ -7,12 +7,15 @@ import sys
 from pathlib import Path
 
 import typer
-from tqdm.auto import tqdm
 
-from ..hub.zoo import DEFAULT_MODEL
-from ..inference.tiling import MAX_WHOLE_PIXELS, TileOptions
-from ..io.images import DEFAULT_MAX_PIXELS
-from ..runtime import Device, Precision
+from ..choices import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MODEL,
+    DEFAULT_TILE_SIZE,
+    MAX_WHOLE_PIXELS,
+    Device,
+    Precision,
+)
 from .errors import printable, say, user_errors
 
 
@@ -30,6 +33,8 @@ THREADS_HELP = ("CPU threads (0: one per core). On a machine where another job h
 
 def log_line(message: str) -> None:
     """One line on stderr that does not tear the progress bar."""
+    from tqdm.auto import tqdm
+
     tqdm.write(printable(message), file=sys.stderr)
 
 
@@ -55,7 +60,7 @@ def batch(
     style_size: int = typer.Option(512, help="Style shorter side in px (0 keeps the original)."),
     crop: bool = typer.Option(False, help="Centre-crop content and style to squares."),
     tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
-    tile_size: int = typer.Option(TileOptions.tile, help="Tile side in px (multiple of 8)."),
+    tile_size: int = typer.Option(DEFAULT_TILE_SIZE, help="Tile side in px (multiple of 8)."),
     device: Device = typer.Option(Device.AUTO, help="Where to run."),
     precision: Precision = typer.Option(Precision.AUTO, help="Arithmetic precision; auto = bf16 "
                                         "on CPUs where it is faster, fp16 on GPUs."),

@@ -17,10 +17,9 @@ from ..training.adain import StyleLoss
 from ..training.data import DataMode
 from ..training.loop import Schedule
 from .errors import say, user_errors
+from .lazy import TRAIN_HELP
 
-train_app = typer.Typer(help="Train AdaIN decoders (adain), the small arbitrary-style lite "
-                             "model (lite, from scratch or distilled from an AdaIN teacher) "
-                             "and multi-style CIN networks (cin).",
+train_app = typer.Typer(help=TRAIN_HELP,
                         no_args_is_help=True)
 
 Folder = Annotated[Path, typer.Option(exists=True, file_okay=False, dir_okay=True,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from ..choices import EncoderFamily
 from ..errors import StylenormError
-from ..models.vgg import EncoderFamily
 from .errors import say, user_errors
 
 weights_app = typer.Typer(help="Install, import, fetch and list weights.", no_args_is_help=True)

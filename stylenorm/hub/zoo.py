@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..choices import DEFAULT_MODEL
 from ..errors import WeightsError
 from ..models.adain import AdaINModel
 from ..models.cin import CINConfig, CINTransformer
@@ -41,7 +42,6 @@ ENCODER_NAMES = {
     EncoderFamily.NORMALISED: "vgg19-normalised",
     EncoderFamily.TORCHVISION: "vgg19-torchvision",
 }
-DEFAULT_MODEL = "lite"  # shipped in weights/ (stylenorm.bundled); needs no VGG
 
 
 def encoder_name(family: str | EncoderFamily) -> str:

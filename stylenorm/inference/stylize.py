@@ -11,13 +11,14 @@ from pathlib import Path
 
 import torch
 
+from ..choices import MAX_WHOLE_PIXELS
 from ..errors import OptionError, StylenormError
 from ..hub.zoo import DEFAULT_MODEL, load_model
 from ..io.images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_image, save_image
 from ..models.protocol import FixedStyleModel, StyleCodeLike
 from ..nn.colour import match_colour
 from ..runtime import resolve_device, resolve_dtype
-from .tiling import MAX_WHOLE_PIXELS, TileOptions, can_tile, should_tile, stylize_tiled
+from .tiling import TileOptions, can_tile, should_tile, stylize_tiled
 
 MIN_IMAGE_SIZE = 16  # smaller images vanish inside the encoder's pooling layers
 

@@ -31,14 +31,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..choices import DEFAULT_TILE_SIZE
 from ..errors import OptionError, StylenormError
 from ..models.protocol import ContentFeatures, StyleCodeLike, StyleModel
 from ..nn.statistics import global_mean_std
 
 AUTO_TILE_PIXELS = 2_500_000  # larger contents are tiled even without --tile
-# The most pixels a model runs on in one piece (a style, a tile with its halo, a CIN content):
-# a 64-channel float32 activation of 8 MP is 2 GB, and the encoder holds several at once.
-MAX_WHOLE_PIXELS = 8_000_000
 GRID = 8  # tile edges lie on multiples of 8 pixels: a feature edge for both codecs
 
 
@@ -46,7 +44,7 @@ GRID = 8  # tile edges lie on multiples of 8 pixels: a feature edge for both cod
 class TileOptions:
     """Core tile side and context halo in pixels (both multiples of 8)."""
 
-    tile: int = 768
+    tile: int = DEFAULT_TILE_SIZE
     halo: int = 64
 
     def validate(self) -> None:

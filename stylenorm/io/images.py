@@ -14,11 +14,11 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..choices import DEFAULT_MAX_PIXELS
 from ..errors import DiskFullError, ImageError
 from .atomic import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
-DEFAULT_MAX_PIXELS = 20_000 * 20_000
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 
 
