@@ -180,3 +180,23 @@ def test_public_api_names_load_on_first_use():
         assert getattr(stylenorm, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         stylenorm.nope  # noqa: B018
+
+
+def test_stylize_shows_tile_progress_and_takes_threads(random_store, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr("stylenorm.inference.stylize.PROGRESS_DELAY_S", 0)
+    content = make_image(tmp_path / "big.png", (160, 128))
+    style = make_image(tmp_path / "s.png", (32, 32), seed=1)
+    args = ["stylize", content, style, "-o", tmp_path / "o.png", "--size", 0, "--style-size", 0,
+            "--tile", "--tile-size", 64, "--device", "cpu"]
+    before = torch.get_num_threads()
+    try:
+        shown = run(*args, "--threads", 1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert shown.exit_code == 0, shown.output
+    assert "stylize:" in shown.output and "/12 [" in shown.output, shown.output  # 6 + 6 tiles
+    quiet = run(*args, "--no-progress")
+    assert quiet.exit_code == 0 and "stylize:" not in quiet.output, quiet.output

@@ -16,7 +16,7 @@ from ..choices import (
     Precision,
 )
 from ..errors import OptionError
-from .batch import batch, bench
+from .batch import THREADS_HELP, batch, bench, set_threads
 from .errors import say, user_errors
 from .lazy import LazyTrain
 from .weights import weights_app
@@ -98,6 +98,9 @@ def stylize(
                                          "content)."),
     tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
     tile_size: int = typer.Option(DEFAULT_TILE_SIZE, help="Tile side in px (multiple of 8)."),
+    threads: int = typer.Option(0, min=0, help=THREADS_HELP),
+    progress: bool = typer.Option(True, help="Show a tile progress bar on stderr when a run "
+                                  "takes over a second."),
 ) -> None:
     """Stylise CONTENT with STYLE (several styles are mixed) and write the result."""
     from ..inference.stylize import StylizeOptions, Stylizer
@@ -106,7 +109,8 @@ def stylize(
                              preserve_color=preserve_color, size=size, style_size=style_size,
                              crop=crop, max_pixels=max_pixels, max_whole_pixels=max_whole_pixels,
                              tile=tile, tile_size=tile_size, style_index=style_index)
-    stylizer = Stylizer(model, device.value, precision.value)
+    set_threads(threads)
+    stylizer = Stylizer(model, device.value, precision.value, progress=progress)
     path = stylizer.stylize_file(content, styles or [], output or free_name(DEFAULT_OUTPUT),
                                  options, mask,
                                  log=lambda note: say(note, err=True))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from ..choices import MAX_WHOLE_PIXELS
 from ..errors import OptionError, StylenormError
@@ -18,8 +20,9 @@ from ..io.images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_imag
 from ..models.protocol import FixedStyleModel, StyleCodeLike
 from ..nn.colour import match_colour
 from ..runtime import resolve_device, resolve_dtype
-from .tiling import TileOptions, can_tile, should_tile, stylize_tiled
+from .tiling import TileOptions, can_tile, should_tile, stylize_tiled, tile_count
 
+PROGRESS_DELAY_S = 1.0  # runs shorter than this show no progress bar
 MIN_IMAGE_SIZE = 16  # smaller images vanish inside the encoder's pooling layers
 
 
@@ -98,7 +101,8 @@ class Stylizer:
     """A loaded model on a device at a precision, reusable across many images."""
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", progress: bool = False) -> None:
+        self.progress = progress  # a tile progress bar on stderr once a run passes a second
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(precision, self.device)
         self.model = load_model(model).to(self.device, self.dtype)
@@ -187,7 +191,11 @@ class Stylizer:
             side = tiles.tile + 2 * tiles.halo
             options.check_whole(f"a tile with its halo ({tiles.halo} px each side)", side, side,
                                 "tile_size")
-            return stylize_tiled(self.model, content, code, options.alpha, tiles, mask)
+            with tqdm(total=tile_count(self.model, h, w, tiles), unit="tile", desc="stylize",
+                      disable=not self.progress, delay=PROGRESS_DELAY_S, leave=False,
+                      file=sys.stderr) as bar:
+                return stylize_tiled(self.model, content, code, options.alpha, tiles, mask,
+                                     on_tile=lambda stage, shape: bar.update(1))
         options.check_whole("the content", h, w, "size")
         out = self.model(self.model.prepare(content), code, options.alpha, mask)
         return out[..., :h, :w].clamp(0, 1).float().cpu()

@@ -212,6 +212,17 @@ def stylize_tiled(model: nn.Module, content: Tensor, code: StyleCodeLike, alpha:
     return decode_tiled(model, feats, code, alpha, options, mask, on_tile).clamp(0, 1)
 
 
+def tile_count(model: StyleModel, height: int, width: int, options: TileOptions) -> int:
+    """How many tiles :func:`stylize_tiled` runs for a ``height x width`` content (encode and
+    decode), as its ``on_tile`` hook counts them."""
+    fh, fw = model.feature_size(height, width)
+    s = model.feature_scale
+    encode = len(spans(height, options.tile, GRID)) * len(spans(width, options.tile, GRID))
+    decode = (len(spans(fh, options.tile // s, GRID // s))
+              * len(spans(fw, options.tile // s, GRID // s)))
+    return encode + decode
+
+
 def tile_borders(height: int, width: int, options: TileOptions) -> tuple[list[int], list[int]]:
     """Pixel rows and columns where neighbouring cores meet (where a seam would show)."""
     rows = [a for a, _ in spans(height, options.tile, GRID)[1:]]
