@@ -753,3 +753,18 @@ def test_train_refuses_unusable_folders(files):
                                  str(files.dir), "--out", str(files.dir / "run")])
     assert result.exit_code == 2
     assert_one_error_line(result.output, Expect([], "does not exist", missing))
+
+
+def test_an_image_that_would_not_fit_in_memory_is_refused_before_decoding(tmp_path,
+                                                                          monkeypatch):
+    """Raising --max-pixels does not let an enlargement run the machine out of memory: the
+    decoded and resized pixels are weighed against the memory available now."""
+    def no_decoding(self, *args, **kwargs):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    monkeypatch.setattr("stylenorm.io.images.available_memory", lambda: 2 * 2**30)
+    photo = png_header(tmp_path / "photo.png", 700, 390)
+    with pytest.raises(ImageError, match=r"700x390, 35897x20000 after resizing .*; that needs "
+                                         r"about 42\.8 GiB and 2\.0 GiB of memory is available"):
+        load_image(photo, size=20000, max_pixels=10**12)

@@ -43,6 +43,35 @@ def resized_size(width: int, height: int, size: int = 0, crop: bool = False) -> 
     return int(size * width / height), size
 
 
+# Working bytes per pixel, measured loosely: decoding holds the image as float32 RGBA and a copy
+# (about 20 bytes per source pixel); after resizing, the resized tensor, its clamped copy, the
+# RGB and alpha, the stylised output and its 8-bit encoding (about 64 per result pixel).
+DECODE_BYTES, RESULT_BYTES = 20, 64
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the kernel says are available now (Linux), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_memory(path: Path, width: int, height: int, w: int, h: int, size: int) -> None:
+    """Refuse an image whose decoding and resizing would not fit in the available memory."""
+    need = width * height * DECODE_BYTES + w * h * RESULT_BYTES
+    free = available_memory()
+    if free is not None and need > free:
+        resized = f", {w}x{h} after resizing to a shorter side of {size} px" if size > 0 else ""
+        raise ImageError(
+            f"{path}: image is {width}x{height}{resized}; that needs about {need / 2**30:.1f} "
+            f"GiB and {free / 2**30:.1f} GiB of memory is available (lower --size)")
+
+
 def _check_limits(path: Path, width: int, height: int, size: int, crop: bool, max_pixels: int,
                   result_limit: tuple[int, str] | None) -> None:
     """Refuse an image whose decoded or resized pixels pass their limits (before decoding)."""
@@ -58,6 +87,7 @@ def _check_limits(path: Path, width: int, height: int, size: int, crop: bool, ma
             f"{path}: image is {width}x{height}, {w}x{h} after resizing to a shorter side of "
             f"{size} px ({w * h} pixels); the limit is {limit} ({hint})"
         )
+    _check_memory(path, width, height, w, h, size)
 
 
 def _open(path: Path, max_pixels: int, size: int = 0, crop: bool = False,
