@@ -200,3 +200,19 @@ def test_stylize_shows_tile_progress_and_takes_threads(random_store, tmp_path, m
     assert "stylize:" in shown.output and "/12 [" in shown.output, shown.output  # 6 + 6 tiles
     quiet = run(*args, "--no-progress")
     assert quiet.exit_code == 0 and "stylize:" not in quiet.output, quiet.output
+
+
+def test_spinner_shows_only_work_that_takes_time(capsys):
+    import time
+
+    from stylenorm.inference.progress import spinner
+
+    with spinner(True, delay=0.05, period=0.05):
+        time.sleep(0.4)
+    slow = capsys.readouterr().err
+    assert "stylize: working" in slow and slow.endswith("\r")
+    with spinner(True, delay=5):
+        pass
+    with spinner(False, delay=0):
+        time.sleep(0.2)
+    assert capsys.readouterr().err == ""

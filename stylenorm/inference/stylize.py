@@ -20,6 +20,7 @@ from ..io.images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_imag
 from ..models.protocol import FixedStyleModel, StyleCodeLike
 from ..nn.colour import match_colour
 from ..runtime import resolve_device, resolve_dtype
+from .progress import spinner
 from .tiling import TileOptions, can_tile, should_tile, stylize_tiled, tile_count
 
 PROGRESS_DELAY_S = 1.0  # runs shorter than this show no progress bar
@@ -197,7 +198,9 @@ class Stylizer:
                 return stylize_tiled(self.model, content, code, options.alpha, tiles, mask,
                                      on_tile=lambda stage, shape: bar.update(1))
         options.check_whole("the content", h, w, "size")
-        out = self.model(self.model.prepare(content), code, options.alpha, mask)
+        # one model call, no count to show: a spinner, on a terminal only (no \r into logs)
+        with spinner(self.progress and sys.stderr.isatty(), delay=PROGRESS_DELAY_S):
+            out = self.model(self.model.prepare(content), code, options.alpha, mask)
         return out[..., :h, :w].clamp(0, 1).float().cpu()
 
     def load_styles(self, paths: list[Path], options: StylizeOptions) -> list[torch.Tensor]:
