@@ -14,9 +14,18 @@ class StylenormError(ValueError):
         self.params = tuple(params)
 
 
+class OptionError(StylenormError):
+    """An option's value is of the wrong type or out of range (the command line exits with 2,
+    as for any malformed command line)."""
+
+
 class ImageError(StylenormError):
     """An image could not be read, decoded or written."""
 
 
 class WeightsError(StylenormError):
     """A weights file is missing, corrupt, untrusted or for another architecture."""
+
+
+class DiskFullError(ImageError):
+    """An output could not be written because the disk is full (ENOSPC): a batch stops there."""

@@ -5,26 +5,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from enum import Enum
 
 import torch
 
+from .choices import Device, Precision
 from .errors import StylenormError
-
-
-class Device(str, Enum):
-    AUTO = "auto"
-    CPU = "cpu"
-    CUDA = "cuda"
-    MPS = "mps"
-
-
-class Precision(str, Enum):
-    AUTO = "auto"
-    FP32 = "fp32"
-    BF16 = "bf16"
-    FP16 = "fp16"
-
 
 DTYPES = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16,
           Precision.FP16: torch.float16}

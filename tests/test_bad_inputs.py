@@ -31,6 +31,7 @@ from stylenorm.errors import ImageError, StylenormError
 from stylenorm.hub.weights import load_weights, save_weights
 from stylenorm.io.images import load_image
 from stylenorm.models.decoder import AdaINDecoder, adain_decoder_key_map
+from stylenorm.models.lite import LiteConfig, LiteModel
 from stylenorm.training.checkpoints import load_checkpoint, save_checkpoint
 
 runner = CliRunner()
@@ -179,6 +180,18 @@ def model_file(f: Files, name: str, damage: str) -> Path:
     return path
 
 
+def lite_file(f: Files, name: str, **config) -> Path:
+    """A lite model file of real (tiny) tensors whose metadata says ``config``."""
+    model = LiteModel(LiteConfig())
+    return save_weights(f.dir / name, model.state_dict(), "lite",
+                        {**LiteConfig().to_dict(), **config})
+
+
+CPU_ALLOCATION_FAILED = RuntimeError(
+    "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you "
+    "tried to allocate 22500000000 bytes. Error code 12 (Cannot allocate memory)")
+
+
 def decoder_pth(f: Files, damage: str = "") -> Path:
     """A decoder .pth in the public PyTorch-AdaIN layout, damaged one way."""
     ours = AdaINDecoder().state_dict()
@@ -269,6 +282,28 @@ CASES: dict[str, Callable[[Files], Expect]] = {
         png_header(f.dir / "big.png", 5000, 5000), extra=["--max-pixels", "1000000"]),
     "max_pixels_limit": lambda f: refused(f, r"40x32 .*the limit is 100 \(raise it",
                                           f.content, extra=["--max-pixels", "100"]),
+    # memory: every size that decides it is checked before anything is allocated
+    "size_enlarges_past_max_pixels": lambda f: refused(
+        f, r"image is 700x390, 35897x20000 after resizing .*; the limit is 400000000 \(raise it "
+        "with --max-pixels", f.dir / "photo.png", png_header(f.dir / "photo.png", 700, 390),
+        extra=["--size", "20000"]),
+    "style_size_past_whole_limit": lambda f: refused(
+        f, r"2000x2000 after resizing .* the limit is 1000000 \(styles are encoded whole; lower "
+        "--style-size or raise --max-whole-pixels", f.style,
+        extra=["--style-size", "2000", "--max-whole-pixels", "1000000"]),
+    "tile_past_whole_limit": lambda f: refused(
+        f, r"a tile with its halo .* 4224x4224 .* the limit is 1000000 \(lower --tile-size or "
+        "raise --max-whole-pixels", "--tile-size",
+        extra=["--tile", "--tile-size", "4096", "--max-whole-pixels", "1000000"]),
+    "cpu_allocation_failure": lambda f: refused(
+        f, "^error: out of memory; try a smaller --size", "--tile-size",
+        patch=fail_with("stylenorm.inference.stylize.Stylizer.render", CPU_ALLOCATION_FAILED)),
+    "model_config_huge_widths": lambda f: refused(
+        f, "its config describes a model of .* parameters but the file holds", "wide.safetensors",
+        extra=["--model", lite_file(f, "wide.safetensors", widths=[100_000] * 3)]),
+    "model_config_huge_style_size": lambda f: refused(
+        f, "style_size 1000000000 is outside 16..4096", "big.safetensors",
+        extra=["--model", lite_file(f, "big.safetensors", style_size=10**9)]),
     # odd but valid images: handled
     "one_by_one_upscaled": lambda f: ok(f, make_image(f.dir / "dot.png", (1, 1)),
                                         extra=["--size", "24"],
@@ -321,17 +356,31 @@ CASES: dict[str, Callable[[Files], Expect]] = {
                                                    patch=write_fails(KeyboardInterrupt())),
     # options
     "style_weights_not_numbers": lambda f: refused(f, "comma-separated numbers", "--style-weights",
-                                                   extra=["--style-weights", "a,b"]),
+                                                   code=2, extra=["--style-weights", "a,b"]),
     "style_weights_nan": lambda f: refused(f, ">= 0 with a positive sum", "--style-weights",
-                                           extra=["--style-weights", "nan"]),
+                                           code=2, extra=["--style-weights", "nan"]),
     "style_weights_wrong_count": lambda f: refused(f, "has 2 values for 1 style",
-                                                   "--style-weights",
+                                                   "--style-weights", code=2,
                                                    extra=["--style-weights", "1,2"]),
     "alpha_above_one": lambda f: refused(f, "Invalid value", "--alpha", code=2,
                                          extra=["--alpha", "1.5"]),
     "alpha_nan": lambda f: refused(f, "Invalid value", "--alpha", code=2,
                                    extra=["--alpha", "nan"]),
-    "negative_size": lambda f: refused(f, "must be >= 0", "--size", extra=["--size", "-5"]),
+    "negative_size": lambda f: refused(f, "must be >= 0", "--size", code=2,
+                                       extra=["--size", "-5"]),
+    "tile_size_not_a_multiple_of_8": lambda f: refused(
+        f, "--tile-size must be a multiple of 8 and >= 64; got 7", "--tile-size", code=2,
+        extra=["--tile-size", "7"]),
+    "tile_size_below_the_halo": lambda f: refused(
+        f, "^error: --tile-size must be a multiple of 8 and >= 64; got 32$", "--tile-size",
+        code=2, extra=["--tile", "--tile-size", "32"]),
+    "size_ten_names_both_sizes": lambda f: refused(
+        f, "image is 40x32, 12x10 after resizing to a shorter side of 10 px; expected at least "
+        "16x16", f.content, extra=["--size", "10"]),
+    "mask_wrong_aspect": lambda f: refused(
+        f, r"mask is 80x20 .* but the content is 40x32 .*; give a mask of the content's aspect",
+        f.dir / "wide.png", None, f.style, f.style2,
+        extra=["--mask", make_image(f.dir / "wide.png", (80, 20))]),
     "unknown_device": lambda f: refused(f, "Invalid value", "--device", code=2,
                                         extra=["--device", "quantum"]),
     "no_style_image": lambda f: Expect(["stylize", f.content, "-o", f.out], "at least one style",
@@ -381,6 +430,15 @@ CASES: dict[str, Callable[[Files], Expect]] = {
     "import_missing_key": lambda f: Expect(
         ["weights", "import", "--decoder", decoder_pth(f, "missing")],
         "missing tensor '28.weight'", f.dir / "decoder.pth"),
+    "import_name_escapes_the_store": lambda f: Expect(
+        ["weights", "import", "--decoder", decoder_pth(f), "--name", "../../escape"],
+        "--name '../../escape' is not plain", "--name"),
+    "import_name_makes_folders": lambda f: Expect(
+        ["weights", "import", "--decoder", decoder_pth(f), "--name", "sub/dir"],
+        "--name 'sub/dir' is not plain", "--name"),
+    "import_name_of_a_shipped_model": lambda f: Expect(
+        ["weights", "import", "--decoder", decoder_pth(f), "--name", "lite"],
+        "--name 'lite' is a model shipped with stylenorm.*pass --shadow-shipped", "--name"),
     "import_disk_full": lambda f: Expect(
         ["weights", "import", "--decoder", decoder_pth(f), "--name", "adain"],
         "cannot write weights .No space left on device", f.home / "adain.safetensors",
@@ -400,7 +458,7 @@ def files(random_store, tmp_path) -> Files:
 
 
 def leftovers(folder: Path) -> list[Path]:
-    """Temporary files of atomic writes (``.<name>.<random>.part``)."""
+    """Temporary files of atomic writes (``.<name>.<pid>.<random>.part``)."""
     return [p for p in folder.rglob("*.part")]
 
 
@@ -461,6 +519,68 @@ def test_no_traceback_in_a_real_process(name, files):
     assert_one_error_line(proc.stderr, expect)
 
 
+@pytest.mark.parametrize("char", ["\n", "\r", "\x85", "\u2028", "\u2029", "\x1b", "\t"])
+def test_error_line_stays_one_line_whatever_the_file_name(files, char):
+    """Characters that end a line (or drive the terminal) in a file name are printed escaped,
+    in the library's errors and in the command line's usage errors alike."""
+    absent = files.dir / f"a{char}b.png"
+    escaped = char.encode("unicode_escape").decode("ascii")
+    result = runner.invoke(app, [str(a) for a in stylize(files, absent)])
+    assert result.exit_code == 1
+    line = assert_one_error_line(result.output, Expect([], "no such file", None))
+    assert f"a{escaped}b.png" in line, line
+    result = runner.invoke(app, ["batch", str(absent), str(files.dir), "-o", str(files.dir)])
+    assert result.exit_code == 2
+    line = assert_one_error_line(result.output, Expect([], "does not exist", None))
+    assert f"a{escaped}b.png" in line, line
+
+
+def test_missing_encoder_message_points_to_the_encoder_that_works(files):
+    (files.home / "vgg19-normalised.safetensors").unlink()
+    result = runner.invoke(app, [str(a) for a in stylize(files, extra=["--model", "adain"])])
+    assert result.exit_code == 1
+    line = assert_one_error_line(result.output, Expect([], "encoder .* is not installed", None))
+    assert "stylenorm weights import --encoder vgg_normalised.pth" in line
+    assert "vgg19-torchvision`" not in line
+
+
+def test_a_mask_of_another_size_is_resized_and_said(files):
+    mask = make_image(files.dir / "big_mask.png", (80, 64))
+    result = runner.invoke(app, [str(a) for a in stylize(files, None, files.style, files.style2,
+                                                         extra=["--mask", mask])])
+    assert result.exit_code == 0, result.output
+    assert f"note: mask {mask} resized from 80x64 to the content's 40x32" in result.output
+
+
+def test_python_api_takes_one_style_path_and_checks_its_arguments(files):
+    from stylenorm import stylize as api_stylize
+    from stylenorm.errors import OptionError
+
+    out = files.dir / "api.png"
+    content, style = str(files.content), str(files.style)
+    assert api_stylize(content, style, out, size=0, style_size=0, device="cpu") == out
+    with Image.open(out) as image:
+        assert image.size == (40, 32)
+    bad = [({"size": float("nan")}, "size must be an integer; got nan"),
+           ({"style_size": 1.5}, "style_size must be an integer"),
+           ({"size": -1}, "size must be >= 0"),
+           ({"alpha": "0.5"}, "alpha must be a number between 0 and 1; got '0.5'"),
+           ({"alpha": float("nan")}, "alpha must be a number between 0 and 1"),
+           ({"tile_size": 100}, "tile_size must be a multiple of 8"),
+           ({"style_weights": "1,2"}, "style_weights must be a list of numbers"),
+           ({"crop": "yes"}, "crop must be True or False"),
+           ({"sizes": 5}, r"unknown option\(s\) \['sizes'\]")]
+    for options, message in bad:
+        with pytest.raises(OptionError, match=message):
+            api_stylize(content, style, out, **options)
+    with pytest.raises(OptionError, match="styles must be a path or a list of paths; got 42"):
+        api_stylize(content, 42, out)
+    with pytest.raises(OptionError, match="content must be a path"):
+        api_stylize(None, style, out)
+    with pytest.raises(OptionError, match="styles must be a path .*; got 7"):
+        api_stylize(content, [style, 7], out)
+
+
 def test_debug_variable_shows_the_traceback(files, monkeypatch):
     monkeypatch.setenv("STYLENORM_DEBUG", "1")
     result = runner.invoke(app, [str(a) for a in stylize(files, files.dir / "absent.png")])
@@ -485,6 +605,8 @@ def test_pickle_payload_is_refused_and_never_runs(files, zip_format):
         assert result.exit_code == 1
         line = assert_one_error_line(result.output, Expect([], "refused to load", evil))
         assert "not a plain tensor file" in line
+        assert "could run code" in line and "weights_only" not in line, line
+        assert "posix.mkdir" in line or "os.mkdir" in line, line
     assert {p.name for p in files.home.iterdir()} == {"adain.safetensors",
                                                        "vgg19-normalised.safetensors"}
 
@@ -499,6 +621,19 @@ def test_pickle_payload_in_a_real_process(files):
     assert not marker.exists(), "the pickle payload ran"
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert_one_error_line(proc.stderr, Expect([], "refused to load", evil))
+
+
+def test_plain_pickle_of_tensors_is_refused_without_a_warning(files):
+    """A bare pickle (protocol 4) of tensors: refused in one line; torch's warning about the
+    protocol does not get through, nor its advice to unpickle unsafely."""
+    plain = files.dir / "plain.pth"
+    plain.write_bytes(pickle.dumps({"28.weight": torch.ones(2)}, protocol=4))
+    proc = subprocess.run([sys.executable, "-W", "default", "-m", "stylenorm", "weights",
+                           "import", "--decoder", str(plain)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "STYLENORM_HOME": str(files.home)})
+    assert proc.returncode == 1
+    line = assert_one_error_line(proc.stderr, Expect([], "refused to load", plain))
+    assert "weights_only" not in line and "could run code" in line
 
 
 # --------------------------------------------------------------------------- faults
@@ -516,6 +651,39 @@ def test_max_pixels_refuses_before_decoding(tmp_path, monkeypatch):
     with pytest.raises(ImageError, match="bomb.png: refusing to decode"):
         load_image(png_header(tmp_path / "bomb.png", 100_000, 100_000))
     assert time.perf_counter() - start < 1.0
+
+
+def test_import_names_stay_in_the_store(files):
+    for name in ["../../escape", "sub/dir", "/tmp/abs", ".hidden", "x.safetensors", ""]:
+        result = runner.invoke(app, ["weights", "import", "--decoder", str(decoder_pth(files)),
+                                     "--name", name])
+        assert result.exit_code == 1, (name, result.output)
+    assert sorted(p.name for p in files.home.rglob("*")) == ["adain.safetensors",
+                                                           "vgg19-normalised.safetensors"]
+    assert not list(files.dir.parent.rglob("escape*"))
+
+
+def test_shadowing_a_shipped_model_takes_a_flag_and_is_listed(files):
+    result = runner.invoke(app, ["weights", "import", "--decoder", str(decoder_pth(files)),
+                                 "--name", "lite", "--shadow-shipped"])
+    assert result.exit_code == 0, result.output
+    listing = runner.invoke(app, ["weights", "list"]).output
+    line = next(li for li in listing.splitlines() if li.startswith("lite ")
+                and str(files.home) in li)
+    assert "hides the shipped model" in line
+    assert not any("hides" in li for li in listing.splitlines() if li.startswith("adain "))
+
+
+def test_size_after_resizing_is_checked_before_decoding(tmp_path, monkeypatch):
+    def no_decoding(self, *args, **kwargs):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    photo = png_header(tmp_path / "photo.png", 700, 390)
+    with pytest.raises(ImageError, match="35897x20000 after resizing .* the limit is 10000000"):
+        load_image(photo, size=20000, max_pixels=10_000_000)
+    with pytest.raises(ImageError, match="20000x20000 after resizing"):
+        load_image(photo, size=20000, crop=True, max_pixels=10_000_000)
 
 
 def test_unwritable_folder_for_real(files):
@@ -565,6 +733,10 @@ def test_batch_survives_bad_items(files):
     assert [p.name for p in out.iterdir()] == ["good__s.png"]
     for name in ["bad.jpg", "cut.png", "bomb.png"]:
         assert str(folder / name) in result.output
+    lines = result.output.splitlines()  # the summary's words are the per-file lines' words
+    assert "done 1, skipped 0 (already there), failed 3 (not made)" in lines
+    assert sum(line.startswith("failed: ") for line in lines) == 3
+    assert not any(line.startswith("skipped") for line in lines)
     assert leftovers(files.dir) == []
 
 
@@ -581,3 +753,18 @@ def test_train_refuses_unusable_folders(files):
                                  str(files.dir), "--out", str(files.dir / "run")])
     assert result.exit_code == 2
     assert_one_error_line(result.output, Expect([], "does not exist", missing))
+
+
+def test_an_image_that_would_not_fit_in_memory_is_refused_before_decoding(tmp_path,
+                                                                          monkeypatch):
+    """Raising --max-pixels does not let an enlargement run the machine out of memory: the
+    decoded and resized pixels are weighed against the memory available now."""
+    def no_decoding(self, *args, **kwargs):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    monkeypatch.setattr("stylenorm.io.images.available_memory", lambda: 2 * 2**30)
+    photo = png_header(tmp_path / "photo.png", 700, 390)
+    with pytest.raises(ImageError, match=r"700x390, 35897x20000 after resizing .*; that needs "
+                                         r"about 42\.8 GiB and 2\.0 GiB of memory is available"):
+        load_image(photo, size=20000, max_pixels=10**12)

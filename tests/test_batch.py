@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -184,3 +185,66 @@ def test_killed_run_leaves_complete_images_and_a_rerun_finishes(random_store, tm
     assert len(list(out.glob("*.png"))) == 20
     assert not list(out.glob(".*.part")), "temporary files were left behind"
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_cleanup_keeps_the_temporary_files_of_a_live_run(random_store, tmp_path):
+    """A second run into the same folder removes only the leftovers of dead processes: the file
+    that a first run is writing now survives, and so does its output."""
+    make_image(tmp_path / "c" / "a.png", (24, 24))
+    make_image(tmp_path / "s" / "x.png", (20, 20), seed=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    live = out / f".a__x.png.{os.getppid()}.0123456789ab.part"  # another run, writing now
+    dead = out / f".a__x.png.{dead_pid()}.0123456789ab.part"  # a killed run's leftover
+    legacy = out / ".a__x.png.0123456789ab.part"  # an older stylenorm's leftover
+    other = out / ".a__x.png.keep.png.1.0123456789ab.part"  # another output's name
+    for path in [live, dead, legacy, other]:
+        path.write_bytes(b"half")
+    result = runner.invoke(app, ["batch", str(tmp_path / "c"), str(tmp_path / "s"), "-o",
+                                 str(out), "--size", "0", "--style-size", "0", "--device", "cpu",
+                                 "--no-progress", "--ext", "png"])
+    assert result.exit_code == 0, result.output
+    assert live.exists() and other.exists()
+    assert not dead.exists() and not legacy.exists()
+    assert (out / "a__x.png").is_file()
+
+
+def test_full_disk_stops_the_run_at_once_and_a_rerun_makes_the_rest(random_store, tmp_path,
+                                                                   monkeypatch):
+    for i in range(10):
+        make_image(tmp_path / "c" / f"c{i}.png", (24, 24), seed=i)
+    make_image(tmp_path / "s" / "x.png", (20, 20), seed=9)
+    out = tmp_path / "out"
+    command = ["batch", str(tmp_path / "c"), str(tmp_path / "s"), "-o", str(out), "--size", "0",
+               "--style-size", "0", "--device", "cpu", "--no-progress", "--ext", "png",
+               "--workers", "1"]
+    real_save, saves = Image.Image.save, []
+
+    def save(self, fp, *args, **kwargs):
+        saves.append(fp)
+        if len(saves) > 1:
+            Path(fp).write_bytes(b"half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    result = runner.invoke(app, command)
+    monkeypatch.undo()
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert "No space left on device" in lines[0]
+    assert "1 of 10 outputs written" in lines[0] and "makes only the 9 missing" in lines[0]
+    # only the writes already queued (2 x workers + batch size) may still have been tried
+    assert len(saves) <= 5, "the run went on writing after the disk was full"
+    assert [p.name for p in out.iterdir()] == ["c0__x.png"]
+    rerun = runner.invoke(app, command)
+    assert rerun.exit_code == 0, rerun.output
+    assert "done 9, skipped 1" in rerun.output

@@ -56,22 +56,22 @@ def test_stylize_with_mask(random_store, images, tmp_path):
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["missing.png", "{s1}"], "missing.png: no such file"),
-    (["{content}", "{s1}", "--style-weights", "1,2"], "has 2 values for 1 style"),
-    (["{content}", "{s1}", "--style-weights", "a,b"], "comma-separated numbers"),
-    (["{content}", "{s1}", "--model", "nope"], "no weights named 'nope'"),
-    (["{content}", "{s1}", "-o", "{content}"], "output path is one of the inputs"),
-    (["{content}", "{s1}", "-o", "x.unknownext"], "cannot tell the output format"),
-    (["{content}", "{s1}", "--device", "cuda"], "no CUDA GPU"),
-    (["{content}", "{s1}", "--mask", "{s2}"], "exactly 2 style images"),
+@pytest.mark.parametrize("args,message,code", [
+    (["missing.png", "{s1}"], "missing.png: no such file", 1),
+    (["{content}", "{s1}", "--style-weights", "1,2"], "has 2 values for 1 style", 2),
+    (["{content}", "{s1}", "--style-weights", "a,b"], "comma-separated numbers", 2),
+    (["{content}", "{s1}", "--model", "nope"], "no weights named 'nope'", 1),
+    (["{content}", "{s1}", "-o", "{content}"], "output path is one of the inputs", 1),
+    (["{content}", "{s1}", "-o", "x.unknownext"], "cannot tell the output format", 1),
+    (["{content}", "{s1}", "--device", "cuda"], "no CUDA GPU", 1),
+    (["{content}", "{s1}", "--mask", "{s2}"], "exactly 2 style images", 1),
 ])
 @pytest.mark.slow
-def test_errors_are_one_line(random_store, images, tmp_path, args, message):
+def test_errors_are_one_line(random_store, images, tmp_path, args, message, code):
     content, s1, s2 = images
     names = {"content": content, "s1": s1, "s2": s2}
     result = run("stylize", *(a.format(**names) for a in args))
-    assert result.exit_code == 1
+    assert result.exit_code == code
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
@@ -120,5 +120,99 @@ def test_library_errors_name_python_parameters_and_the_cli_shows_flags(random_st
     assert as_flags(error) == "/data/tile/x.png: --tile-size and --tile, not tile_sizes"
     content, s1, _ = images
     result = run("stylize", content, s1, "-o", tmp_path / "o.png", "--style-weights", "1,2")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a value out of range: a malformed command line
     assert "error: --style-weights has 2 values for 1 style images" in result.output
+
+
+def test_train_help_mentions_every_trainer():
+    result = CliRunner().invoke(app, ["train", "--help"])
+    assert result.exit_code == 0
+    first = " ".join(result.output.split())
+    assert "lite model (lite" in first and "(adain)" in first and "(cin)" in first
+
+
+def test_stylize_without_output_never_overwrites(random_store, images, tmp_path, monkeypatch):
+    content, s1, _ = images
+    monkeypatch.chdir(tmp_path)
+    args = ["stylize", str(content), str(s1), "--size", "0", "--style-size", "0"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert first.output.strip() == "wrote stylized.jpg"
+    before = (tmp_path / "stylized.jpg").read_bytes()
+    for n in (1, 2):
+        again = runner.invoke(app, args)
+        assert again.exit_code == 0, again.output
+        assert again.output.strip() == f"wrote stylized-{n}.jpg"
+    assert (tmp_path / "stylized.jpg").read_bytes() == before
+
+
+def test_help_version_and_usage_errors_do_not_import_torch():
+    """``--help``, ``--version`` and a usage error answer from the Typer app alone: no torch,
+    numpy or Pillow is imported (torch alone takes seconds and hundreds of MB)."""
+    code = """
+import sys
+from stylenorm.cli.app import app
+for args in (["--help"], ["--version"], ["stylize", "--bogus"], ["weights", "--help"]):
+    try:
+        app(args)
+    except SystemExit:
+        pass
+heavy = [m for m in ("torch", "torchvision", "numpy", "PIL", "safetensors") if m in sys.modules]
+print("heavy:", heavy)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.strip().endswith("heavy: []"), (proc.stdout[-500:], proc.stderr[-500:])
+    assert "No such option: --bogus" in proc.stderr
+
+
+def test_version_option():
+    from stylenorm import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"stylenorm {__version__}"
+
+
+def test_public_api_names_load_on_first_use():
+    import stylenorm
+
+    for name in stylenorm.__all__:
+        assert getattr(stylenorm, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        stylenorm.nope  # noqa: B018
+
+
+def test_stylize_shows_tile_progress_and_takes_threads(random_store, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr("stylenorm.inference.stylize.PROGRESS_DELAY_S", 0)
+    content = make_image(tmp_path / "big.png", (160, 128))
+    style = make_image(tmp_path / "s.png", (32, 32), seed=1)
+    args = ["stylize", content, style, "-o", tmp_path / "o.png", "--size", 0, "--style-size", 0,
+            "--tile", "--tile-size", 64, "--device", "cpu"]
+    before = torch.get_num_threads()
+    try:
+        shown = run(*args, "--threads", 1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert shown.exit_code == 0, shown.output
+    assert "stylize:" in shown.output and "/12 [" in shown.output, shown.output  # 6 + 6 tiles
+    quiet = run(*args, "--no-progress")
+    assert quiet.exit_code == 0 and "stylize:" not in quiet.output, quiet.output
+
+
+def test_spinner_shows_only_work_that_takes_time(capsys):
+    import time
+
+    from stylenorm.inference.progress import spinner
+
+    with spinner(True, delay=0.05, period=0.05):
+        time.sleep(0.4)
+    slow = capsys.readouterr().err
+    assert "stylize: working" in slow and slow.endswith("\r")
+    with spinner(True, delay=5):
+        pass
+    with spinner(False, delay=0):
+        time.sleep(0.2)
+    assert capsys.readouterr().err == ""

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "stylenorm"
 # Bottom to top. A module may import from its own layer and from layers below it, never above.
 # Modules of one layer do not import each other's sub-packages (inference and training are peers).
 LAYERS = [
-    {"_version", "errors"},
+    {"_version", "errors", "choices"},
     {"runtime"},
     {"io"},
     {"nn"},

@@ -22,6 +22,7 @@ from stylenorm.inference.tiling import (
     spans,
     stylize_tiled,
     tile_borders,
+    tile_count,
     window_weights,
 )
 from stylenorm.models.adain import StyleCode
@@ -94,6 +95,13 @@ def test_tiled_output_matches_untiled_and_has_no_seams(stylizer, content, code):
     assert abs(seams - seam_ratio(whole, rows, cols)) < 0.1
     naive = stylize_tiled(stylizer.model, content, code, 1.0, TileOptions(tile=64, halo=0))
     assert seam_ratio(naive, rows, cols) > seams + 0.5  # hard cuts without context do show
+
+
+def test_tile_count_is_what_the_hook_sees(stylizer, content, code):
+    calls: list = []
+    stylize_tiled(stylizer.model, content, code, 1.0, OPTIONS,
+                  on_tile=lambda stage, size: calls.append(stage))
+    assert tile_count(stylizer.model, *content.shape[-2:], OPTIONS) == len(calls) > 2
 
 
 def test_every_model_call_is_one_tile(stylizer, code):

@@ -6,18 +6,23 @@ from pathlib import Path
 
 import typer
 
-from ..errors import StylenormError
-from ..hub.zoo import DEFAULT_MODEL
-from ..inference.export import ExportFormat
-from ..io.images import DEFAULT_MAX_PIXELS
-from ..runtime import Device, Precision
-from .batch import batch, bench
-from .errors import OneLineErrors, user_errors
-from .train import train_app
+from ..choices import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MODEL,
+    DEFAULT_TILE_SIZE,
+    MAX_WHOLE_PIXELS,
+    Device,
+    ExportFormat,
+    Precision,
+)
+from ..errors import OptionError
+from .batch import THREADS_HELP, batch, bench, set_threads
+from .errors import say, user_errors
+from .lazy import LazyTrain
 from .weights import weights_app
 
 app = typer.Typer(
-    cls=OneLineErrors,
+    cls=LazyTrain,
     help="Neural style transfer with exact normalization layers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -26,13 +31,41 @@ app = typer.Typer(
 app.add_typer(weights_app, name="weights")
 
 
+def show_version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        say(f"stylenorm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    """Neural style transfer with exact normalization layers."""
+
+
+DEFAULT_OUTPUT = Path("stylized.jpg")
+
+
+def free_name(path: Path) -> Path:
+    """``path`` when nothing is there, else the first free ``<stem>-1<suffix>``, ``-2``, ..."""
+    candidate, n = path, 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
 def parse_weights(text: str | None) -> list[float] | None:
     if text is None:
         return None
     try:
         return [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
-        raise StylenormError(
+        raise OptionError(
             f"--style-weights must be comma-separated numbers like 0.7,0.3; got {text!r}"
         ) from None
 
@@ -43,8 +76,10 @@ def stylize(
     content: Path = typer.Argument(..., help="Content image."),
     styles: list[Path] = typer.Argument(
         None, help="One or more style images (none for a CIN model: see --style-index)."),
-    output: Path = typer.Option(Path("stylized.jpg"), "--output", "-o",
-                                help="Output image; the format follows the extension."),
+    output: Path = typer.Option(None, "--output", "-o", show_default=False,
+                                help="Output image; the format follows the extension. Without "
+                                     "-o: stylized.jpg, or stylized-1.jpg, ... when it exists "
+                                     "(never overwritten)."),
     model: str = typer.Option(DEFAULT_MODEL, help="Installed model name or a .safetensors path."),
     alpha: float = typer.Option(1.0, min=0.0, max=1.0, help="Style strength, 0..1."),
     style_weights: str = typer.Option(None, help="Mix several styles, e.g. 0.7,0.3."),
@@ -58,19 +93,28 @@ def stylize(
     precision: Precision = typer.Option(Precision.FP32, help="Arithmetic precision."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1,
                                    help="Refuse larger inputs (checked before decoding)."),
+    max_whole_pixels: int = typer.Option(MAX_WHOLE_PIXELS, min=1, help="The most pixels the "
+                                         "model runs in one piece (a style, a tile, a CIN "
+                                         "content)."),
     tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
-    tile_size: int = typer.Option(768, help="Tile side in px (multiple of 8)."),
+    tile_size: int = typer.Option(DEFAULT_TILE_SIZE, help="Tile side in px (multiple of 8)."),
+    threads: int = typer.Option(0, min=0, help=THREADS_HELP),
+    progress: bool = typer.Option(True, help="Show a tile progress bar on stderr when a run "
+                                  "takes over a second."),
 ) -> None:
     """Stylise CONTENT with STYLE (several styles are mixed) and write the result."""
     from ..inference.stylize import StylizeOptions, Stylizer
 
     options = StylizeOptions(alpha=alpha, style_weights=parse_weights(style_weights),
                              preserve_color=preserve_color, size=size, style_size=style_size,
-                             crop=crop, max_pixels=max_pixels, tile=tile, tile_size=tile_size,
-                             style_index=style_index)
-    stylizer = Stylizer(model, device.value, precision.value)
-    path = stylizer.stylize_file(content, styles or [], output, options, mask)
-    typer.echo(f"wrote {path}")
+                             crop=crop, max_pixels=max_pixels, max_whole_pixels=max_whole_pixels,
+                             tile=tile, tile_size=tile_size, style_index=style_index)
+    set_threads(threads)
+    stylizer = Stylizer(model, device.value, precision.value, progress=progress)
+    path = stylizer.stylize_file(content, styles or [], output or free_name(DEFAULT_OUTPUT),
+                                 options, mask,
+                                 log=lambda note: say(note, err=True))
+    say(f"wrote {path}")
 
 
 @app.command()
@@ -86,10 +130,9 @@ def export(
     content, style, alpha and output image."""
     from ..inference.export import export_onnx
 
-    typer.echo(f"wrote {export_onnx(model, output)}")
+    say(f"wrote {export_onnx(model, output)}")
 
 
-app.add_typer(train_app, name="train")
 app.command()(batch)
 app.command()(bench)
 

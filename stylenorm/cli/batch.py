@@ -7,13 +7,16 @@ import sys
 from pathlib import Path
 
 import typer
-from tqdm.auto import tqdm
 
-from ..hub.zoo import DEFAULT_MODEL
-from ..inference.tiling import TileOptions
-from ..io.images import DEFAULT_MAX_PIXELS
-from ..runtime import Device, Precision
-from .errors import user_errors
+from ..choices import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MODEL,
+    DEFAULT_TILE_SIZE,
+    MAX_WHOLE_PIXELS,
+    Device,
+    Precision,
+)
+from .errors import printable, say, user_errors
 
 
 def set_threads(threads: int) -> None:
@@ -30,7 +33,9 @@ THREADS_HELP = ("CPU threads (0: one per core). On a machine where another job h
 
 def log_line(message: str) -> None:
     """One line on stderr that does not tear the progress bar."""
-    tqdm.write(message, file=sys.stderr)
+    from tqdm.auto import tqdm
+
+    tqdm.write(printable(message), file=sys.stderr)
 
 
 @user_errors
@@ -55,7 +60,7 @@ def batch(
     style_size: int = typer.Option(512, help="Style shorter side in px (0 keeps the original)."),
     crop: bool = typer.Option(False, help="Centre-crop content and style to squares."),
     tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
-    tile_size: int = typer.Option(TileOptions.tile, help="Tile side in px (multiple of 8)."),
+    tile_size: int = typer.Option(DEFAULT_TILE_SIZE, help="Tile side in px (multiple of 8)."),
     device: Device = typer.Option(Device.AUTO, help="Where to run."),
     precision: Precision = typer.Option(Precision.AUTO, help="Arithmetic precision; auto = bf16 "
                                         "on CPUs where it is faster, fp16 on GPUs."),
@@ -64,6 +69,9 @@ def batch(
     workers: int = typer.Option(2, min=1, help="Background threads reading/writing images."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1,
                                    help="Refuse larger inputs (checked before decoding)."),
+    max_whole_pixels: int = typer.Option(MAX_WHOLE_PIXELS, min=1, help="The most pixels the "
+                                         "model runs in one piece (a style, a tile, a CIN "
+                                         "content)."),
     threads: int = typer.Option(0, min=0, help=THREADS_HELP),
     progress: bool = typer.Option(True, help="Show a progress bar with ETA."),
 ) -> None:
@@ -81,9 +89,11 @@ def batch(
         precision=precision.value, recursive=recursive, ext=ext, overwrite=overwrite,
         batch_size=batch_size, workers=workers, progress=progress, log=log_line, alpha=alpha,
         preserve_color=preserve_color, size=size, style_size=style_size, crop=crop,
-        max_pixels=max_pixels, tile=tile, tile_size=tile_size,
+        max_pixels=max_pixels, max_whole_pixels=max_whole_pixels,
+        tile=tile, tile_size=tile_size,
     )
-    typer.echo(report.summary())
+    for line in report.summary_lines():
+        say(line)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -126,10 +136,10 @@ def bench(
     from ..runtime import resolve_device
 
     set_threads(threads)
-    typer.echo(f"processor: {describe_machine(resolve_device(device.value))}")
-    typer.echo(HEADER)
-    rows = run_bench(config, log=typer.echo)
+    say(f"processor: {describe_machine(resolve_device(device.value))}")
+    say(HEADER)
+    rows = run_bench(config, log=say)
     for line in speedups(rows):
-        typer.echo(line)
+        say(line)
     if any(not r.peak_exact for r in rows):
-        typer.echo("* lifetime peak of the process (the per-pipeline peak is not readable here)")
+        say("* lifetime peak of the process (the per-pipeline peak is not readable here)")

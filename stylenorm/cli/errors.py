@@ -11,7 +11,7 @@ import sys
 import typer
 import typer.core
 
-from ..errors import StylenormError
+from ..errors import OptionError, StylenormError
 
 # click's base of usage errors, wherever this Typer takes click from (recent ones vendor it).
 ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -31,7 +31,7 @@ class OneLineErrors(typer.core.TyperGroup):
                 sys.exit(exc.exit_code)  # the help has been shown
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            typer.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+            say(f"error: {exc.format_message()}{hint}", err=True)
             sys.exit(exc.exit_code)
         except typer.Abort:
             typer.echo("error: aborted", err=True)
@@ -40,8 +40,20 @@ class OneLineErrors(typer.core.TyperGroup):
 
 
 
+def printable(text: str) -> str:
+    """``text`` on one line: characters that are not printable (newlines, carriage returns,
+    NEL, line and paragraph separators, other controls) as Python escapes, e.g. ``\\n``."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def say(message: str, err: bool = False) -> None:
+    """Print one line (file names in it may hold any character)."""
+    typer.echo(printable(message), err=err)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    say(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
@@ -59,6 +71,21 @@ def as_flags(error: StylenormError) -> str:
     return message
 
 
+OUT_OF_MEMORY = ("out of memory; try a smaller --size, --style-size or --tile-size, or lower "
+                 "--max-whole-pixels")
+# How torch reports a failed allocation: CPU ("DefaultCPUAllocator: can't allocate memory",
+# "not enough memory"), CUDA and MPS ("out of memory").
+OOM_PATTERN = re.compile(r"can't allocate memory|not enough memory|out of memory", re.I)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or bool(OOM_PATTERN.search(str(exc)))
+
+
+def internal(exc: BaseException) -> str:
+    return f"internal error: {type(exc).__name__}: {exc} (set STYLENORM_DEBUG=1 for details)"
+
+
 def user_errors(command):
     """Turn library and OS errors into one line on stderr and exit code 1 (never a traceback;
     set STYLENORM_DEBUG=1 to see one)."""
@@ -71,18 +98,22 @@ def user_errors(command):
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, ClickException):
             raise  # the command's own exit code or usage error
+        except OptionError as exc:
+            raise fail(as_flags(exc), 2) from None
         except StylenormError as exc:
             raise fail(as_flags(exc)) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
         except MemoryError:
-            raise fail("out of memory; try a smaller --size or --tile") from None
+            raise fail(OUT_OF_MEMORY) from None
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise fail(internal(exc)) from None
+            raise fail(OUT_OF_MEMORY) from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise fail(f"{where}{exc.strerror or exc}") from None
         except Exception as exc:  # a bug: still one line, with the way to see more
-            raise fail(
-                f"internal error: {type(exc).__name__}: {exc} (set STYLENORM_DEBUG=1 for details)"
-            ) from None
+            raise fail(internal(exc)) from None
 
     return wrapper

@@ -16,9 +16,10 @@ from ..runtime import Device, Precision
 from ..training.adain import StyleLoss
 from ..training.data import DataMode
 from ..training.loop import Schedule
-from .errors import user_errors
+from .errors import say, user_errors
+from .lazy import TRAIN_HELP
 
-train_app = typer.Typer(help="Train AdaIN decoders and multi-style CIN networks.",
+train_app = typer.Typer(help=TRAIN_HELP,
                         no_args_is_help=True)
 
 Folder = Annotated[Path, typer.Option(exists=True, file_okay=False, dir_okay=True,
@@ -129,10 +130,10 @@ def run_options(loop: dict) -> dict:
 
 def echo_result(result) -> None:
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
-    typer.echo(f"wrote {result.model_path} ({result.iterations} iterations, "
-               f"{result.wall_time_s:.0f} s; final losses: {losses})")
+    say(f"wrote {result.model_path} ({result.iterations} iterations, "
+        f"{result.wall_time_s:.0f} s; final losses: {losses})")
     if result.report:
-        typer.echo(result.report)
+        typer.echo(result.report)  # several lines of figures
 
 
 @train_app.command("adain")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
+from ..choices import EncoderFamily
 from ..errors import StylenormError
-from ..models.vgg import EncoderFamily
-from .errors import user_errors
+from .errors import say, user_errors
 
 weights_app = typer.Typer(help="Install, import, fetch and list weights.", no_args_is_help=True)
 
@@ -20,6 +20,8 @@ def weights_import(
     decoder: Path = typer.Option(None, help="Public PyTorch-AdaIN decoder .pth."),
     name: str = typer.Option("adain", help="Name to install the decoder under."),
     family: EncoderFamily = typer.Option(EncoderFamily.NORMALISED, help="Encoder family."),
+    shadow_shipped: bool = typer.Option(False, help="Allow a --name of a shipped model (the "
+                                        "import then hides it; `weights list` says so)."),
 ) -> None:
     """Convert public .pth checkpoints (loaded without unpickling code) into the store."""
     from ..hub.zoo import import_decoder, import_encoder
@@ -27,9 +29,10 @@ def weights_import(
     if encoder is None and decoder is None:
         raise StylenormError("give --encoder and/or --decoder")
     if encoder is not None:
-        typer.echo(f"installed encoder {import_encoder(encoder, family.value)}")
+        say(f"installed encoder {import_encoder(encoder, family.value)}")
     if decoder is not None:
-        typer.echo(f"installed model {import_decoder(decoder, name, family.value)}")
+        path = import_decoder(decoder, name, family.value, shadow_shipped=shadow_shipped)
+        say(f"installed model {path}")
 
 
 @weights_app.command("pack")
@@ -47,7 +50,7 @@ def weights_pack(
 
     path = pack_weights(source, target, half=half, config=parse_entries(set_config, "--set"),
                         provenance=parse_entries(note, "--note"))
-    typer.echo(f"wrote {path}")
+    say(f"wrote {path}")
 
 
 def parse_entries(items: list[str] | None, option: str) -> dict:
@@ -70,18 +73,19 @@ def parse_entries(items: list[str] | None, option: str) -> dict:
 @user_errors
 def weights_list() -> None:
     """Show installed weights (the store first, then the weights shipped with stylenorm)."""
-    from ..hub.weights import installed_weights, search_path
+    from ..hub.weights import installed_weights, search_path, shadows_shipped
 
     rows = installed_weights()
-    typer.echo("searched: " + ", ".join(str(p) for p in search_path()))
+    say("searched: " + ", ".join(str(p) for p in search_path()))
     if not rows:
-        typer.echo("no weights installed")
+        say("no weights installed")
     for path, meta in rows:
         if meta is None:
-            typer.echo(f"{path.stem:<24} unreadable  {path}")
+            say(f"{path.stem:<24} unreadable  {path}")
             continue
         params = meta.provenance.get("num_params", "?")
-        typer.echo(f"{path.stem:<24} {meta.kind:<12} {params:>10} params  {path}")
+        hides = "  (hides the shipped model of this name)" if shadows_shipped(path) else ""
+        say(f"{path.stem:<24} {meta.kind:<12} {params:>10} params  {path}{hides}")
 
 
 @weights_app.command("fetch")
@@ -93,4 +97,4 @@ def weights_fetch(
     """Download a known public checkpoint, verify its hash, and install it."""
     from ..hub.fetch import fetch
 
-    typer.echo(f"installed {fetch(name, progress=progress)}")
+    say(f"installed {fetch(name, progress=progress)}")

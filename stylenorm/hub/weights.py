@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,6 +170,27 @@ def bundled_dir() -> Path:
         return Path(__file__).resolve().parents[2] / "weights"
 
 
+STORE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def store_path(name: str, home: Path | None = None, shadow_shipped: bool = False) -> Path:
+    """Where weights ``name`` go in the store: a plain name (letters, digits, ``_ . -``; no
+    folders, no ``..``), which may hide a shipped model only when ``shadow_shipped``."""
+    if not STORE_NAME.fullmatch(name) or name.endswith(SUFFIX):
+        raise WeightsError(f"name {name!r} is not plain: use letters, digits, '_', '.' and '-' "
+                           "(no folders, no leading dot, no extension)", params=("name",))
+    if not shadow_shipped and (bundled_dir() / f"{name}{SUFFIX}").is_file():
+        raise WeightsError(f"name {name!r} is a model shipped with stylenorm, which the import "
+                           "would hide; choose another name or pass shadow_shipped",
+                           params=("name", "shadow_shipped"))
+    return (home or weights_home()) / f"{name}{SUFFIX}"
+
+
+def shadows_shipped(path: Path) -> bool:
+    """Whether ``path`` is a store file that hides a shipped model of the same name."""
+    return path.parent != bundled_dir() and (bundled_dir() / path.name).is_file()
+
+
 def search_path() -> list[Path]:
     return [weights_home(), bundled_dir()]
 
@@ -209,6 +232,18 @@ def installed_weights() -> list[tuple[Path, WeightsMeta | None]]:
 # --------------------------------------------------------------------------- .pth import
 
 
+def pickle_refusal(exc: pickle.UnpicklingError) -> str:
+    """Why a .pth was refused, from torch's weights-only error (without its advice to unpickle
+    the file unsafely)."""
+    found = re.search(r"GLOBAL ([\w.]+)|global: ?([\w.]+)", str(exc), re.I)
+    if found:
+        why = f"its pickle calls {found[1] or found[2]}, which a file of weights does not need"
+    else:
+        why = "its pickle uses instructions that safe loading does not allow"
+    return (f"not a plain tensor file: {why}; unpickling it could run code, so it was not "
+            "unpickled (a state_dict of tensors saved by torch.save loads)")
+
+
 def load_pth(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A ``state_dict`` from a ``.pth`` file, unpickled with ``weights_only=True`` only."""
     path = Path(path)
@@ -218,10 +253,12 @@ def load_pth(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if head != b"PK" and head[:1] != b"\x80":  # a zip archive (torch.save) or a bare pickle
         raise WeightsError(f"{path}: not a PyTorch .pth file (neither a zip archive nor a pickle)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch's note on the pickle protocol of a plain pickle: the refusal below says more
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe pickle"
-        raise WeightsError(f"{path}: refused to load: not a plain tensor file ({first})") from None
+        raise WeightsError(f"{path}: refused to load: {pickle_refusal(exc)}") from None
     except MemoryError:
         raise
     except Exception as exc:  # RuntimeError, EOFError, BadZipFile, KeyError, ... on bad bytes

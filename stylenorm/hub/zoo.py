@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..choices import DEFAULT_MODEL
 from ..errors import WeightsError
 from ..models.adain import AdaINModel
 from ..models.cin import CINConfig, CINTransformer
@@ -32,6 +34,7 @@ from .weights import (
     rename_state,
     resolve_weights,
     save_weights,
+    store_path,
     weights_home,
 )
 
@@ -39,7 +42,6 @@ ENCODER_NAMES = {
     EncoderFamily.NORMALISED: "vgg19-normalised",
     EncoderFamily.TORCHVISION: "vgg19-torchvision",
 }
-DEFAULT_MODEL = "lite"  # shipped in weights/ (stylenorm.bundled); needs no VGG
 
 
 def encoder_name(family: str | EncoderFamily) -> str:
@@ -52,10 +54,14 @@ def load_encoder(family: str | EncoderFamily = EncoderFamily.NORMALISED) -> VGGE
     try:
         path = resolve_weights(name)
     except WeightsError:
+        if EncoderFamily(family) is EncoderFamily.TORCHVISION:
+            how = "`stylenorm weights fetch vgg19-torchvision`"
+        else:  # the AdaIN models' encoder: torchvision's VGG-19 is another network
+            how = ("`stylenorm weights import --encoder vgg_normalised.pth` (the public AdaIN "
+                   "encoder file)")
         raise WeightsError(
-            f"the {EncoderFamily(family).value} VGG-19 encoder ({name}) is not installed in "
-            f"{weights_home()}; install it with `stylenorm weights import --encoder "
-            "vgg_normalised.pth` (or `stylenorm weights fetch vgg19-torchvision`)"
+            f"the {EncoderFamily(family).value} VGG-19 encoder ({name}) that this model needs "
+            f"is not installed in {weights_home()}; install it with {how}"
         ) from None
     return encoder_from_file(path)
 
@@ -117,6 +123,22 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> nn.Module:
     return model.eval()
 
 
+MAX_STYLE_SIZE = 4096  # a lite model's style side from its metadata: larger is not a real model
+
+
+def check_config_size(model_on_meta: Callable[[], nn.Module], tensors: dict[str, torch.Tensor],
+                      path: Path) -> None:
+    """Refuse a config that asks for far more parameters than the file holds, before any of
+    them is allocated: the model is built on the meta device (shapes only, no memory)."""
+    with torch.device("meta"):
+        probe = model_on_meta()
+    wanted = sum(t.numel() for t in probe.state_dict().values())
+    held = sum(t.numel() for t in tensors.values())
+    if wanted > 2 * held + 1_000_000:
+        raise WeightsError(f"{path}: its config describes a model of {wanted} parameters but "
+                           f"the file holds {held}; the file is corrupt or forged")
+
+
 def load_adain(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> AdaINModel:
     model = build_adain(config)
     load_state_strict(model.decoder, tensors, path)
@@ -124,13 +146,20 @@ def load_adain(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> Ad
 
 
 def load_lite(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> LiteModel:
-    model = LiteModel(LiteConfig.from_dict(config))
+    lite = LiteConfig.from_dict(config)
+    if not 16 <= lite.style_size <= MAX_STYLE_SIZE:
+        raise WeightsError(f"{path}: its config's style_size {lite.style_size} is outside "
+                           f"16..{MAX_STYLE_SIZE}; the file is corrupt or forged")
+    check_config_size(lambda: LiteModel(lite), tensors, path)
+    model = LiteModel(lite)
     load_state_strict(model, tensors, path)
     return model
 
 
 def load_cin(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> CINTransformer:
-    model = CINTransformer(CINConfig(**config))
+    cin = CINConfig(**config)
+    check_config_size(lambda: CINTransformer(cin), tensors, path)
+    model = CINTransformer(cin)
     load_state_strict(model, tensors, path)
     return model
 
@@ -168,13 +197,15 @@ def import_encoder(
 
 
 def import_decoder(
-    pth: str | os.PathLike, name: str, family: str = "normalised", home: Path | None = None
+    pth: str | os.PathLike, name: str, family: str = "normalised", home: Path | None = None,
+    shadow_shipped: bool = False,
 ) -> Path:
-    """Convert a public PyTorch-AdaIN ``decoder.pth`` into the store as model ``name``."""
+    """Convert a public PyTorch-AdaIN ``decoder.pth`` into the store as model ``name`` (a plain
+    name; one of a shipped model only with ``shadow_shipped``)."""
+    path = store_path(name, home, shadow_shipped)
     pth = Path(pth)
     decoder = AdaINDecoder(DecoderConfig())
     tensors = rename_state(load_pth(pth), adain_decoder_key_map(), decoder.state_dict(), pth)
     config = {"decoder": DecoderConfig().to_dict(), "encoder": {"family": family}}
     provenance = {"imported_from": pth.name, "layout": "public PyTorch AdaIN decoder"}
-    path = (home or weights_home()) / f"{name}.safetensors"
     return save_weights(path, tensors, "adain", config, provenance)

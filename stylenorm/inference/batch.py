@@ -20,6 +20,7 @@ outputs are counted as failed, and the run goes on.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import StylenormError
+from ..errors import DiskFullError, StylenormError
 from ..hub.zoo import DEFAULT_MODEL
 from ..io.images import LoadedImage, load_image, save_image
 from ..models.protocol import FixedStyleModel, StyleCodeLike
@@ -78,13 +79,16 @@ class BatchReport:
         return not self.failed
 
     def summary(self) -> str:
+        return "\n".join(self.summary_lines())
+
+    def summary_lines(self) -> list[str]:
         lines = [f"done {len(self.done)}, skipped {len(self.skipped)} (already there), "
-                 f"failed {len(self.failed)}"]
+                 f"failed {len(self.failed)} (not made)"]
         reasons: dict[str, int] = {}
         for reason in self.failed.values():
             reasons[reason] = reasons.get(reason, 0) + 1
         lines += [f"  failed: {r} ({n} output{'s' * (n != 1)})" for r, n in reasons.items()]
-        return "\n".join(lines)
+        return lines
 
 
 @dataclass
@@ -95,7 +99,9 @@ class _Content:
 
 def _read(path: Path, options: StylizeOptions, style: bool) -> LoadedImage:
     size = options.style_size if style else options.size
-    return load_image(path, size, options.crop, options.max_pixels, MIN_IMAGE_SIZE)
+    limit = options.style_limit() if style else None
+    return load_image(path, size, options.crop, options.max_pixels, MIN_IMAGE_SIZE,
+                      result_limit=limit)
 
 
 class _Run:
@@ -112,12 +118,13 @@ class _Run:
         self.report = BatchReport()
         self.submitted: set[Path] = set()
         self.styles: dict[Path, StyleCodeLike | torch.Tensor] = {}
+        self.disk_full: DiskFullError | None = None  # the first "no space": the run stops
 
     def fail(self, jobs: Iterable[Job], reason: str) -> None:
         skip = self.submitted.union(self.report.failed)
         jobs = [j for j in jobs if j.output not in skip]
         if self.log is not None and jobs:
-            self.log(f"skipped: {reason}")
+            self.log(f"failed: {reason} ({len(jobs)} output{'s' * (len(jobs) != 1)} not made)")
         for job in jobs:
             self.report.failed[job.output] = reason
         self.bar.update(len(jobs))
@@ -182,6 +189,8 @@ class _Run:
     def process_tiled(self, content: _Content) -> None:
         """A large content: encoded once in tiles, decoded in tiles for each of its styles."""
         tiles = TileOptions(tile=self.options.tile_size)
+        side = tiles.tile + 2 * tiles.halo
+        self.options.check_whole("a tile with its halo", side, side, "tile_size")
         model, rgb = self.stylizer.model, content.image.rgb
         feats = encode_content(model, rgb, tiles)
         for job in content.jobs:
@@ -199,13 +208,18 @@ class _Run:
         try:
             self.report.done.append(future.result())
             self.bar.update(1)
+        except DiskFullError as exc:
+            self.submitted.discard(job.output)
+            self.disk_full = self.disk_full or exc
+            raise self.disk_full from None
         except StylenormError as exc:
             self.submitted.discard(job.output)
             self.fail([job], str(exc))
 
     def close(self) -> None:
         while self.writes:
-            self.finish_write(*self.writes.popleft())
+            with contextlib.suppress(DiskFullError):  # the first one is kept in disk_full
+                self.finish_write(*self.writes.popleft())
         self.readers.shutdown(cancel_futures=True)
         self.writers.shutdown()
 
@@ -249,8 +263,16 @@ def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | Non
                 run.load_styles(plan.todo)
                 for item in _batches(run, run.contents(plan.todo)):
                     _guarded(run, item)
+        except DiskFullError:
+            pass  # kept in run.disk_full: reported below, after the writes in flight
         finally:
             run.close()
+    if run.disk_full is not None:
+        done, total = len(run.report.done), len(plan.todo)
+        raise DiskFullError(
+            f"{run.disk_full}; stopped: {done} of {total} outputs written before the disk "
+            "filled up. Free some space and run the same command again: it makes only the "
+            f"{total - done} missing")
     return run.report
 
 
@@ -259,6 +281,8 @@ def _guarded(run: _Run, item: list[_Content] | _Content) -> None:
     contents = item if isinstance(item, list) else [item]
     try:
         run.process(item) if isinstance(item, list) else run.process_tiled(item)
+    except DiskFullError:
+        raise  # stops the run
     except (RuntimeError, MemoryError, StylenormError) as exc:
         names = ", ".join(str(c.image.path) for c in contents)
         run.fail([j for c in contents for j in c.jobs], f"{names}: {type(exc).__name__}: {exc}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import StylenormError
+from ..io.atomic import stale_temporaries
 from ..io.images import image_format, list_images
 
 
@@ -123,7 +124,8 @@ def split_existing(jobs: list[Job], overwrite: bool = False) -> BatchPlan:
 
 def remove_partial(jobs: list[Job]) -> int:
     """Delete temporary files that a killed run left beside these jobs' outputs (written by
-    :func:`~stylenorm.io.atomic.atomic_write` as ``.<name>.*.part``); returns how many."""
+    :func:`~stylenorm.io.atomic.atomic_write`); those of a live process, such as a second run
+    writing into the same folder now, are kept. Returns how many were deleted."""
     removed = 0
     names_by_folder: dict[Path, set[str]] = {}
     for job in jobs:
@@ -131,8 +133,8 @@ def remove_partial(jobs: list[Job]) -> int:
     for folder, names in names_by_folder.items():
         if not folder.is_dir():
             continue
-        for part in folder.glob(".*.part"):
-            if any(part.name.startswith(f".{name}.") for name in names):
+        for name in names:
+            for part in stale_temporaries(folder, name):
                 part.unlink(missing_ok=True)
                 removed += 1
     return removed

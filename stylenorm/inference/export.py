@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
-from enum import Enum
 from pathlib import Path
 
 import torch
@@ -34,10 +33,6 @@ from ..nn.conditional import mean_std
 MIN_SIDE = 16  # the smallest image side stylize accepts (stylize.MIN_IMAGE_SIZE)
 INPUT_NAMES = ["content", "style", "alpha"]
 OUTPUT_NAMES = ["image"]
-
-
-class ExportFormat(str, Enum):
-    ONNX = "onnx"
 
 
 def round_ratio(numerator, denominator):

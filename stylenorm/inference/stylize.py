@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from ..errors import StylenormError
+from ..choices import MAX_WHOLE_PIXELS
+from ..errors import OptionError, StylenormError
 from ..hub.zoo import DEFAULT_MODEL, load_model
 from ..io.images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_image, save_image
 from ..models.protocol import FixedStyleModel, StyleCodeLike
 from ..nn.colour import match_colour
 from ..runtime import resolve_device, resolve_dtype
-from .tiling import TileOptions, can_tile, should_tile, stylize_tiled
+from .progress import spinner
+from .tiling import TileOptions, can_tile, should_tile, stylize_tiled, tile_count
 
+PROGRESS_DELAY_S = 1.0  # runs shorter than this show no progress bar
 MIN_IMAGE_SIZE = 16  # smaller images vanish inside the encoder's pooling layers
 
 
@@ -34,31 +41,69 @@ class StylizeOptions:
     tile: bool = False  # stylise in tiles (automatic above tiling.AUTO_TILE_PIXELS)
     tile_size: int = TileOptions.tile
     style_index: int | None = None  # CIN models: which of the model's styles
+    max_whole_pixels: int = MAX_WHOLE_PIXELS  # the most pixels the model runs in one piece
     extra: dict = field(default_factory=dict)
 
+    def check_whole(self, what: str, height: int, width: int, lower: str) -> None:
+        """Refuse ``what`` (run by the model in one piece) above ``max_whole_pixels``."""
+        if height * width > self.max_whole_pixels:
+            raise StylenormError(
+                f"{what} is {width}x{height} ({width * height} pixels), run by the model in one "
+                f"piece; the limit is {self.max_whole_pixels} (lower {lower} or raise "
+                "max_whole_pixels)", params=("max_whole_pixels", lower))
+
+    def style_limit(self) -> tuple[int, str]:
+        """The pixel limit of a style image after resizing, and how to change it."""
+        return self.max_whole_pixels, "styles are encoded whole; lower --style-size or raise " \
+            "--max-whole-pixels"
+
+    def validate_values(self) -> None:
+        """Types and ranges of every option (the count of style weights: :meth:`validate`)."""
+        for name in ("size", "style_size", "max_pixels", "max_whole_pixels", "style_index"):
+            value = getattr(self, name)
+            if name == "style_index" and value is None:
+                continue
+            least = 1 if name.startswith("max_") else 0
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise OptionError(f"{name} must be an integer; got {value!r}", params=(name,))
+            if value < least:
+                keeps = " (0 keeps the original)" if name.endswith("size") else ""
+                raise OptionError(f"{name} must be >= {least}{keeps}; got {value}",
+                                  params=(name,))
+        alpha = self.alpha
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+            raise OptionError(f"alpha must be a number between 0 and 1; got {alpha!r}",
+                              params=("alpha",))
+        for name in ("preserve_color", "crop", "tile"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionError(f"{name} must be True or False; got {getattr(self, name)!r}",
+                                  params=(name,))
+        TileOptions(tile=self.tile_size).validate()
+        w = self.style_weights
+        if w is not None and (isinstance(w, (str, bytes)) or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in w)):
+            raise OptionError(f"style_weights must be a list of numbers; got {w!r}",
+                              params=("style_weights",))
+
     def validate(self, num_styles: int) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise StylenormError(f"alpha must be between 0 and 1; got {self.alpha}",
-                                 params=("alpha",))
-        if self.size < 0 or self.style_size < 0:
-            raise StylenormError("size and style_size must be >= 0 (0 keeps the original)",
-                                 params=("size", "style_size"))
+        self.validate_values()
         if self.style_weights is not None:
-            w = self.style_weights
+            w = list(self.style_weights)
             if len(w) != num_styles:
-                raise StylenormError(
+                raise OptionError(
                     f"style_weights has {len(w)} values for {num_styles} style images",
                     params=("style_weights",))
             if not all(math.isfinite(v) and v >= 0 for v in w) or sum(w) <= 0:
-                raise StylenormError(f"style_weights must be >= 0 with a positive sum; got {w}",
-                                     params=("style_weights",))
+                raise OptionError(f"style_weights must be >= 0 with a positive sum; got {w}",
+                                  params=("style_weights",))
 
 
 class Stylizer:
     """A loaded model on a device at a precision, reusable across many images."""
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", progress: bool = False) -> None:
+        self.progress = progress  # a tile progress bar on stderr once a run passes a second
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(precision, self.device)
         self.model = load_model(model).to(self.device, self.dtype)
@@ -88,6 +133,7 @@ class Stylizer:
                         ) -> torch.Tensor:
         """Stylise a (1, 3, H, W) content in [0, 1]; returns (1, 3, H, W) in [0, 1]."""
         if isinstance(self.model, FixedStyleModel):
+            options.check_whole("the content", *content.shape[-2:], "size")
             return self.stylize_cin(content, styles, options, mask)
         if not styles:
             raise StylenormError("give at least one style image: this model takes its style "
@@ -100,9 +146,7 @@ class Stylizer:
         options.validate(len(styles))
         recolour = content if options.preserve_color else None
         if mask is not None:
-            if len(styles) != 2:
-                raise StylenormError(f"mask needs exactly 2 style images; got {len(styles)}",
-                                     params=("mask",))
+            check_mask_styles(len(styles))
             codes = [self.style_code([s], None, recolour) for s in styles]
             code = type(codes[0]).cat(codes)
             mask = mask.to(self.device)
@@ -145,21 +189,32 @@ class Stylizer:
         h, w = content.shape[-2:]
         if should_tile(h, w, options.tile) and (options.tile or can_tile(self.model)):
             tiles = TileOptions(tile=options.tile_size)
-            return stylize_tiled(self.model, content, code, options.alpha, tiles, mask)
-        out = self.model(self.model.prepare(content), code, options.alpha, mask)
+            side = tiles.tile + 2 * tiles.halo
+            options.check_whole(f"a tile with its halo ({tiles.halo} px each side)", side, side,
+                                "tile_size")
+            with tqdm(total=tile_count(self.model, h, w, tiles), unit="tile", desc="stylize",
+                      disable=not self.progress, delay=PROGRESS_DELAY_S, leave=False,
+                      file=sys.stderr) as bar:
+                return stylize_tiled(self.model, content, code, options.alpha, tiles, mask,
+                                     on_tile=lambda stage, shape: bar.update(1))
+        options.check_whole("the content", h, w, "size")
+        # one model call, no count to show: a spinner, on a terminal only (no \r into logs)
+        with spinner(self.progress and sys.stderr.isatty(), delay=PROGRESS_DELAY_S):
+            out = self.model(self.model.prepare(content), code, options.alpha, mask)
         return out[..., :h, :w].clamp(0, 1).float().cpu()
 
     def load_styles(self, paths: list[Path], options: StylizeOptions) -> list[torch.Tensor]:
-        return [
-            load_image(p, options.style_size, options.crop, options.max_pixels, MIN_IMAGE_SIZE).rgb
-            for p in paths
-        ]
+        return [load_image(p, options.style_size, options.crop, options.max_pixels, MIN_IMAGE_SIZE,
+                           result_limit=options.style_limit()).rgb for p in paths]
 
     def stylize_file(self, content_path: str | os.PathLike, style_paths: list,
                      output: str | os.PathLike, options: StylizeOptions | None = None,
-                     mask_path: str | os.PathLike | None = None) -> Path:
-        """Read, stylise and atomically write one image; returns the output path."""
+                     mask_path: str | os.PathLike | None = None,
+                     log: Callable[[str], None] | None = None) -> Path:
+        """Read, stylise and atomically write one image; returns the output path. ``log``
+        receives notes (a mask resized to the content)."""
         options = options or StylizeOptions()
+        options.validate_values()
         output = Path(output)
         image_format(output)
         inputs = [Path(content_path), *map(Path, style_paths)]
@@ -168,32 +223,71 @@ class Stylizer:
         if any(output.resolve() == p.resolve() for p in inputs if p.exists()):
             raise StylenormError(
                 f"{output}: output path is one of the inputs; refusing to overwrite")
+        if mask_path is not None and not isinstance(self.model, FixedStyleModel):
+            check_mask_styles(len(style_paths))  # before the mask is read
         content = load_image(content_path, options.size, options.crop, options.max_pixels,
                              MIN_IMAGE_SIZE)
         styles = self.load_styles([Path(p) for p in style_paths], options)
-        mask = (load_mask(mask_path, content, options.max_pixels) if mask_path is not None
+        mask = (load_mask(mask_path, content, options.max_pixels, log) if mask_path is not None
                 else None)
         result = self.stylize_tensors(content.rgb, styles, options, mask)
         return save_image(result, output, content.alpha)
 
 
+def check_mask_styles(num_styles: int) -> None:
+    if num_styles != 2:
+        raise StylenormError(f"mask needs exactly 2 style images; got {num_styles}",
+                             params=("mask",))
+
+
 def load_mask(path: str | os.PathLike, content: LoadedImage,
-              max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
-    """A (1, 1, H, W) mask in [0, 1] (luminance) at the content's size."""
+              max_pixels: int = DEFAULT_MAX_PIXELS,
+              log: Callable[[str], None] | None = None) -> torch.Tensor:
+    """A (1, 1, H, W) mask in [0, 1] (luminance) at the content's size. A mask of another
+    aspect ratio than the content is refused (stretching it would move its regions); one of
+    another size is resized, and ``log`` is told so."""
     rgb = load_image(path, max_pixels=max_pixels).rgb
     grey = rgb.mean(dim=1, keepdim=True)
-    size = content.rgb.shape[-2:]
-    return torch.nn.functional.interpolate(grey, size=size, mode="bilinear", align_corners=False)
+    (mh, mw), (ch, cw) = rgb.shape[-2:], content.rgb.shape[-2:]
+    if abs(math.log((mw / mh) / (cw / ch))) > 0.02:
+        raise StylenormError(
+            f"{path}: mask is {mw}x{mh} (aspect {mw / mh:.3g}) but the content is {cw}x{ch} "
+            f"(aspect {cw / ch:.3g}); give a mask of the content's aspect ratio")
+    if (mh, mw) != (ch, cw) and log is not None:
+        log(f"note: mask {path} resized from {mw}x{mh} to the content's {cw}x{ch}")
+    return torch.nn.functional.interpolate(grey, size=(ch, cw), mode="bilinear",
+                                           align_corners=False)
 
 
-def stylize(content: str | os.PathLike, styles: list, output: str | os.PathLike, *,
-            model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
-            precision: str = "fp32", mask: str | os.PathLike | None = None,
-            **options) -> Path:
-    """Stylise ``content`` with one or more ``styles`` and write ``output``.
+def stylize(content: str | os.PathLike, styles: str | os.PathLike | list,
+            output: str | os.PathLike, *, model: str | os.PathLike = DEFAULT_MODEL,
+            device: str = "auto", precision: str = "fp32",
+            mask: str | os.PathLike | None = None, **options) -> Path:
+    """Stylise ``content`` with one style (a path) or several (a list of paths; none for a CIN
+    model) and write ``output``.
 
     ``options`` are the fields of :class:`StylizeOptions` (alpha, style_weights, preserve_color,
-    size, style_size, crop, max_pixels).
+    size, style_size, crop, max_pixels, max_whole_pixels, tile, tile_size, style_index); each is
+    checked for type and range before anything is loaded.
     """
+    if isinstance(styles, (str, os.PathLike)):
+        styles = [styles]
+    elif isinstance(styles, bytes) or not isinstance(styles, Iterable):
+        raise OptionError(f"styles must be a path or a list of paths; got {styles!r}",
+                          params=("styles",))
+    styles = list(styles)
+    paths = {"content": [content], "styles": styles, "output": [output],
+             "mask": [] if mask is None else [mask]}
+    for name, values in paths.items():
+        for value in values:
+            if not isinstance(value, (str, os.PathLike)):
+                raise OptionError(f"{name} must be a path (str or os.PathLike); got {value!r}",
+                                  params=(name,))
+    unknown = sorted(set(options) - {f.name for f in fields(StylizeOptions)} - {"extra"})
+    if unknown:
+        raise OptionError(f"unknown option(s) {unknown}; StylizeOptions has "
+                          f"{sorted(f.name for f in fields(StylizeOptions))}")
+    stylize_options = StylizeOptions(**options)
+    stylize_options.validate_values()
     stylizer = Stylizer(model, device, precision)
-    return stylizer.stylize_file(content, list(styles), output, StylizeOptions(**options), mask)
+    return stylizer.stylize_file(content, styles, output, stylize_options, mask)

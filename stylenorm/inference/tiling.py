@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..errors import StylenormError
+from ..choices import DEFAULT_TILE_SIZE
+from ..errors import OptionError, StylenormError
 from ..models.protocol import ContentFeatures, StyleCodeLike, StyleModel
 from ..nn.statistics import global_mean_std
 
@@ -43,13 +44,15 @@ GRID = 8  # tile edges lie on multiples of 8 pixels: a feature edge for both cod
 class TileOptions:
     """Core tile side and context halo in pixels (both multiples of 8)."""
 
-    tile: int = 768
+    tile: int = DEFAULT_TILE_SIZE
     halo: int = 64
 
     def validate(self) -> None:
-        if self.tile < 2 * GRID or self.tile % GRID:
-            raise StylenormError(f"tile_size must be a multiple of 8 and >= 16; got {self.tile}",
-                                 params=("tile_size",))
+        least = max(2 * GRID, self.halo)  # a tile is at least as wide as its context
+        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < least \
+                or self.tile % GRID:
+            raise OptionError(f"tile_size must be a multiple of 8 and >= {least}; got "
+                              f"{self.tile!r}", params=("tile_size",))
         if self.halo < 0 or self.halo % GRID or self.halo > self.tile:
             raise StylenormError(
                 f"tile halo must be a multiple of 8 between 0 and the tile size {self.tile}; "
@@ -207,6 +210,17 @@ def stylize_tiled(model: nn.Module, content: Tensor, code: StyleCodeLike, alpha:
     options = options or TileOptions()
     feats = encode_content(model, content, options, on_tile)
     return decode_tiled(model, feats, code, alpha, options, mask, on_tile).clamp(0, 1)
+
+
+def tile_count(model: StyleModel, height: int, width: int, options: TileOptions) -> int:
+    """How many tiles :func:`stylize_tiled` runs for a ``height x width`` content (encode and
+    decode), as its ``on_tile`` hook counts them."""
+    fh, fw = model.feature_size(height, width)
+    s = model.feature_scale
+    encode = len(spans(height, options.tile, GRID)) * len(spans(width, options.tile, GRID))
+    decode = (len(spans(fh, options.tile // s, GRID // s))
+              * len(spans(fw, options.tile // s, GRID // s)))
+    return encode + decode
 
 
 def tile_borders(height: int, width: int, options: TileOptions) -> tuple[list[int], list[int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import warnings
 from dataclasses import dataclass
@@ -13,11 +14,11 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ImageError
+from ..choices import DEFAULT_MAX_PIXELS
+from ..errors import DiskFullError, ImageError
 from .atomic import atomic_write
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
-DEFAULT_MAX_PIXELS = 20_000 * 20_000
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 
 
@@ -30,7 +31,67 @@ class LoadedImage:
     path: Path
 
 
-def _open(path: Path, max_pixels: int) -> Image.Image:
+def resized_size(width: int, height: int, size: int = 0, crop: bool = False) -> tuple[int, int]:
+    """The (width, height) that :func:`load_image` gives a ``width x height`` image: the shorter
+    side becomes ``size`` (torchvision's rule), then ``crop`` keeps a ``size x size`` square."""
+    if size <= 0:
+        return width, height
+    if crop:
+        return size, size
+    if width <= height:
+        return size, int(size * height / width)
+    return int(size * width / height), size
+
+
+# Working bytes per pixel, measured loosely: decoding holds the image as float32 RGBA and a copy
+# (about 20 bytes per source pixel); after resizing, the resized tensor, its clamped copy, the
+# RGB and alpha, the stylised output and its 8-bit encoding (about 64 per result pixel).
+DECODE_BYTES, RESULT_BYTES = 20, 64
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the kernel says are available now (Linux), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_memory(path: Path, width: int, height: int, w: int, h: int, size: int) -> None:
+    """Refuse an image whose decoding and resizing would not fit in the available memory."""
+    need = width * height * DECODE_BYTES + w * h * RESULT_BYTES
+    free = available_memory()
+    if free is not None and need > free:
+        resized = f", {w}x{h} after resizing to a shorter side of {size} px" if size > 0 else ""
+        raise ImageError(
+            f"{path}: image is {width}x{height}{resized}; that needs about {need / 2**30:.1f} "
+            f"GiB and {free / 2**30:.1f} GiB of memory is available (lower --size)")
+
+
+def _check_limits(path: Path, width: int, height: int, size: int, crop: bool, max_pixels: int,
+                  result_limit: tuple[int, str] | None) -> None:
+    """Refuse an image whose decoded or resized pixels pass their limits (before decoding)."""
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{path}: image is {width}x{height} ({width * height} pixels); the limit is "
+            f"{max_pixels} (raise it with --max-pixels)"
+        )
+    limit, hint = result_limit or (max_pixels, "raise it with --max-pixels")
+    w, h = resized_size(width, height, size, crop)
+    if w * h > limit:
+        raise ImageError(
+            f"{path}: image is {width}x{height}, {w}x{h} after resizing to a shorter side of "
+            f"{size} px ({w * h} pixels); the limit is {limit} ({hint})"
+        )
+    _check_memory(path, width, height, w, h, size)
+
+
+def _open(path: Path, max_pixels: int, size: int = 0, crop: bool = False,
+          result_limit: tuple[int, str] | None = None) -> Image.Image:
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
@@ -43,12 +104,7 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
             # other warnings are about odd metadata (corrupt EXIF, long tags): the pixels decide
             warnings.simplefilter("ignore")
             image = Image.open(path)
-            w, h = image.size
-            if w * h > max_pixels:
-                raise ImageError(
-                    f"{path}: image is {w}x{h} ({w * h} pixels); the limit is {max_pixels} "
-                    "(raise it with --max-pixels)"
-                )
+            _check_limits(path, *image.size, size, crop, max_pixels, result_limit)
             image.seek(0)  # first frame of animations
             image.load()
     except (ImageError, MemoryError):
@@ -87,17 +143,23 @@ def load_image(
     crop: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_size: int = 1,
+    *,
+    result_limit: tuple[int, str] | None = None,
 ) -> LoadedImage:
     """Read an image as RGB in [0, 1], honouring EXIF orientation.
 
     ``size > 0`` resizes the shorter side to ``size`` (bilinear, antialiased); ``crop`` then
     takes the central ``size x size`` square. ``size == 0`` keeps the original size.
 
+    Both the declared size and the size after resizing are checked before any pixel is
+    decoded: the first against ``max_pixels``, the second against ``result_limit`` (pixels and
+    how to raise them; ``max_pixels`` when None).
+
     Shape:
         rgb (1, 3, H, W); alpha (1, 1, H, W) or None when the image is fully opaque.
     """
     path = Path(path)
-    image = _open(path, max_pixels)
+    image = _open(path, max_pixels, size, crop, result_limit)
     with contextlib.suppress(Exception), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a corrupt EXIF block is not worth refusing pixels for
         image = ImageOps.exif_transpose(image)
@@ -109,6 +171,10 @@ def load_image(
     tensor = tensor.clamp(0, 1)
     h, w = tensor.shape[-2:]
     if min(h, w) < min_size:
+        if size > 0:
+            raise ImageError(f"{path}: image is {image.width}x{image.height}, {w}x{h} after "
+                             f"resizing to a shorter side of {size} px; expected at least "
+                             f"{min_size}x{min_size}")
         raise ImageError(f"{path}: image is {w}x{h}; expected at least {min_size}x{min_size}")
     rgb, alpha = tensor[:, :3].contiguous(), tensor[:, 3:]
     return LoadedImage(rgb=rgb, alpha=None if bool((alpha >= 1).all()) else alpha, path=path)
@@ -151,7 +217,8 @@ def save_image(
     except PermissionError:
         raise ImageError(f"{path}: permission denied writing the output") from None
     except OSError as exc:
-        raise ImageError(f"{path}: cannot write output ({exc.strerror or exc})") from None
+        error = DiskFullError if exc.errno == errno.ENOSPC else ImageError
+        raise error(f"{path}: cannot write output ({exc.strerror or exc})") from None
     return path
 
 

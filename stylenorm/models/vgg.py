@@ -12,11 +12,11 @@ Two families share one layer layout:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from enum import Enum
 
 import torch
 from torch import nn
 
+from ..choices import EncoderFamily
 from ..nn.fused import conv_act
 
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -32,11 +32,6 @@ VGG_LAYERS: tuple[tuple[str, int, int], ...] = (
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class EncoderFamily(str, Enum):
-    NORMALISED = "normalised"
-    TORCHVISION = "torchvision"
 
 
 @dataclass

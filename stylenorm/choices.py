@@ -1,0 +1,37 @@
+"""The names the command line offers (devices, precisions, formats, encoder families) and the
+defaults it shows, in a module that imports no torch: ``stylenorm --help`` and ``--version``
+answer from here without loading the library's heavy parts."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+DEFAULT_MODEL = "lite"  # shipped in weights/ (stylenorm.bundled); needs no VGG
+DEFAULT_MAX_PIXELS = 20_000 * 20_000  # the most pixels an input image may declare
+# The most pixels a model runs on in one piece (a style, a tile with its halo, a CIN content):
+# a 64-channel float32 activation of 8 MP is 2 GB, and the encoder holds several at once.
+MAX_WHOLE_PIXELS = 8_000_000
+DEFAULT_TILE_SIZE = 768  # core tile side in px
+
+
+class Device(str, Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+
+class Precision(str, Enum):
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
+class ExportFormat(str, Enum):
+    ONNX = "onnx"
+
+
+class EncoderFamily(str, Enum):
+    NORMALISED = "normalised"
+    TORCHVISION = "torchvision"
