@@ -42,14 +42,15 @@ def _log_ticks(low: float, high: float) -> list[float]:
 
 
 def loss_curve(records: Sequence[Mapping], keys: Sequence[str], path: str | os.PathLike,
-               size: tuple[int, int] = (800, 450)) -> Path:
-    """Plot ``keys`` of the JSONL ``records`` (with ``iter``) against the iteration, log-scale y,
+               size: tuple[int, int] = (800, 450), x_key: str = "iter",
+               x_label: str = "iteration") -> Path:
+    """Plot ``keys`` of the JSONL ``records`` against ``x_key`` (the iteration), log-scale y,
     each smoothed over a window of about 2% of the points."""
     width, height = size
     left, right, top, bottom = 70, 20, 20, 40
     image = Image.new("RGB", size, WHITE)
     draw, font = ImageDraw.Draw(image), ImageFont.load_default()
-    xs = [r["iter"] for r in records]
+    xs = [r[x_key] for r in records]
     series = {k: smooth([max(float(r[k]), 1e-12) for r in records], max(1, len(records) // 50))
               for k in keys if records and k in records[0]}
     values = [v for s in series.values() for v in s]
@@ -72,9 +73,9 @@ def loss_curve(records: Sequence[Mapping], keys: Sequence[str], path: str | os.P
             draw.line([(left, py), (width - right, py)], fill=GREY)
             draw.text((5, py - 6), f"{tick:.0e}", fill=BLACK, font=font)
     draw.rectangle([left, top, width - right, height - bottom], outline=BLACK)
-    draw.text((left, height - bottom + 8), str(xlo), fill=BLACK, font=font)
-    draw.text((width - right - 60, height - bottom + 8), str(xhi), fill=BLACK, font=font)
-    draw.text((width // 2 - 30, height - bottom + 8), "iteration", fill=BLACK, font=font)
+    draw.text((left, height - bottom + 8), f"{xlo:.4g}", fill=BLACK, font=font)
+    draw.text((width - right - 60, height - bottom + 8), f"{xhi:.4g}", fill=BLACK, font=font)
+    draw.text((width // 2 - 30, height - bottom + 8), x_label, fill=BLACK, font=font)
     for i, (key, ys) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         draw.line([point(x, y) for x, y in zip(xs, ys, strict=True)], fill=colour, width=2)
