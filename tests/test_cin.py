@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -113,6 +114,15 @@ def test_train_then_stylize_by_index_and_mix(random_store, folders):
             stylizer.stylize_tensors(content, [], options)
     with pytest.raises(StylenormError, match="own styles"):
         stylizer.stylize_tensors(content, [torch.rand(1, 3, 16, 16)], StylizeOptions())
+
+
+def test_an_unreadable_style_image_is_reported_and_skipped(random_store, folders, caplog):
+    (folders / "styles" / "c_broken.png").write_bytes(b"not an image")
+    with caplog.at_level(logging.WARNING, logger="stylenorm"):
+        result = train_cin(tiny(folders, sample_every=0), progress=False)
+    assert read_meta(result.model_path).config["style_names"] == ["a_dots", "b_waves"]
+    hits = [r.getMessage() for r in caplog.records if "c_broken.png" in r.getMessage()]
+    assert len(hits) == 1 and "skipping unreadable image" in hits[0]
 
 
 def test_extend_trains_only_new_rows(random_store, folders):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import StylenormError
+from ..errors import ImageError, StylenormError
 from ..hub.weights import save_weights
 from ..io.images import load_image
 from ..models.cin import CINConfig, CINTransformer
@@ -31,7 +31,7 @@ from ..models.vgg import TAPS, VGGEncoder
 from ..nn.conditional import one_hot_weights
 from ..nn.losses import content_loss, gram_matrix, gram_target_loss, tv_loss
 from .common import FrozenEncoder, crop_data, find_inputs
-from .data import validation_images
+from .data import log, validation_images
 from .loop import TrainConfig, TrainResult, fit, load_frozen_encoder
 
 __all__ = ["CINTask", "CINTrainConfig", "train_cin"]
@@ -164,14 +164,29 @@ def freeze_old_styles(network: CINTransformer, old: int) -> None:
             param.register_hook(lambda grad, m=mask: grad * m.to(grad))
 
 
-def style_grams(encoder: VGGEncoder, paths: list[Path], size: int, layers, device: torch.device
-                ) -> dict[str, torch.Tensor]:
-    """Per layer, the (K, C, C) Gram matrices of the K style images (shorter side ``size``)."""
+def readable_styles(paths: list[Path], size: int) -> dict[Path, torch.Tensor]:
+    """The style images that decode (shorter side ``size``), by path; each unreadable one is
+    reported once and skipped, as the other trainers skip unreadable images."""
+    images = {}
+    for path in paths:
+        try:
+            images[path] = load_image(path, size=size).rgb
+        except ImageError as exc:
+            log.warning("warning: skipping unreadable image: %s", exc)
+    if not images:
+        raise StylenormError(f"--styles {paths[0].parent}: none of its {len(paths)} images "
+                             "is readable")
+    return images
+
+
+def style_grams(encoder: VGGEncoder, images: dict[Path, torch.Tensor], layers,
+                device: torch.device) -> dict[str, torch.Tensor]:
+    """Per layer, the (K, C, C) Gram matrices of the K style images."""
     encoder = encoder.to(device)
     grams: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     with torch.no_grad():
-        for path in paths:
-            feats = encoder(load_image(path, size=size).rgb.to(device))
+        for rgb in images.values():
+            feats = encoder(rgb.to(device))
             for layer in layers:
                 grams[layer].append(gram_matrix(feats[layer])[0])
     return {layer: torch.stack(values) for layer, values in grams.items()}
@@ -198,11 +213,12 @@ def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = 
               ) -> TrainResult:
     """Train (or extend, or resume) a multi-style CIN network; see the module doc."""
     device, contents, styles = find_inputs(config, style="styles")
-    style_paths = sorted(styles, key=lambda p: (p.name, str(p)))
+    images = readable_styles(sorted(styles, key=lambda p: (p.name, str(p))), config.style_size)
+    style_paths = list(images)
     encoder, encoder_meta = load_frozen_encoder(config.encoder)
     torch.manual_seed(config.seed)
     network, old = build_network(config, [p.stem for p in style_paths])
-    grams = style_grams(encoder, style_paths, config.style_size, config.style_layers, device)
+    grams = style_grams(encoder, images, config.style_layers, device)
     targets = StyleTargets(grams, rows=list(range(old, old + len(style_paths))))
     samples = validation_images(contents, config.crop_size, config.sample_count, device)
     task = CINTask(config, encoder, network, targets, samples, frozen_rows=old)
