@@ -216,3 +216,19 @@ def test_spinner_shows_only_work_that_takes_time(capsys):
     with spinner(False, delay=0):
         time.sleep(0.2)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_stylizing_imports_neither_torchvision_nor_the_compiler():
+    """What a 512 px stylise pays before its tenth of a second of work: torchvision (its models)
+    and torch._dynamo (pulled in by building a model on the meta device) cost about a second."""
+    code = ("import sys; import torch\n"
+            "from stylenorm.inference.stylize import StylizeOptions, Stylizer\n"
+            "s = Stylizer('lite', device='cpu')\n"
+            "s.stylize_tensors(torch.rand(1, 3, 64, 64), [torch.rand(1, 3, 64, 64)], "
+            "StylizeOptions())\n"
+            "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
+import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..choices import DEFAULT_MAX_PIXELS
@@ -41,6 +41,29 @@ def resized_size(width: int, height: int, size: int = 0, crop: bool = False) -> 
     if width <= height:
         return size, int(size * height / width)
     return int(size * width / height), size
+
+
+def resize_to(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear, antialiased resize of float images (torchvision's ``resize`` for tensors,
+    without importing torchvision on the inference path). Shape: (N, C, H, W) -> (N, C, *size)."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def resize_shorter_side(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The shorter side resized to ``size`` by :func:`resized_size`'s rule (torchvision's)."""
+    h, w = images.shape[-2:]
+    new_w, new_h = resized_size(w, h, size)
+    return resize_to(images, (new_h, new_w))
+
+
+def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The centred ``size x size`` square (offsets rounded as torchvision's ``center_crop``) of
+    images at least that large. Shape: (..., H, W) -> (..., size, size)."""
+    h, w = images.shape[-2:]
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return images[..., top : top + size, left : left + size]
 
 
 # Working bytes per pixel, measured loosely: decoding holds the image as float32 RGBA and a copy
@@ -165,9 +188,9 @@ def load_image(
         image = ImageOps.exif_transpose(image)
     tensor = torch.from_numpy(_to_rgba_array(image)).permute(2, 0, 1).unsqueeze(0)
     if size > 0:
-        tensor = TF.resize(tensor, size, antialias=True)
+        tensor = resize_shorter_side(tensor, size)
         if crop:
-            tensor = TF.center_crop(tensor, size)
+            tensor = centre_crop(tensor, size)
     tensor = tensor.clamp(0, 1)
     h, w = tensor.shape[-2:]
     if min(h, w) < min_size:
@@ -198,7 +221,7 @@ def to_pil(rgb: torch.Tensor, alpha: torch.Tensor | None = None) -> Image.Image:
     if alpha is not None:
         alpha = alpha.detach().float().cpu().reshape(1, *alpha.shape[-2:])
         if alpha.shape[-2:] != rgb.shape[-2:]:
-            alpha = TF.resize(alpha, list(rgb.shape[-2:]), antialias=True)
+            alpha = resize_to(alpha[None], tuple(rgb.shape[-2:]))[0]
         channels.append(alpha)
     array = torch.cat(channels).mul(255).add(0.5).clamp(0, 255).to(torch.uint8)
     return Image.fromarray(array.permute(1, 2, 0).numpy())

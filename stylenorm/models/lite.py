@@ -133,7 +133,7 @@ class Modulator(nn.Module):
         super().__init__()
         self.linear = nn.Linear(2 * channels, 2 * channels)
         nn.init.zeros_(self.linear.bias)
-        if identity:
+        if identity and not self.linear.weight.is_meta:  # a meta build (sizing) holds no values
             with torch.no_grad():
                 self.linear.weight.copy_(torch.eye(2 * channels).roll(channels, dims=0))
         else:
