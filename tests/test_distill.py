@@ -13,8 +13,7 @@ from stylenorm.errors import StylenormError
 from stylenorm.hub.weights import read_meta
 from stylenorm.hub.zoo import load_frozen_encoder, load_model
 from stylenorm.models.vgg import TAPS
-from stylenorm.nn.losses import mean_std_style_loss
-from stylenorm.training.distill import DistillConfig, load_teacher, style_stats_loss, train_distill
+from stylenorm.training.distill import DistillConfig, load_teacher, train_distill
 from stylenorm.training.teacher_cache import CacheData, CacheSpec, TeacherCache, build_teacher_cache
 
 
@@ -97,15 +96,6 @@ def test_batches_are_reproducible_and_flip_content_with_target(random_store, fol
             expected = targets[index].flip(-1) if flipped else targets[index]
             assert torch.equal(target, expected)
     assert flipped_seen
-
-
-def test_style_stats_loss_equals_the_measured_style_loss():
-    torch.manual_seed(0)
-    feat, style = torch.randn(2, 8, 6, 6), torch.randn(2, 8, 5, 7)
-    mean = style.mean((-2, -1), keepdim=True)
-    std = (style.var((-2, -1), keepdim=True) + 1e-5).sqrt()
-    expected = mean_std_style_loss({"x": feat}, {"x": style}, ["x"])
-    assert torch.allclose(style_stats_loss(feat, mean, std), expected, atol=1e-6)
 
 
 def test_distillation_trains_resumes_exactly_and_records_the_teacher(random_store, folders,

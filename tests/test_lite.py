@@ -168,3 +168,17 @@ def test_init_grows_a_shallower_model_without_changing_its_output(model, tmp_pat
     wider = LiteModel(LiteConfig(widths=(8, 16, 40), res_blocks=1, style_size=32))
     with pytest.raises(WeightsError, match="shape"):
         start_from(wider, str(path), "lite", complete=grown_state)
+
+
+def test_the_lost_detail_is_decoded_once_per_content_not_per_style(model, monkeypatch):
+    content = torch.rand(2, 3, 32, 32)
+    codes = [model.style_code(torch.rand(2, 3, 32, 32)) for _ in range(3)]
+    calls = []
+    decode = model.decode
+    monkeypatch.setattr(model, "decode", lambda *a, **k: calls.append(1) or decode(*a, **k))
+    with torch.no_grad():
+        feats = model.encode_content(content)
+        assert len(calls) == 1 and feats.detail.shape == content.shape
+        outs = [model.decode_features(feats, code, 0.5) for code in codes]
+    assert len(calls) == 1 + len(codes)  # one decode per style on top of the one rebuild
+    assert all(out.shape == content.shape for out in outs)

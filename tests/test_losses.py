@@ -14,6 +14,7 @@ from stylenorm.nn.losses import (
     gram_style_loss,
     mean_std_loss,
     mean_std_style_loss,
+    mean_std_target_loss,
     tv_loss,
 )
 from stylenorm.nn.statistics import channel_mean_std
@@ -130,3 +131,17 @@ def test_channel_mean_std_keeps_dtype_of_gradient_and_layout():
     assert x.grad.dtype == torch.bfloat16 and x.grad.shape == x.shape
     with pytest.raises(ValueError, match="at least 2 spatial"):
         channel_mean_std(torch.ones(1, 3, 1, 1))
+
+
+def test_mean_std_target_loss_against_given_statistics():
+    torch.manual_seed(0)
+    feat, style = torch.randn(2, 8, 6, 6), torch.randn(2, 8, 5, 7)
+    mean = style.mean((-2, -1), keepdim=True)
+    std = (style.var((-2, -1), keepdim=True) + 1e-5).sqrt()
+    o_mean = feat.mean((-2, -1), keepdim=True)
+    o_std = (feat.var((-2, -1), keepdim=True) + 1e-5).sqrt()
+    expected = ((o_mean - mean) ** 2).mean() + ((o_std - std) ** 2).mean()
+    assert torch.allclose(mean_std_target_loss(feat, mean, std), expected, atol=1e-6)
+    assert torch.allclose(mean_std_loss(feat, style), expected, atol=1e-6)
+    one = mean_std_target_loss(feat, mean[:1], std[:1])  # one style's statistics for all
+    assert torch.allclose(one, mean_std_loss(feat, style[:1]), atol=1e-6)

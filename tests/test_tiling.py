@@ -192,7 +192,7 @@ def test_lite_tiled_output_matches_untiled(lite_stylizer, content, alpha):
             whole = model(lite_stylizer.model.prepare(content), code, alpha, m)[..., :184, :152]
         assert tiled.shape == (1, 3, 184, 152) and whole.std() > 0.05
         assert psnr(tiled, whole.clamp(0, 1)) > 40
-        if alpha == 0.0:  # the content itself, tile by tile (restore_detail)
+        if alpha == 0.0:  # the content itself, tile by tile (add_detail)
             assert psnr(tiled, content.clamp(0, 1)) > 60
     if alpha == 0.0:
         return

@@ -192,7 +192,7 @@ class _Run:
         side = tiles.tile + 2 * tiles.halo
         self.options.check_whole("a tile with its halo", side, side, "tile_size")
         model, rgb = self.stylizer.model, content.image.rgb
-        feats = encode_content(model, rgb, tiles)
+        feats = encode_content(model, rgb, tiles, own_code=self.options.alpha != 1.0)
         for job in content.jobs:
             code = self.code(job.style, rgb)
             out = decode_tiled(model, feats, code, self.options.alpha, tiles).clamp(0, 1)

@@ -80,7 +80,7 @@ class ExportableLite(nn.Module):
         own = self.style_code(content)
         features = self.model.content_features(content)
         image = crop(self.model.decode(features, self.style_code(style).lerp(own, alpha)), h, w)
-        rebuilt = crop(self.model.decode(features, own), h, w)  # restore_detail, traceable
+        rebuilt = crop(self.model.decode(features, own), h, w)  # add_detail, traceable
         return (image + (1 - alpha) * (content - rebuilt)).clamp(0, 1)
 
 

@@ -128,14 +128,18 @@ def encode_tiled(model: nn.Module, image: Tensor, options: TileOptions,
 
 
 def encode_content(model: nn.Module, image: Tensor, options: TileOptions,
-                   on_tile: TileHook | None = None) -> ContentFeatures:
-    """Encode once in tiles and take the global statistics (and, for models whose ``alpha``
-    blends codes, the whole content's own code); reusable for many styles."""
+                   on_tile: TileHook | None = None, own_code: bool = True) -> ContentFeatures:
+    """Encode once in tiles and take the global statistics and, with ``own_code`` (for
+    ``alpha`` < 1), the whole content's own code and, for models that restore detail, the detail
+    their tiled rebuild from that code loses; reusable for many styles."""
     feats = encode_tiled(model, image, options, on_tile)
     mean, std = global_mean_std(feats)
-    own = model.own_code(model.prepare(image))
-    pixels = image.float() if model.restores_detail else None
-    return ContentFeatures(feats, mean, std, own, (image.shape[-2], image.shape[-1]), pixels)
+    size = (image.shape[-2], image.shape[-1])
+    own = model.own_code(model.prepare(image)) if own_code else None
+    content = ContentFeatures(feats, mean, std, own, size)
+    if own is not None and model.restores_detail:
+        content.detail = image.float().cpu() - decode_tiled(model, content, own, 1.0, options)
+    return content
 
 
 def _raised_cosine(pos: Tensor, edge: float, radius: int) -> Tensor:
@@ -208,7 +212,7 @@ def stylize_tiled(model: nn.Module, content: Tensor, code: StyleCodeLike, alpha:
                   on_tile: TileHook | None = None) -> Tensor:
     """Stylise a (1, 3, H, W) content in [0, 1] in tiles; returns (1, 3, H, W) in [0, 1]."""
     options = options or TileOptions()
-    feats = encode_content(model, content, options, on_tile)
+    feats = encode_content(model, content, options, on_tile, own_code=alpha != 1.0)
     return decode_tiled(model, feats, code, alpha, options, mask, on_tile).clamp(0, 1)
 
 

@@ -11,7 +11,7 @@ Nothing in the decoder depends on statistics of the content, so an image split i
 decoded consistently once the bottleneck's content statistics are taken globally
 (``content_stats``). ``alpha`` mixes the style's code with the content's own code (from the
 style encoder); the model is trained to rebuild a content from its own code, and what the
-rebuild loses is added back in proportion to ``1 - alpha`` (:func:`restore_detail`), so
+rebuild loses is added back in proportion to ``1 - alpha`` (:func:`add_detail`), so
 ``alpha = 0`` returns the content exactly and smaller ``alpha`` moves smoothly toward it.
 
 The fast path (:meth:`~.protocol.InferenceSwitch.use_fast_path`) runs the same modules with every
@@ -174,7 +174,7 @@ class LiteModel(InferenceSwitch, nn.Module):
 
     kind = "lite"
     feature_scale = 4  # the bottleneck lies after two stride-2 convolutions
-    restores_detail = True  # alpha < 1 adds back the content's lost detail: restore_detail
+    restores_detail = True  # alpha < 1 adds back the content's lost detail: add_detail
 
     def __init__(self, config: LiteConfig | None = None) -> None:
         super().__init__()
@@ -221,12 +221,16 @@ class LiteModel(InferenceSwitch, nn.Module):
 
     def encode_content(self, images: torch.Tensor, own_code: bool = True) -> ContentFeatures:
         """Bottleneck features, their statistics and (``own_code``: for ``alpha`` < 1) the
-        content's own code and pixels."""
+        content's own code and the detail its rebuild from that code loses (decoded once here,
+        however many styles the features then serve)."""
         feats = self.content_features(images)
         mean, std = self.content_stats(feats)
         if not own_code:
             return ContentFeatures(feats, mean, std)
-        return ContentFeatures(feats, mean, std, self.own_code(images), None, images.float())
+        own = self.own_code(images)
+        h, w = images.shape[-2:]
+        detail = images.float() - self.decode(feats, own, (mean, std))[..., :h, :w]
+        return ContentFeatures(feats, mean, std, own, None, detail)
 
     def feature_size(self, height: int, width: int) -> tuple[int, int]:
         """The bottleneck's size: two stride-2 convolutions, rounded up."""
@@ -246,10 +250,7 @@ class LiteModel(InferenceSwitch, nn.Module):
         if alpha == 1.0:
             return self.decode(content.features, code, stats, mask)
         styled = self.decode(content.features, code.lerp(content.own_code, alpha), stats, mask)
-        if content.pixels is None:
-            return styled
-        rebuilt = self.decode(content.features, content.own_code, stats)
-        return restore_detail(styled, rebuilt, content.pixels, alpha)
+        return styled if content.detail is None else add_detail(styled, content.detail, alpha)
 
     def decode(self, feat, code: LiteCode, stats=None, mask=None) -> torch.Tensor:
         """Image from bottleneck features, a code (1 style, or 2 with a mask) and the content's
@@ -274,17 +275,16 @@ class LiteModel(InferenceSwitch, nn.Module):
         return self.decode_features(self.encode_content(content), code, alpha, mask)
 
 
-def restore_detail(styled: torch.Tensor, rebuilt: torch.Tensor, pixels: torch.Tensor,
-                   alpha: float | torch.Tensor) -> torch.Tensor:
-    """``styled + (1 - alpha) * (pixels - rebuilt)``: at ``alpha`` < 1 the content's detail that
-    the decoder loses when it rebuilds the content from its own code (``rebuilt``) is added back
-    in proportion, so ``alpha = 0`` returns the content exactly and ``alpha`` moves smoothly
-    toward the full style. ``pixels`` may be smaller than the decoder's output (sizes that are
-    not a multiple of 4); the rest is left as decoded.
+def add_detail(styled: torch.Tensor, detail: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``styled + (1 - alpha) * detail``, with ``detail`` the content minus the decoder's rebuild
+    of it from its own code: at ``alpha`` < 1 what that rebuild loses is added back in
+    proportion, so ``alpha = 0`` returns the content exactly and ``alpha`` moves smoothly toward
+    the full style. ``detail`` may be smaller than the decoder's output (sizes that are not a
+    multiple of 4); the rest is left as decoded.
 
-    Shape: styled, rebuilt (N, 3, H', W'); pixels (N, 3, H, W) with H <= H', W <= W'."""
-    h, w = pixels.shape[-2:]
-    detail = pixels.to(rebuilt.device, torch.float32) - rebuilt[..., :h, :w].float()
+    Shape: styled (N, 3, H', W'); detail (N, 3, H, W) with H <= H', W <= W'."""
+    h, w = detail.shape[-2:]
+    detail = detail.to(styled.device, torch.float32)
     out = styled.float().clone()
     out[..., :h, :w] += (1 - alpha) * detail
     return out

@@ -32,10 +32,11 @@ class ContentFeatures:
     """A content's features (model dtype), their per-channel mean and std (float32), the
     content's own code where the model blends toward it for ``alpha`` < 1 (else None), the
     content's size in pixels where it is known, and, for models that restore the content's
-    detail at ``alpha`` < 1, the content's pixels that the features cover (else None).
+    detail at ``alpha`` < 1, that detail: the content minus the model's rebuild of it from its
+    own code, computed once per content (else None).
 
     Shape:
-        features (N, C, h, w); mean, std (N, C, 1, 1); pixels (N, 3, H, W).
+        features (N, C, h, w); mean, std (N, C, 1, 1); detail (N, 3, H, W).
     """
 
     features: Tensor
@@ -43,24 +44,24 @@ class ContentFeatures:
     std: Tensor
     own_code: Any = None
     image_size: tuple[int, int] | None = None
-    pixels: Tensor | None = None
+    detail: Tensor | None = None
 
     def select(self, rows: list[int]) -> ContentFeatures:
         """The contents at ``rows`` of the batch."""
         own = None if self.own_code is None else self.own_code.take(rows)
-        pixels = None if self.pixels is None else self.pixels[rows]
+        detail = None if self.detail is None else self.detail[rows]
         return ContentFeatures(self.features[rows], self.mean[rows], self.std[rows], own,
-                               self.image_size, pixels)
+                               self.image_size, detail)
 
     def region(self, rows: slice, cols: slice, scale: int) -> ContentFeatures:
         """The features of a tile (``rows``, ``cols`` in feature positions) with the whole
-        content's statistics and own code, and the pixels under them (``scale`` per feature)."""
-        pixels = None
-        if self.pixels is not None:
-            pixels = self.pixels[..., rows.start * scale : rows.stop * scale,
+        content's statistics and own code, and the detail under them (``scale`` per feature)."""
+        detail = None
+        if self.detail is not None:
+            detail = self.detail[..., rows.start * scale : rows.stop * scale,
                                  cols.start * scale : cols.stop * scale]
         return ContentFeatures(self.features[..., rows, cols], self.mean, self.std,
-                               self.own_code, None, pixels)
+                               self.own_code, None, detail)
 
 
 class StyleCodeLike(Protocol):
@@ -84,7 +85,7 @@ class StyleModel(Protocol):
 
     kind: str
     feature_scale: int
-    restores_detail: bool  # encode_content keeps the pixels for alpha < 1 (ContentFeatures)
+    restores_detail: bool  # encode_content keeps the content's lost detail for alpha < 1
 
     def use_fast_path(self, enabled: bool = True) -> StyleModel: ...
 

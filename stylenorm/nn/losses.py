@@ -22,7 +22,8 @@ from .norms import check_nchw
 from .statistics import channel_mean_std
 
 __all__ = ["content_loss", "gram_loss", "gram_matrix", "gram_style_loss",
-           "gram_target_loss", "mean_std_loss", "mean_std_style_loss", "tv_loss"]
+           "gram_target_loss", "mean_std_loss", "mean_std_target_loss", "mean_std_style_loss",
+           "tv_loss"]
 
 
 def content_loss(output: Tensor, target: Tensor) -> Tensor:
@@ -49,10 +50,19 @@ def mean_std_loss(output: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
         output (N, C, H, W), style (N or 1, C, H', W') -> scalar
     """
     check_nchw(style, output.shape[1], "mean_std_loss style")
+    return mean_std_target_loss(output, *channel_mean_std(style, eps), eps)
+
+
+def mean_std_target_loss(output: Tensor, mean: Tensor, std: Tensor, eps: float = 1e-5) -> Tensor:
+    """`mean_std_loss` against precomputed style statistics (as `channel_mean_std` gives
+    them), so a style's statistics are computed once and cached; each sample may have its own.
+
+    Shape:
+        output (N, C, H, W), mean and std (N or 1, C, 1, 1) -> scalar
+    """
     o_mean, o_std = channel_mean_std(output, eps)
-    s_mean, s_std = channel_mean_std(style, eps)
-    s_mean, s_std = s_mean.expand_as(o_mean), s_std.expand_as(o_std)
-    return F.mse_loss(o_mean, s_mean) + F.mse_loss(o_std, s_std)
+    return (F.mse_loss(o_mean, mean.float().expand_as(o_mean))
+            + F.mse_loss(o_std, std.float().expand_as(o_std)))
 
 
 def gram_matrix(x: Tensor) -> Tensor:

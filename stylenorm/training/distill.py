@@ -28,14 +28,14 @@ import torch.nn.functional as F
 from ..errors import StylenormError
 from ..models.lite import LiteModel, grown_state
 from ..models.vgg import TAPS
+from ..nn.losses import mean_std_target_loss
 from ..nn.metrics import psnr
-from ..nn.statistics import channel_mean_std
 from ..runtime import resolve_dtype
 from .common import find_inputs, paired, start_from, validation_pairs
 from .data import validation_images
 from .lite import LiteTask, LiteTrainConfig
 from .loop import TrainResult, fit, load_frozen_encoder
-from .teacher_cache import CacheData, CacheSpec, build_teacher_cache, stats_dicts
+from .teacher_cache import CacheData, CacheSpec, build_teacher_cache, stats_dicts, teacher_output
 
 __all__ = ["DistillConfig", "DistillTask", "load_teacher", "train_distill"]
 
@@ -84,7 +84,7 @@ class DistillTask(LiteTask):
         feats = self.encode(output, config.deepest_layer())
         means, stds = stats_dicts(stats)
         loss_p = (output.float() - target).abs().mean()
-        loss_s = sum(style_stats_loss(feats[layer], means[layer], stds[layer])
+        loss_s = sum(mean_std_target_loss(feats[layer], means[layer], stds[layer])
                      for layer in config.style_layers)
         losses = {"pixel": loss_p, "style": loss_s}
         total = config.pixel_weight * loss_p + config.style_weight * loss_s
@@ -94,11 +94,8 @@ class DistillTask(LiteTask):
             loss_f = F.mse_loss(feats[config.feature_layer].float(), wanted.float())
             losses["feature"] = loss_f
             total = total + config.feature_weight * loss_f
-        half = max(1, content.shape[0] // 2)
-        own = content[:half]
-        loss_id = F.mse_loss(self.network(own, self.network.style_code(own)).float(), own)
-        losses["identity"] = loss_id
-        losses["total"] = total + config.identity_weight * loss_id
+        losses["identity"] = self.identity_loss(content)
+        losses["total"] = total + config.identity_weight * losses["identity"]
         return losses
 
     def validation_losses(self) -> dict[str, torch.Tensor] | None:
@@ -122,14 +119,6 @@ class DistillTask(LiteTask):
                 for i in range(contents.shape[0])]
 
 
-def style_stats_loss(feat: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """||mu(feat) - mean||^2 + ||sigma(feat) - std||^2 (MSEs) against given statistics.
-
-    Shape: feat (N, C, H, W); mean, std (N, C, 1, 1) -> scalar"""
-    o_mean, o_std = channel_mean_std(feat)
-    return F.mse_loss(o_mean, mean.float()) + F.mse_loss(o_std, std.float())
-
-
 def load_teacher(name: str, device: torch.device, dtype: torch.dtype):
     """An installed AdaIN model by name or file, on ``device`` at ``dtype``, fused for
     inference; and its file's SHA-256."""
@@ -145,12 +134,6 @@ def load_teacher(name: str, device: torch.device, dtype: torch.dtype):
     return model.use_fast_path(), file_sha256(resolve_weights(name))
 
 
-@torch.inference_mode()
-def teacher_outputs(teacher, contents: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
-    out = teacher(teacher.prepare(contents), teacher.style_code(teacher.prepare(styles)))
-    return out.float().clamp(0, 1)
-
-
 def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool = True,
                   init: str | None = None) -> TrainResult:
     """Build (or reuse) the teacher cache, then train the lite student on it."""
@@ -164,7 +147,7 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
                      styles=len(styles))
     stats_encoder = encoder.to(device, teacher_dtype)
     cache = build_teacher_cache(config.cache_folder(), spec, teacher, stats_encoder, contents,
-                                styles, dtype=teacher_dtype, progress=progress)
+                                styles, progress=progress)
     encoder.float()
     torch.manual_seed(config.seed)
     model = LiteModel(config.lite_config())
@@ -172,9 +155,9 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
     samples = paired(validation_images(contents, config.crop_size, count, device),
                      validation_images(styles, config.crop_size, count, device))
     validation = validation_pairs(config, device)
-    outputs = {"samples": teacher_outputs(teacher, *samples)}
+    outputs = {"samples": teacher_output(teacher, *samples)}
     if validation is not None:
-        outputs["validation"] = teacher_outputs(teacher, *validation)
+        outputs["validation"] = teacher_output(teacher, *validation)
     del teacher
     task = DistillTask(config, encoder, model, samples, validation, outputs)
     if init is not None and not resume:

@@ -126,13 +126,15 @@ class LiteTask:
             generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + iteration)
             style = augment_styles(style, generator)
         losses = self._losses(content, style)
-        half = max(1, content.shape[0] // 2)
-        own = content[:half]
-        rebuilt = self.network(own, self.network.style_code(own))
-        loss_id = F.mse_loss(rebuilt.float(), own.float())
-        losses["identity"] = loss_id
-        losses["total"] = losses["total"] + self.config.identity_weight * loss_id
+        losses["identity"] = self.identity_loss(content)
+        losses["total"] = losses["total"] + self.config.identity_weight * losses["identity"]
         return losses
+
+    def identity_loss(self, content: torch.Tensor) -> torch.Tensor:
+        """||m(c, code(c)) - c||^2 on the first half of the batch: what makes ``alpha`` = 0
+        need little detail added back."""
+        own = content[: max(1, content.shape[0] // 2)]
+        return F.mse_loss(self.network(own, self.network.style_code(own)).float(), own.float())
 
     def export(self, path: Path, provenance: dict) -> Path:
         return save_weights(path, self.network.state_dict(), "lite",

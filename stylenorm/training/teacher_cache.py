@@ -33,7 +33,7 @@ from ..models.vgg import TAPS, VGGEncoder
 from ..nn.statistics import channel_mean_std
 from .data import CropConfig, crop_item, decode
 
-__all__ = ["CacheData", "CacheSpec", "TeacherCache", "build_teacher_cache"]
+__all__ = ["CacheData", "CacheSpec", "TeacherCache", "build_teacher_cache", "teacher_output"]
 
 SPEC = "spec.json"
 
@@ -92,16 +92,24 @@ def _crops(spec: CacheSpec, start: int, stop: int, contents: _Images, styles: _I
 
 
 @torch.inference_mode()
-def _shard(teacher, encoder: VGGEncoder, content: torch.Tensor, style: torch.Tensor,
-           dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """The teacher's outputs and the styles' VGG statistics for uint8 crops."""
-    def prepared(images):
-        return (images.float() / 255).to(dtype).contiguous(memory_format=torch.channels_last)
+def teacher_output(teacher, contents: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """The teacher's stylisation of content i with style i, float32 in [0, 1].
 
-    output = teacher(prepared(content), teacher.style_code(prepared(style)))
+    Shape: contents (N, 3, H, W), styles (N, 3, H', W') in [0, 1] -> (N, 3, H, W)"""
+    out = teacher(teacher.prepare(contents), teacher.style_code(teacher.prepare(styles)))
+    return out.float().clamp(0, 1)
+
+
+@torch.inference_mode()
+def _shard(teacher, encoder: VGGEncoder, content: torch.Tensor, style: torch.Tensor
+           ) -> dict[str, torch.Tensor]:
+    """The teacher's outputs and the styles' VGG statistics for uint8 crops."""
+    styles = style.float() / 255
+    output = teacher_output(teacher, content.float() / 255, styles)
     tensors = {"content": content, "style": style,
-               "target": output.float().clamp(0, 1).mul(255).round().to(torch.uint8)}
-    feats = encoder(prepared(style).to(next(encoder.parameters()).dtype))
+               "target": output.mul(255).round().to(torch.uint8)}
+    feats = encoder(styles.to(next(encoder.parameters()).dtype)
+                    .contiguous(memory_format=torch.channels_last))
     for layer in TAPS:
         mean, std = channel_mean_std(feats[layer])
         tensors[f"mean.{layer}"] = mean.flatten(1).contiguous()
@@ -128,11 +136,10 @@ def _check_spec(folder: Path, spec: CacheSpec) -> None:
 
 def build_teacher_cache(folder: str | Path, spec: CacheSpec, teacher, encoder: VGGEncoder,
                         contents: Sequence[Path], styles: Sequence[Path], *,
-                        dtype: torch.dtype = torch.float32, progress: bool = True
-                        ) -> TeacherCache:
-    """Stylise ``spec.pairs`` crops with ``teacher`` into ``folder`` (shards already there are
-    kept) and return the loaded cache. ``teacher`` has ``style_code(styles)`` and
-    ``teacher(contents, code)`` (an AdaIN model); ``encoder`` measures the style statistics."""
+                        progress: bool = True) -> TeacherCache:
+    """Stylise ``spec.pairs`` crops with ``teacher`` (an AdaIN model, at the device and precision
+    it is on) into ``folder`` (shards already there are kept) and return the loaded cache;
+    ``encoder`` measures the style statistics."""
     folder = Path(folder)
     if (spec.contents, spec.styles) != (len(contents), len(styles)):
         raise ValueError("spec.contents/styles must be the numbers of content and style paths")
@@ -147,7 +154,7 @@ def build_teacher_cache(folder: str | Path, spec: CacheSpec, teacher, encoder: V
         for index in missing:
             start = index * spec.shard_size
             stop = min(start + spec.shard_size, spec.pairs)
-            tensors = _shard(teacher, encoder, *_crops(spec, start, stop, *images), dtype)
+            tensors = _shard(teacher, encoder, *_crops(spec, start, stop, *images))
             target = shard_path(folder, index)
             atomic_write(target, lambda tmp, t=tensors: save_file(t, str(tmp)))
             bar.update(stop - start)
