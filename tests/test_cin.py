@@ -195,3 +195,34 @@ def test_adain_model_still_needs_style_images(random_store, folders):
     result = CliRunner().invoke(app, ["stylize", str(folders / "content" / "c0.png"),
                                       "-o", str(folders / "x.png")])
     assert result.exit_code == 1 and "at least one style image" in result.output
+
+
+def test_teacher_targets_are_the_teachers_stylisations_and_are_recorded(random_store, folders):
+    from stylenorm.training.cin_teacher import CINTeacher
+
+    styles = [torch.rand(1, 3, 32, 36), torch.rand(1, 3, 30, 32)]
+    teacher = CINTeacher("adain", styles, torch.device("cpu"), torch.float32)
+    content = torch.rand(3, 3, 32, 32)
+    got = teacher.outputs(content, torch.tensor([1, 0, 1]))
+    model = load_model("adain")
+    for row, pick in enumerate((1, 0, 1)):
+        expected = model(content[row : row + 1], model.style_code(styles[pick])).clamp(0, 1)
+        assert torch.allclose(got[row : row + 1], expected, atol=1e-5)
+    result = train_cin(tiny(folders, teacher="adain", sample_every=0, precision="bf16"),
+                       progress=False)
+    assert {"pixel", "content", "style", "total"} <= set(result.final_losses)
+    provenance = read_meta(result.model_path).provenance
+    assert provenance["teacher"] == "adain" and len(provenance["teacher_sha256"]) == 64
+
+
+def test_init_starts_from_a_cin_model_with_the_same_styles(random_store, folders):
+    base = train_cin(tiny(folders, out=str(folders / "base"), sample_every=0), progress=False)
+    frozen = train_cin(tiny(folders, out=str(folders / "init"), sample_every=0, lr=1e-12),
+                       progress=False, init=str(base.model_path))
+    before, after = load_model(str(base.model_path)), load_model(str(frozen.model_path))
+    for (name, a), b in zip(before.state_dict().items(), after.state_dict().values(),
+                            strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+    with pytest.raises(StylenormError, match="not 'cin'"):
+        train_cin(tiny(folders, out=str(folders / "bad")), progress=False,
+                  init=str(random_store / "adain.safetensors"))

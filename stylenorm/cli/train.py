@@ -275,6 +275,13 @@ def cin(
     content_weight: Annotated[float, typer.Option(help="Content loss weight.")] = 1.0,
     style_weight: Annotated[float, typer.Option(help="Gram style loss weight.")] = 1e4,
     tv_weight: Annotated[float, typer.Option(help="Total-variation weight (0: off).")] = 0.0,
+    teacher: Annotated[str, typer.Option(
+        help="An installed AdaIN model (name or file) whose stylisations the network learns: "
+        "content target and an L1 term (see --pixel-weight).")] = "",
+    pixel_weight: Annotated[float, typer.Option(
+        help="With --teacher: weight of the L1 to the teacher's output.")] = 10.0,
+    init: Annotated[Path, typer.Option(
+        exists=True, dir_okay=False, help="Start from this CIN model (same styles).")] = None,
     iterations: Iterations = 40_000,
     lr: Lr = 1e-3,
     lr_decay: LrDecay = 5e-5,
@@ -288,7 +295,8 @@ def cin(
         content=str(content), styles=str(styles), extend=str(extend) if extend else "",
         out=str(out), encoder=encoder, widths=parse_widths(widths), res_blocks=res_blocks,
         style_size=style_size, content_layer=content_layer, content_weight=content_weight,
-        style_weight=style_weight, tv_weight=tv_weight, iterations=iterations, lr=lr,
-        lr_decay=lr_decay, **loop_config(loop),
+        style_weight=style_weight, tv_weight=tv_weight, teacher=teacher,
+        pixel_weight=pixel_weight, iterations=iterations, lr=lr, lr_decay=lr_decay,
+        **loop_config(loop),
     )
-    echo_result(train_cin(config, **run))
+    echo_result(train_cin(config, **run, init=str(init) if init else None))

@@ -9,7 +9,9 @@ normalised by C*H*W, a content crop c and a style k drawn per sample::
       + style_weight * sum_l ||G(f_l(o)) - G(f_l(s_k))||^2           (relu1_1 .. relu4_1)
       + tv_weight * TV(o)
 
-The Gram matrices of the styles are computed once. With ``extend`` (a trained CIN model), the
+The Gram matrices of the styles are computed once. With ``teacher`` (an installed AdaIN model)
+the content target becomes the teacher's output and an L1 term to it is added
+(:mod:`.cin_teacher`). With ``extend`` (a trained CIN model), the
 new styles get new (gamma, beta) rows and only those rows train: every other parameter is frozen
 and the old rows receive zero gradient, so the old styles' outputs stay bit-identical.
 """
@@ -30,7 +32,9 @@ from ..models.cin import CINConfig, CINTransformer
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.conditional import one_hot_weights
 from ..nn.losses import content_loss, gram_matrix, gram_target_loss, tv_loss
-from .common import FrozenEncoder, crop_data, find_inputs
+from ..runtime import resolve_dtype
+from .cin_teacher import CINTeacher
+from .common import FrozenEncoder, crop_data, find_inputs, start_from
 from .data import log, validation_images
 from .loop import TrainConfig, TrainResult, fit, load_frozen_encoder
 
@@ -55,6 +59,8 @@ class CINTrainConfig(TrainConfig):
     content_weight: float = 1.0
     style_weight: float = 1e4
     tv_weight: float = 0.0
+    teacher: str = ""
+    pixel_weight: float = 10.0  # L1 to the teacher's output; used only with a teacher
     lr: float = 1e-3
     sample_count: int = 2
 
@@ -88,8 +94,9 @@ class CINTask:
     """The CIN network being trained, the frozen encoder, Gram targets and sample pictures."""
 
     def __init__(self, config: CINTrainConfig, encoder: VGGEncoder, network: CINTransformer,
-                 targets: StyleTargets, samples: torch.Tensor, frozen_rows: int = 0) -> None:
-        self.config, self.network = config, network
+                 targets: StyleTargets, samples: torch.Tensor, frozen_rows: int = 0,
+                 teacher: CINTeacher | None = None) -> None:
+        self.config, self.network, self.teacher = config, network, teacher
         self.targets, self.samples, self.frozen_rows = targets, samples, frozen_rows
         self.encode = FrozenEncoder(encoder)
         self.forward = torch.compile(network) if config.compile else network
@@ -117,14 +124,19 @@ class CINTask:
         weights = one_hot_weights(rows, self.network.num_styles).to(content.device)
         output = self.forward(content, weights)
         out_feats = self.encode(output)
+        taught = None if self.teacher is None else self.teacher.outputs(content, picks)
         with torch.no_grad():
-            target = self.encode(content, self.config.content_layer)[self.config.content_layer]
-        loss_c = content_loss(out_feats[self.config.content_layer], target)
+            layer = self.config.content_layer
+            target = self.encode(content if taught is None else taught, layer)[layer]
+        loss_c = content_loss(out_feats[layer], target)
         picks = picks.to(content.device)
         loss_s = torch.stack([gram_target_loss(out_feats[layer], self.targets.grams[layer][picks])
                               for layer in self.config.style_layers]).sum()
         total = self.config.content_weight * loss_c + self.config.style_weight * loss_s
         losses = {"total": total, "content": loss_c, "style": loss_s}
+        if taught is not None:
+            losses["pixel"] = (output.float() - taught).abs().mean()
+            losses["total"] = losses["total"] + self.config.pixel_weight * losses["pixel"]
         if self.config.tv_weight:
             losses["tv"] = tv_loss(output)
             losses["total"] = total + self.config.tv_weight * losses["tv"]
@@ -209,9 +221,10 @@ def build_network(config: CINTrainConfig, names: list[str]) -> tuple[CINTransfor
     return base.train(), old
 
 
-def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = True
-              ) -> TrainResult:
-    """Train (or extend, or resume) a multi-style CIN network; see the module doc."""
+def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = True,
+              init: str | None = None) -> TrainResult:
+    """Train (or extend, or resume) a multi-style CIN network; see the module doc. ``init``: a
+    CIN model file with the same styles and sizes to start from."""
     device, contents, styles = find_inputs(config, style="styles")
     images = readable_styles(sorted(styles, key=lambda p: (p.name, str(p))), config.style_size)
     style_paths = list(images)
@@ -220,11 +233,18 @@ def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = 
     network, old = build_network(config, [p.stem for p in style_paths])
     grams = style_grams(encoder, images, config.style_layers, device)
     targets = StyleTargets(grams, rows=list(range(old, old + len(style_paths))))
+    if init is not None and not resume:
+        start_from(network, init, "cin")
+    teacher = None
+    if config.teacher:
+        teacher = CINTeacher(config.teacher, list(images.values()), device, resolve_dtype(
+            "auto", device))
     samples = validation_images(contents, config.crop_size, config.sample_count, device)
-    task = CINTask(config, encoder, network, targets, samples, frozen_rows=old)
+    task = CINTask(config, encoder, network, targets, samples, frozen_rows=old, teacher=teacher)
     data = crop_data(config, device, [contents])
     provenance = {"trained_with": "stylenorm train cin", **encoder_meta,
                   "content_images": len(contents), "style_files": [p.name for p in style_paths],
                   "extended_from": Path(config.extend).name if config.extend else None,
-                  "trained_styles": targets.rows}
+                  "trained_styles": targets.rows, "init": Path(init).name if init else None,
+                  **(teacher.provenance() if teacher else {})}
     return fit(task, config, data, resume=resume, progress=progress, provenance=provenance)
