@@ -26,10 +26,12 @@ def run(*args):
 def tiny_lite_model() -> LiteModel:
     """A random tiny lite model whose output spreads over [0, 1] and depends on the style."""
     torch.manual_seed(0)
-    model = LiteModel(LiteConfig(widths=(8, 8, 8), res_blocks=1, style_size=32)).eval()
+    config = LiteConfig(widths=(8, 8, 8), res_blocks=1, style_size=32, style_mlp=8)
+    model = LiteModel(config).eval()
     with torch.no_grad():
         for modulator in model.modulators:
             modulator.linear.weight.add_(0.3 * torch.randn_like(modulator.linear.weight))
+        model.style_film.out.weight.normal_(0, 0.3)
         model.decoder.out.weight.mul_(4)
         model.decoder.out.bias.fill_(0.5)
     return model

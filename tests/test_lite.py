@@ -14,18 +14,34 @@ from stylenorm.models.lite import LiteCode, LiteConfig, LiteModel, grown_state
 from stylenorm.training.lite import LiteTrainConfig, augment_styles, train_lite
 
 
-@pytest.fixture
-def model():
+@pytest.fixture(params=[0, 16], ids=["plain", "style_mlp"])
+def model(request):
     torch.manual_seed(0)
-    net = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=1, style_size=32)).eval()
+    config = LiteConfig(widths=(8, 16, 32), res_blocks=1, style_size=32, style_mlp=request.param)
+    net = LiteModel(config).eval()
     with torch.no_grad():  # non-trivial modulators, as after training
         for mod in net.modulators:
             mod.linear.weight.add_(0.05 * torch.randn_like(mod.linear.weight))
+        if net.style_film is not None:
+            net.style_film.out.weight.normal_(0, 0.05)
     return net
 
 
 def test_default_is_under_a_million_parameters():
     assert sum(p.numel() for p in LiteModel().parameters()) < 1_000_000
+
+
+def test_a_new_style_film_changes_nothing_until_it_learns():
+    torch.manual_seed(1)
+    plain = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=2, style_size=32)).eval()
+    filmed = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=2, style_size=32, style_mlp=8))
+    filmed.load_state_dict(grown_state(filmed, plain.state_dict()))
+    content, style = torch.rand(1, 3, 28, 36), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = plain(content, plain.style_code(style))
+        torch.testing.assert_close(filmed(content, filmed.style_code(style)), expected)
+        filmed.style_film.out.bias.fill_(0.1)
+        assert not torch.allclose(filmed(content, filmed.style_code(style)), expected)
 
 
 def test_shapes_for_odd_sizes(model):
@@ -158,14 +174,17 @@ def test_init_grows_a_shallower_model_without_changing_its_output(model, tmp_pat
 
     path = save_weights(tmp_path / "small.safetensors", model.state_dict(), "lite",
                         model.config.to_dict())
-    deeper = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=3, style_size=32)).eval()
+    deeper = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=3, style_size=32,
+                                  style_mlp=16)).eval()  # also grows a StyleFilm or its rows
     start_from(deeper, str(path), "lite", complete=grown_state)
     content, style = torch.rand(1, 3, 36, 44), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         expected = model(content, model.style_code(style))
         assert torch.allclose(deeper(content, deeper.style_code(style)), expected, atol=1e-6)
     assert deeper.decoder.res[2].conv1.weight.abs().sum() > 0  # new blocks can learn
-    wider = LiteModel(LiteConfig(widths=(8, 16, 40), res_blocks=1, style_size=32))
+    assert deeper.style_film.hidden.weight.abs().sum() > 0
+    wider = LiteModel(LiteConfig(widths=(8, 16, 40), res_blocks=1, style_size=32,
+                                 style_mlp=model.config.style_mlp))
     with pytest.raises(WeightsError, match="shape"):
         start_from(wider, str(path), "lite", complete=grown_state)
 

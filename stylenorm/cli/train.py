@@ -184,6 +184,9 @@ def lite(
     widths: Annotated[str, typer.Option(
         help="Channels at full, 1/2 and 1/4 resolution.")] = "16,32,64",
     res_blocks: Annotated[int, typer.Option(min=1, help="Residual blocks per bottleneck.")] = 2,
+    style_mlp: Annotated[int, typer.Option(
+        min=0, help="Hidden units of an MLP from the whole style code to a FiLM on each "
+        "decoder residual block (0: none). --init from a model without it grows one.")] = 0,
     content_weight: Annotated[float, typer.Option(help="Content loss weight.")] = 1.0,
     style_weight: Annotated[float, typer.Option(help="Style loss weight.")] = 10.0,
     identity_weight: Annotated[float, typer.Option(
@@ -224,7 +227,8 @@ def lite(
     run = run_options(loop)
     fields = dict(
         content=str(content), style=str(style), out=str(out), encoder=encoder,
-        widths=width_values, res_blocks=res_blocks, content_weight=content_weight,
+        widths=width_values, res_blocks=res_blocks, style_mlp=style_mlp,
+        content_weight=content_weight,
         style_weight=style_weight, identity_weight=identity_weight, augment=augment,
         iterations=iterations, lr=lr, lr_decay=lr_decay, **loop_config(loop),
     )

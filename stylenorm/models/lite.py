@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.fused import conv_act
 from ..nn.statistics import mean_std, two_pass_mean_std
 from .adain import resize_mask
+from .lite_blocks import LiteDecoder, LiteEncoder, Modulator, StyleFilm
 from .protocol import ContentFeatures, InferenceSwitch
 
 
@@ -43,6 +43,7 @@ class LiteConfig:
     widths: tuple[int, int, int] = (16, 32, 64)
     res_blocks: int = 2
     style_size: int = 256  # the style image's shorter side inside the model
+    style_mlp: int = 0  # hidden units of the StyleFilm on the decoder's residual blocks; 0: none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,86 +90,6 @@ class LiteCode:
                                                                        strict=True)])
 
 
-def conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, padding_mode="reflect")
-
-
-class ResBlock(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1, self.conv2 = conv(channels, channels), conv(channels, channels)
-        self.fused = False  # fused kernels for inference (see nn.fused.conv_act)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused:  # the sum in place
-            return conv_act(conv_act(x, self.conv1), self.conv2, relu=False).add_(x)
-        return x + self.conv2(F.relu(self.conv1(x)))
-
-
-class LiteEncoder(nn.Module):
-    """Features at full, 1/2 and 1/4 resolution. Shape: (N, 3, H, W) -> [(N, w_l, ...)]."""
-
-    def __init__(self, config: LiteConfig) -> None:
-        super().__init__()
-        w1, w2, w3 = config.widths
-        self.stem = conv(3, w1)
-        self.down1, self.down2 = conv(w1, w2, 2), conv(w2, w3, 2)
-        self.res = nn.Sequential(*(ResBlock(w3) for _ in range(config.res_blocks)))
-        self.fused = False  # fused kernels for inference (see nn.fused.conv_act)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        f1 = conv_act(x, self.stem, fused=self.fused)
-        f2 = conv_act(f1, self.down1, fused=self.fused)
-        f3 = self.res(conv_act(f2, self.down2, fused=self.fused))
-        return [f1, f2, f3]
-
-
-class Modulator(nn.Module):
-    """Style statistics (mean, std) of one level -> (scale, shift) for ``channels`` channels.
-
-    ``identity=True`` starts as (std, mean), i.e. plain AdaIN; otherwise it starts at (0, 0),
-    which FiLM reads as "no change"."""
-
-    def __init__(self, channels: int, identity: bool) -> None:
-        super().__init__()
-        self.linear = nn.Linear(2 * channels, 2 * channels)
-        nn.init.zeros_(self.linear.bias)
-        if identity and not self.linear.weight.is_meta:  # a meta build (sizing) holds no values
-            with torch.no_grad():
-                self.linear.weight.copy_(torch.eye(2 * channels).roll(channels, dims=0))
-        else:
-            nn.init.zeros_(self.linear.weight)
-
-    def forward(self, mean: torch.Tensor, std: torch.Tensor):
-        stats = torch.cat([mean.flatten(1), std.flatten(1)], dim=1).float()
-        scale, shift = self.linear(stats.to(self.linear.weight.dtype)).chunk(2, dim=1)
-        return scale[..., None, None], shift[..., None, None]
-
-
-class LiteDecoder(nn.Module):
-    def __init__(self, config: LiteConfig) -> None:
-        super().__init__()
-        w1, w2, w3 = config.widths
-        self.res = nn.Sequential(*(ResBlock(w3) for _ in range(config.res_blocks)))
-        self.up2, self.up1 = conv(w3, w2), conv(w2, w1)
-        self.out = conv(w1, 3)
-        self.fused = False  # fused kernels for inference (see nn.fused.conv_act)
-
-    def film(self, h: torch.Tensor, conv: nn.Conv2d, film: tuple) -> torch.Tensor:
-        """``relu(conv(h) * (1 + scale) + shift)``."""
-        scale, shift = film
-        if self.fused:  # one multiply-add and a ReLU in place
-            out = conv_act(h, conv, relu=False)
-            return torch.addcmul(shift.to(out.dtype), out, (1 + scale).to(out.dtype)).relu_()
-        return F.relu(conv(h) * (1 + scale.to(h.dtype)) + shift.to(h.dtype))
-
-    def forward(self, h: torch.Tensor, films: list) -> torch.Tensor:
-        h = F.interpolate(self.res(h), scale_factor=2, mode="nearest")
-        h = F.interpolate(self.film(h, self.up2, films[1]), scale_factor=2, mode="nearest")
-        h = self.film(h, self.up1, films[0])
-        return conv_act(h, self.out, relu=False, fused=self.fused)
-
-
 class LiteModel(InferenceSwitch, nn.Module):
     """The lite model (see the module doc); a :class:`~.protocol.StyleModel`."""
 
@@ -179,12 +100,14 @@ class LiteModel(InferenceSwitch, nn.Module):
     def __init__(self, config: LiteConfig | None = None) -> None:
         super().__init__()
         self.config = config or LiteConfig()
-        self.content_encoder = LiteEncoder(self.config)
-        self.style_encoder = LiteEncoder(self.config)
-        self.decoder = LiteDecoder(self.config)
-        w = self.config.widths
+        w, blocks = self.config.widths, self.config.res_blocks
+        self.content_encoder = LiteEncoder(w, blocks)
+        self.style_encoder = LiteEncoder(w, blocks)
+        self.decoder = LiteDecoder(w, blocks)
         self.modulators = nn.ModuleList(
             [Modulator(w[0], False), Modulator(w[1], False), Modulator(w[2], True)])
+        self.style_film = (StyleFilm(sum(w), self.config.style_mlp, w[2], blocks)
+                           if self.config.style_mlp else None)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -259,14 +182,18 @@ class LiteModel(InferenceSwitch, nn.Module):
         normalised = (feat.float() - c_mean) / c_std
         mods = [m(mean, std) for m, mean, std in zip(self.modulators, code.means, code.stds,
                                                        strict=True)]
+        res_films = None if self.style_film is None else self.style_film(code.means, code.stds)
         if mask is not None:
             h, w = feat.shape[-2:]
             sizes = [(4 * h, 4 * w), (2 * h, 2 * w), (h, w)]
             mods = [blend_by_mask(mod, resize_mask(mask.to(mod[0]), size))
                     for mod, size in zip(mods, sizes, strict=True)]
+            if res_films is not None:
+                res_films = [blend_by_mask(film, resize_mask(mask.to(film[0]), (h, w)))
+                             for film in res_films]
         s_std, s_mean = mods[2]
         h = (normalised * s_std + s_mean).to(self.dtype)
-        return self.decoder(h, mods[:2]).float()
+        return self.decoder(h, mods[:2], res_films).float()
 
     def forward(self, content: torch.Tensor, code: LiteCode, alpha: float = 1.0,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -300,12 +227,19 @@ _RES_KEY = re.compile(r"(content_encoder|style_encoder|decoder)\.res\.\d+\.conv[
 
 
 def grown_state(model: LiteModel, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The weights of a lite model with fewer residual blocks per stage, completed with
-    ``model``'s own blocks beyond them; each new block's second conv is zeroed, so it starts as
-    the identity and the grown model computes what the smaller one did. Other differences are
-    left for the strict loader to name."""
+    """The weights of a smaller lite model (fewer residual blocks per stage, or no StyleFilm),
+    completed with ``model``'s own new parts: each new block's second conv is zeroed, so it
+    starts as the identity, and a new StyleFilm keeps its zero output layer; the grown model
+    computes what the smaller one did. Other differences are left for the strict loader."""
     grown = dict(tensors)
     for key, value in model.state_dict().items():
-        if key not in tensors and _RES_KEY.fullmatch(key):
+        old = tensors.get(key)
+        if old is None and _RES_KEY.fullmatch(key):
             grown[key] = torch.zeros_like(value) if ".conv2." in key else value.clone()
+        elif old is None and key.startswith("style_film."):
+            grown[key] = value.clone()
+        elif key.startswith("style_film.out.") and old.shape[1:] == value.shape[1:] and len(
+                old) < len(value):  # new residual blocks: their FiLM rows come last, at zero
+            grown[key] = torch.cat([old, value.new_zeros((len(value) - len(old),
+                                                          *value.shape[1:]))])
     return grown

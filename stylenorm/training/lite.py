@@ -47,6 +47,7 @@ class LiteTrainConfig(TrainConfig):
     encoder: str = "vgg19-normalised"
     widths: tuple[int, int, int] = (16, 32, 64)
     res_blocks: int = 2
+    style_mlp: int = 0  # LiteConfig.style_mlp
     content_weight: float = 1.0
     style_weight: float = 10.0
     identity_weight: float = 5.0
@@ -62,7 +63,7 @@ class LiteTrainConfig(TrainConfig):
 
     def lite_config(self) -> LiteConfig:
         return LiteConfig(widths=tuple(self.widths), res_blocks=self.res_blocks,
-                          style_size=self.crop_size)
+                          style_size=self.crop_size, style_mlp=self.style_mlp)
 
 
 def augment_styles(styles: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
