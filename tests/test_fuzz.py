@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_image
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
@@ -61,16 +61,22 @@ def random_image(mode: str, width: int, height: int, seed: int) -> Image.Image:
 
 
 def encode(image: Image.Image, fmt: str) -> bytes | None:
+    """``image`` in ``fmt``, or None where Pillow cannot write it or cannot read back what it
+    wrote (Pillow 12.3 writes 16-bit ICO files that it then cannot identify): only files that
+    Pillow itself reads are valid images (the corpus is probed at 16x16: smaller ICO files
+    are among those it cannot read back)."""
     buffer = io.BytesIO()
     try:
         image.save(buffer, format=fmt)
+        with Image.open(io.BytesIO(buffer.getvalue())) as again:
+            again.load()
     except (OSError, ValueError, KeyError, TypeError):
         return None  # this format cannot hold this mode
     return buffer.getvalue()
 
 
-# (mode, format) pairs Pillow can write: the corpus of valid images.
-WRITABLE = [(m, f) for m in MODES for f in FORMATS if encode(random_image(m, 3, 2, 0), f)]
+# (mode, format) pairs Pillow can write and read back: the corpus of valid images.
+WRITABLE = [(m, f) for m in MODES for f in FORMATS if encode(random_image(m, 16, 16, 0), f)]
 
 
 def check_load(path: Path, **kwargs):
@@ -116,6 +122,7 @@ def test_random_bytes(workdir, fuzz_cases, magic, body, suffix):
 def test_valid_images_always_load(workdir, fuzz_cases, kind, width, height, seed, size, crop):
     mode, fmt = kind
     data = encode(random_image(mode, width, height, seed), fmt)
+    assume(data is not None)  # a size that Pillow writes but cannot read back
     path = workdir / f"valid{FORMATS[fmt]}"
     path.write_bytes(data)
     loaded = check_load(path, size=size, crop=crop)
@@ -135,7 +142,9 @@ def test_valid_images_always_load(workdir, fuzz_cases, kind, width, height, seed
                       max_size=4))
 def test_damaged_images(workdir, fuzz_cases, kind, width, height, seed, keep, flips):
     mode, fmt = kind
-    data = bytearray(encode(random_image(mode, width, height, seed), fmt))
+    encoded = encode(random_image(mode, width, height, seed), fmt)
+    assume(encoded is not None)
+    data = bytearray(encoded)
     data = data[: int(len(data) * keep)]
     for where, value in flips:
         if data:
