@@ -45,6 +45,7 @@ def build_app(config: ServeConfig, cache: Path, load: Callable | None = None):
     app = FastAPI(title="stylenorm", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.middleware("http")(functools.partial(refuse_huge_requests, config=config))
     app.include_router(api_router(service))
+    app.state.service = service  # for tests and tools in the same process
     demo = build_page(service, SessionFiles(cache))
     demo.queue(max_size=config.queue_size, default_concurrency_limit=1)
     allowed = [str(config.samples)] if config.samples else []

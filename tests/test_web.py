@@ -1,0 +1,284 @@
+"""``stylenorm serve``: the engine's limits, queue, model cache and cleanup; the HTTP API against
+a real server on a free port; the page in a real headless Chromium (Playwright)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import struct
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, make_image
+from PIL import Image
+from web_browser import chromium_path
+
+from stylenorm.web.service import ModelCache, RequestGate, ServeConfig, ServerBusy
+from stylenorm.web.sessions import SessionFiles
+
+CAT = REPO / "samples" / "content" / "cat.jpg"  # 451x300
+STROKES, MOSAIC = (REPO / "samples" / "style" / name for name in ("strokes.png", "mosaic.png"))
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def test_gate_runs_one_lets_some_wait_and_refuses_the_rest():
+    gate, started, release = RequestGate(workers=1, waiting=1), threading.Event(), threading.Event()
+    order = []
+
+    def hold(name):
+        with gate.slot():
+            order.append(name)
+            started.set()
+            release.wait(5)
+
+    first = threading.Thread(target=hold, args=("first",))
+    first.start()
+    started.wait(5)
+    second = threading.Thread(target=hold, args=("second",))
+    second.start()
+    time.sleep(0.1)
+    assert order == ["first"]  # the second waits its turn
+    with pytest.raises(ServerBusy, match="busy"), gate.slot():
+        pass
+    release.set()
+    first.join(5), second.join(5)
+    assert order == ["first", "second"] and gate.admitted == 0
+    with gate.slot():  # free again
+        pass
+
+
+def test_model_cache_loads_each_model_once_and_drops_the_least_recent():
+    loads = []
+    cache = ModelCache(capacity=2, load=lambda name, device: loads.append(name) or object())
+    first = cache.get("a")
+    assert cache.get("a") is first
+    cache.get("b"), cache.get("a"), cache.get("c")
+    assert loads == ["a", "b", "c"] and list(cache.loaded) == ["a", "c"]
+
+
+def test_session_files_close_removes_only_that_session_inside_the_root(tmp_path):
+    root, outside = tmp_path / "root", make_image(tmp_path / "outside.png")
+    files = SessionFiles(root)
+    mine = make_image(root / "abc" / "mine.png")
+    theirs = make_image(root / "def" / "theirs.png")
+    result = files.folder("session1") / "result.png"
+    make_image(result)
+    files.add("session1", [mine, outside, None])
+    files.add("session2", [theirs])
+    files.close("session1")
+    assert not mine.exists() and not (root / "abc").exists() and not result.exists()
+    assert theirs.exists() and outside.exists()
+
+
+def test_painted_strokes_become_a_white_on_black_mask(tmp_path):
+    pytest.importorskip("gradio")
+    from stylenorm.web.page import painted_mask
+
+    layer = Image.new("RGBA", (40, 30), (0, 0, 0, 0))
+    layer.paste((255, 255, 255, 255), (0, 0, 20, 30))
+    path = painted_mask({"background": None, "layers": [layer], "composite": None}, tmp_path)
+    mask = np.asarray(Image.open(path))
+    assert mask.shape == (30, 40) and mask[:, :20].min() == 255 and mask[:, 20:].max() == 0
+    empty = {"layers": [Image.new("RGBA", (40, 30))]}
+    assert painted_mask(empty, tmp_path) is None and painted_mask(None, tmp_path) is None
+
+
+# --------------------------------------------------------------------------- a real server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A ``stylenorm serve`` app on a free port in a thread: (base URL, service, cache)."""
+    pytest.importorskip("gradio")
+    uvicorn = pytest.importorskip("uvicorn")
+    from stylenorm.web.server import build_app
+
+    cache = tmp_path_factory.mktemp("web_cache")
+    config = ServeConfig(port=free_port(), samples=REPO / "samples", max_pixels=4_000_000,
+                         max_upload_bytes=2 * 2**20, max_size=1024, queue_size=2)
+    app = build_app(config, cache)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start in 30 s"
+    yield f"http://{config.host}:{config.port}", app.state.service, cache
+    server.should_exit = True
+    thread.join(10)
+
+
+def post(base, files, data=None, timeout=60):
+    import httpx
+
+    opened = [(name, (Path(p).name, Path(p).read_bytes())) for name, p in files]
+    return httpx.post(f"{base}/api/stylize", files=opened, data=data or {}, timeout=timeout)
+
+
+def png_of(response) -> Image.Image:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    return Image.open(io.BytesIO(response.content))
+
+
+def test_api_stylizes_with_two_weighted_styles(server):
+    base, service, _ = server
+    response = post(base, [("content", CAT), ("style", STROKES), ("style", MOSAIC)],
+                    {"size": "64", "style_size": "64", "style_weights": "0.7,0.3"})
+    image = png_of(response)
+    assert image.size == (96, 64)  # 451x300 with a shorter side of 64
+    assert np.asarray(image.convert("RGB")).std() > 10  # not blank
+    assert list(service.models.loaded) == ["lite"]
+
+
+def declared_png(side: int) -> bytes:
+    """A small PNG whose header declares ``side x side`` pixels."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * (side + 1))) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(("content_bytes", "data", "status", "message"), [
+    (b"this is not an image", {}, 400, "content.png: not a readable image"),
+    (declared_png(30000), {}, 400, "could be decompression bomb"),
+    (declared_png(3000), {}, 400, "9000000 pixels); the limit is 4000000"),
+    (b"\0" * (2 * 2**20 + 1), {}, 413, "over the limit of 2 MiB"),
+    (None, {"alpha": "2"}, 422, "alpha must be a number between 0 and 1"),
+    (None, {"model": "../../etc/passwd"}, 422, "unknown model"),
+    (None, {"style_weights": "1,2,3"}, 422, "has 3 values for 1 style images"),
+    (None, {"size": "5000"}, 422, "above the server's limit of 1024"),
+], ids=["not-an-image", "decompression-bomb", "over-max-pixels", "huge-upload", "alpha",
+        "model-path",
+        "weights-count", "size"])
+def test_api_refuses_bad_input_with_a_4xx_and_one_line(server, tmp_path, content_bytes, data,
+                                                       status, message):
+    content = CAT
+    if content_bytes is not None:
+        content = tmp_path / "content.png"
+        content.write_bytes(content_bytes)
+    response = post(server[0], [("content", content), ("style", STROKES)],
+                    {"size": "64", "style_size": "64", **data})
+    assert response.status_code == status, response.text
+    error = response.json()["error"] if status != 422 or "error" in response.json() else ""
+    assert message in error and "Traceback" not in response.text and "\n" not in error
+    assert str(tmp_path) not in error  # no server folder in the message
+
+
+def test_api_refuses_a_huge_request_before_reading_it(server):
+    import httpx
+
+    base, service, _ = server
+    body = b"x" * (service.config.max_request_bytes() + 1)
+    response = httpx.post(f"{base}/api/stylize", content=body, timeout=60,
+                          headers={"content-type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 413 and "over the limit" in response.json()["error"]
+
+
+def test_api_concurrent_requests_wait_their_turn_and_a_full_queue_answers_503(server):
+    base, service, _ = server
+    files = [("content", CAT), ("style", STROKES)]
+    data = {"size": "48", "style_size": "48"}
+    with ThreadPoolExecutor(3) as pool:  # 1 running + 2 waiting: all served
+        responses = list(pool.map(lambda _: post(base, files, data), range(3)))
+    assert [r.status_code for r in responses] == [200, 200, 200]
+
+    release, held = threading.Event(), threading.Semaphore(0)
+
+    def hold():
+        with service.gate.slot():
+            held.release()
+            release.wait(10)
+
+    holders = [threading.Thread(target=hold) for _ in range(3)]  # fill running + waiting
+    for holder in holders:
+        holder.start()
+    held.acquire(timeout=5)
+    time.sleep(0.2)
+    try:
+        busy = post(base, files, data)
+    finally:
+        release.set()
+        for holder in holders:
+            holder.join(10)
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "5"
+    assert "busy" in busy.json()["error"]
+    assert post(base, files, data).status_code == 200  # served again once the queue drains
+
+
+# --------------------------------------------------------------------------- the page
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if chromium_path() is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from web_browser import launch
+
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+def test_page_stylizes_uploads_and_keeps_a_gallery(server, browser, tmp_path):
+    from web_browser import open_page, stylise
+
+    base, _, cache = server
+    page = open_page(browser, base)
+    url = stylise(page, CAT, [STROKES, MOSAIC], size=256)
+    result = Image.open(io.BytesIO(page.request.get(url).body()))
+    assert result.size == (384, 256)  # full resolution, whatever the page shows
+    pixels = np.asarray(result.convert("RGB")).astype(float)
+    assert pixels.std() > 10 and np.abs(pixels - np.asarray(Image.open(CAT).convert(
+        "RGB").resize((384, 256))).astype(float)).mean() > 10  # stylised, not the content
+    page.wait_for_selector("#gallery img", timeout=30_000)  # added after the result
+    assert page.locator("#gallery img").count() == 1
+    page.wait_for_timeout(500)  # let the thumbnails paint
+    shot = tmp_path / "web_app.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert Image.open(shot).size[0] == 1400
+    if os.environ.get("STYLENORM_UPDATE_SCREENSHOT"):
+        shutil.copy(shot, REPO / "docs" / "web_app.png")
+
+    sessions = list((cache / "sessions").iterdir())
+    assert sessions and any(s.glob("*.png") for s in sessions)
+    page.close()  # the page's files go when it is closed
+    deadline = time.monotonic() + 20
+    while any(s.exists() for s in sessions) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(s.exists() for s in sessions), "results kept after the page was closed"
+
+
+def test_page_shows_why_an_upload_is_refused(server, browser, tmp_path):
+    from web_browser import open_page, upload
+
+    bad = tmp_path / "holiday.jpg"
+    bad.write_text("not an image at all")
+    page = open_page(browser, server[0])
+    upload(page, "content", [bad])
+    status = page.locator("#status")
+    status.filter(has_text="not a readable image").wait_for(timeout=30_000)
+    assert "holiday.jpg: not a readable image" in status.inner_text()
+    assert "Traceback" not in page.content()
+    page.close()
