@@ -242,7 +242,7 @@ def browser():
 
 
 def test_page_stylizes_uploads_and_keeps_a_gallery(server, browser, tmp_path):
-    from web_browser import open_page, stylise
+    from web_browser import open_page, set_size, stylise
 
     base, _, cache = server
     page = open_page(browser, base)
@@ -253,7 +253,12 @@ def test_page_stylizes_uploads_and_keeps_a_gallery(server, browser, tmp_path):
     assert pixels.std() > 10 and np.abs(pixels - np.asarray(Image.open(CAT).convert(
         "RGB").resize((384, 256))).astype(float)).mean() > 10  # stylised, not the content
     page.wait_for_selector("#gallery img", timeout=30_000)  # added after the result
-    assert page.locator("#gallery img").count() == 1
+    set_size(page, 192)
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('288x192')",
+                           timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('#gallery img').length == 2",
+                           timeout=30_000)
     page.wait_for_timeout(500)  # let the thumbnails paint
     shot = tmp_path / "web_app.png"
     page.screenshot(path=str(shot), full_page=True)

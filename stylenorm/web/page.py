@@ -161,7 +161,7 @@ def build_page(service: StyleService, files: SessionFiles) -> gr.Blocks:
                                       height=380, buttons=["download", "fullscreen"])
                 gallery = gr.Gallery(label="Made since this page was opened", columns=5,
                                      elem_id="gallery", format="png", preview=False,
-                                     height=240, object_fit="contain")
+                                     height=240, object_fit="contain", fit_columns=False)
         ui["sample_content"].change(lambda n: page.sample_path("content", n) if n else None,
                                     ui["sample_content"], ui["content"])
         ui["sample_styles"].change(lambda ns: [page.sample_path("style", n) for n in ns] or None,
