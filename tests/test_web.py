@@ -65,6 +65,23 @@ def test_model_cache_loads_each_model_once_and_drops_the_least_recent():
     assert loads == ["a", "b", "c"] and list(cache.loaded) == ["a", "c"]
 
 
+def test_service_reports_tile_progress_and_keeps_the_model(tmp_path, one_thread):
+    from stylenorm.inference.stylize import StylizeOptions
+    from stylenorm.web.service import StyleService, WebRequest
+
+    service, seen = StyleService(ServeConfig(device="cpu")), []
+    request = WebRequest(CAT, [STROKES], options=StylizeOptions(
+        size=128, style_size=64, tile=True, tile_size=64))
+    output = service.stylize(request, tmp_path / "out.png", on_tile=lambda *n: seen.append(n))
+    assert Image.open(output).size == (192, 128)
+    total = seen[-1][1]
+    assert total > 1 and seen == [(k, total) for k in range(1, total + 1)]
+    stylizer = service.models.get("lite")
+    assert stylizer.on_tile is None  # the next request does not report to this one
+    service.stylize(request, tmp_path / "again.png")
+    assert service.models.get("lite") is stylizer and len(seen) == total
+
+
 def test_session_files_close_removes_only_that_session_inside_the_root(tmp_path):
     root, outside = tmp_path / "root", make_image(tmp_path / "outside.png")
     files = SessionFiles(root)
@@ -90,6 +107,38 @@ def test_painted_strokes_become_a_white_on_black_mask(tmp_path):
     assert mask.shape == (30, 40) and mask[:, :20].min() == 255 and mask[:, 20:].max() == 0
     empty = {"layers": [Image.new("RGBA", (40, 30))]}
     assert painted_mask(empty, tmp_path) is None and painted_mask(None, tmp_path) is None
+
+
+def test_serve_without_gradio_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from stylenorm.cli.app import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gradio" else real(name, *a))
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 1
+    assert result.output.strip() == 'error: the web app needs Gradio: pip install "stylenorm[web]"'
+
+
+def test_serve_listens_on_this_machine_only_by_default(monkeypatch):
+    pytest.importorskip("gradio")
+    from typer.testing import CliRunner
+
+    from stylenorm.cli.app import app
+    from stylenorm.web import server
+
+    seen = []
+    monkeypatch.setattr(server, "serve", lambda config, say: seen.append(config))
+    result = CliRunner().invoke(app, ["serve", "--max-upload-mb", "3", "--queue-size", "1"])
+    assert result.exit_code == 0, result.output
+    (config,) = seen
+    assert (config.host, config.port, config.model) == ("127.0.0.1", 7860, "lite")
+    assert config.max_upload_bytes == 3 * 2**20 and config.queue_size == 1
+    assert config.samples == REPO / "samples"
 
 
 # --------------------------------------------------------------------------- a real server

@@ -42,7 +42,9 @@ def build_app(config: ServeConfig, cache: Path, load: Callable | None = None):
     from .sessions import SessionFiles
 
     service = StyleService(config, **({"load": load} if load else {}))
-    app = FastAPI(title="stylenorm", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    # no interactive docs page: it loads its scripts from a CDN
+    app = FastAPI(title="stylenorm", docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json")
     app.middleware("http")(functools.partial(refuse_huge_requests, config=config))
     app.include_router(api_router(service))
     app.state.service = service  # for tests and tools in the same process
