@@ -99,6 +99,17 @@ class StylizeOptions:
                                   params=("style_weights",))
 
 
+def parse_weights(text: str | None) -> list[float] | None:
+    """Style weights as typed: ``"0.7, 0.3"`` -> ``[0.7, 0.3]``; None or blank -> None."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise OptionError(f"style_weights must be comma-separated numbers like 0.7,0.3; got "
+                          f"{text!r}", params=("style_weights",)) from None
+
+
 class Stylizer:
     """A loaded model on a device at a precision, reusable across many images."""
 

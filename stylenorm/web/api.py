@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import OptionError, StylenormError
-from ..inference.stylize import StylizeOptions
+from ..inference.stylize import StylizeOptions, parse_weights
 from ..io.images import IMAGE_SUFFIXES
 from .service import (
     ServeConfig,
@@ -21,7 +21,6 @@ from .service import (
     UploadTooLarge,
     WebRequest,
     model_choices,
-    parse_style_weights,
     safe_message,
 )
 
@@ -96,7 +95,7 @@ def api_router(service: StyleService) -> APIRouter:
                     mask=save_upload(mask, folder, "mask", config.max_upload_bytes)
                     if mask is not None else None,
                     model=model,
-                    options=StylizeOptions(alpha=alpha, style_weights=parse_style_weights(
+                    options=StylizeOptions(alpha=alpha, style_weights=parse_weights(
                         style_weights), preserve_color=preserve_color, size=size,
                         style_size=style_size))
                 output = service.stylize(request, folder / "stylized.png")

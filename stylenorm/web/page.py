@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import StylenormError
-from ..inference.stylize import StylizeOptions
+from ..inference.stylize import StylizeOptions, parse_weights
 from ..io.images import IMAGE_SUFFIXES, image_size
-from .service import ServerBusy, StyleService, WebRequest, model_choices, parse_style_weights
+from .service import ServerBusy, StyleService, WebRequest, model_choices, safe_message
 from .sessions import SessionFiles
 
 INTRO = ("Drop a content photo and one or more style images (or pick samples), then press "
@@ -28,11 +28,9 @@ def sample_names(folder: Path | None) -> list[str]:
 def error_line(exc: BaseException, files: SessionFiles) -> str:
     """One line for the page: no traceback, no server folders."""
     if isinstance(exc, (StylenormError, ServerBusy)):
-        text = str(exc).replace(str(files.root) + "/", "")
-        parts = text.split(": ", 1)
-        if len(parts) == 2 and "/" in parts[0]:  # a cached upload's path: keep its name
-            text = f"{Path(parts[0]).name}: {parts[1]}"
-        return text
+        text = safe_message(exc, [files.root])
+        head, colon, rest = text.partition(": ")
+        return f"{Path(head).name}: {rest}" if colon and "/" in head else text  # upload's name
     if isinstance(exc, MemoryError) or "out of memory" in str(exc):
         return "out of memory; try a smaller output size"
     return f"internal error ({type(exc).__name__}); see the server's log"
@@ -86,7 +84,7 @@ class Page:
         try:
             mask = mask_file or painted_mask(mask_paint, folder)
             options = StylizeOptions(alpha=float(alpha), preserve_color=bool(preserve),
-                                     style_weights=parse_style_weights(weights), size=int(size))
+                                     style_weights=parse_weights(weights), size=int(size))
             job = WebRequest(Path(content), [Path(s) for s in styles], model,
                              Path(mask) if mask else None, options)
             count = len(list(folder.glob("*.png"))) + 1

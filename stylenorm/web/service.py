@@ -111,17 +111,6 @@ def model_choices() -> list[str]:
             if meta is not None and meta.kind in ARBITRARY_STYLE_KINDS]
 
 
-def parse_style_weights(text: str | None) -> list[float] | None:
-    """``"0.7, 0.3"`` -> ``[0.7, 0.3]``; blank -> None."""
-    if text is None or not text.strip():
-        return None
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise OptionError(f"style weights must be comma-separated numbers like 0.7,0.3; got "
-                          f"{text!r}", params=("style_weights",)) from None
-
-
 @dataclass
 class WebRequest:
     """One stylisation asked for by the page or the API (files already on disk)."""
