@@ -233,6 +233,30 @@ def test_api_refuses_bad_input_with_a_4xx_and_one_line(server, tmp_path, content
     assert str(tmp_path) not in error  # no server folder in the message
 
 
+def test_api_mask_splits_two_styles(server, tmp_path):
+    mask = Image.new("L", (451, 300), 0)
+    mask.paste(255, (0, 0, 225, 300))  # the first style on the left half
+    mask.save(tmp_path / "mask.png")
+    files = [("content", CAT), ("style", STROKES), ("style", MOSAIC)]
+    data = {"size": "64", "style_size": "64"}
+    masked = np.asarray(png_of(post(server[0], [*files, ("mask", tmp_path / "mask.png")], data)))
+    first = np.asarray(png_of(post(server[0], files[:2], data)))
+    assert np.abs(masked[:, :40].astype(float) - first[:, :40]).mean() < np.abs(
+        masked[:, 56:].astype(float) - first[:, 56:]).mean()  # the left half is the first's
+    one_style = post(server[0], [*files[:2], ("mask", tmp_path / "mask.png")], data)
+    assert one_style.status_code == 400
+    assert one_style.json()["error"] == "mask needs exactly 2 style images; got 1"
+
+
+def test_page_uploads_over_the_limit_are_refused(server):
+    import httpx
+
+    big = b"\0" * (2 * 2**20 + 1)
+    response = httpx.post(f"{server[0]}/gradio_api/upload", files={"files": ("big.png", big)},
+                          timeout=60)
+    assert response.status_code == 413, response.text
+
+
 def test_api_refuses_a_huge_request_before_reading_it(server):
     import httpx
 
@@ -291,7 +315,7 @@ def browser():
 
 
 def test_page_stylizes_uploads_and_keeps_a_gallery(server, browser, tmp_path):
-    from web_browser import open_page, set_size, stylise
+    from web_browser import open_page, pick, set_size, stylise
 
     base, _, cache = server
     page = open_page(browser, base)
@@ -302,6 +326,8 @@ def test_page_stylizes_uploads_and_keeps_a_gallery(server, browser, tmp_path):
     assert pixels.std() > 10 and np.abs(pixels - np.asarray(Image.open(CAT).convert(
         "RGB").resize((384, 256))).astype(float)).mean() > 10  # stylised, not the content
     page.wait_for_selector("#gallery img", timeout=30_000)  # added after the result
+    pick(page, "sample-styles", ["hubble.jpg", "ripples.png"])  # the shipped samples
+    page.locator("#styles").filter(has_text="ripples").wait_for(timeout=30_000)
     set_size(page, 192)
     page.click("#run")
     page.wait_for_function("document.querySelector('#status').innerText.includes('288x192')",
@@ -318,7 +344,7 @@ def test_page_stylizes_uploads_and_keeps_a_gallery(server, browser, tmp_path):
     def kept() -> list[str]:  # what is left with content (Gradio leaves empty temp files)
         return [p.name for p in cache.rglob("*") if p.is_file() and p.stat().st_size]
 
-    assert {"cat.jpg", "strokes.png", "mosaic.png", "cat-stylized-2.png"} <= set(kept())
+    assert {"cat.jpg", "strokes.png", "hubble.jpg", "cat-stylized-2.png"} <= set(kept())
     page.close()  # the page's uploads and results go when it is closed
     deadline = time.monotonic() + 20
     while kept() and time.monotonic() < deadline:

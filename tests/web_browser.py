@@ -54,3 +54,11 @@ def stylise(page, content: Path, styles: list[Path], size: int) -> str:
     page.wait_for_function("document.querySelector('#status').innerText.startsWith('Done')",
                            timeout=TIMEOUT_MS)
     return page.locator("#result img").get_attribute("src")
+
+
+def pick(page, elem_id: str, names: list[str]) -> None:
+    """Choose ``names`` in the dropdown ``elem_id`` (the sample pickers)."""
+    for name in names:
+        page.click(f"#{elem_id} input")
+        page.click(f"li:has-text('{name}')")
+    page.keyboard.press("Escape")

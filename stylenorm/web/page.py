@@ -117,10 +117,11 @@ def input_column(page: Page, config) -> dict:
     ui = {}
     ui["content"] = gr.File(label="Content photo", elem_id="content")
     ui["sample_content"] = gr.Dropdown(contents, value=None, label="...or a sample content",
-                                       visible=bool(contents))
+                                       visible=bool(contents), elem_id="sample-content")
     ui["styles"] = gr.File(label="Style images", file_count="multiple", elem_id="styles")
     ui["sample_styles"] = gr.Dropdown(styles, value=[], multiselect=True,
-                                      label="...or sample styles", visible=bool(styles))
+                                      label="...or sample styles", visible=bool(styles),
+                                      elem_id="sample-styles")
     with gr.Accordion("Options", open=True):
         choices = model_choices()
         ui["model"] = gr.Dropdown(choices, value=config.model, label="Model", elem_id="model")
