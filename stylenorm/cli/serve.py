@@ -32,7 +32,7 @@ def serve(
                                    help="Refuse uploaded files over this size (MiB)."),
     max_size: int = typer.Option(SERVE_MAX_SIZE, min=16,
                                  help="The largest output shorter side (px)."),
-    queue_size: int = typer.Option(SERVE_QUEUE_SIZE, min=0,
+    queue_size: int = typer.Option(SERVE_QUEUE_SIZE, min=1,
                                    help="Requests that may wait while one runs; more are "
                                         "refused as busy (HTTP 503)."),
     max_models: int = typer.Option(2, min=1, help="Models kept loaded at once."),

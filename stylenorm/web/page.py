@@ -87,7 +87,7 @@ class Page:
                                      style_weights=parse_weights(weights), size=int(size))
             job = WebRequest(Path(content), [Path(s) for s in styles], model,
                              Path(mask) if mask else None, options)
-            count = len(list(folder.glob("*.png"))) + 1
+            count = len(list(folder.glob("*-stylized-*.png"))) + 1
             output = folder / f"{Path(content).stem}-stylized-{count}.png"
             self.service.stylize(job, output, on_tile=lambda done, total: progress(
                 (done, total), desc="stylising tiles", unit="tiles"))
