@@ -362,5 +362,47 @@ def test_page_shows_why_an_upload_is_refused(server, browser, tmp_path):
     status = page.locator("#status")
     status.filter(has_text="not a readable image").wait_for(timeout=30_000)
     assert "holiday.jpg: not a readable image" in status.inner_text()
+
+    page.close()
+
+    page = open_page(browser, server[0])  # a good content, a bad style: refused when run
+    status = page.locator("#status")
+    upload(page, "content", [CAT])
+    page.wait_for_selector("#content-view img", timeout=30_000)
+    upload(page, "styles", [bad])
+    page.click("#run")
+    status.filter(has_text="holiday.jpg: not a readable image").wait_for(timeout=30_000)
     assert "Traceback" not in page.content()
+    page.close()
+
+
+def test_page_says_when_the_server_is_busy(server, browser):
+    from web_browser import open_page, set_size, upload
+
+    base, service, _ = server
+    page = open_page(browser, base)
+    upload(page, "content", [CAT])
+    upload(page, "styles", [STROKES])
+    set_size(page, 64)
+    release, held = threading.Event(), threading.Semaphore(0)
+
+    def hold():
+        with service.gate.slot():
+            held.release()
+            release.wait(20)
+
+    holders = [threading.Thread(target=hold) for _ in range(3)]  # every place taken
+    for holder in holders:
+        holder.start()
+    held.acquire(timeout=5)
+    try:
+        page.click("#run")
+        page.locator("#status").filter(has_text="the server is busy").wait_for(timeout=30_000)
+    finally:
+        release.set()
+        for holder in holders:
+            holder.join(20)
+    page.click("#run")  # served once the queue drains
+    page.wait_for_function("document.querySelector('#status').innerText.startsWith('Done')",
+                           timeout=30_000)
     page.close()
