@@ -376,6 +376,29 @@ def test_page_shows_why_an_upload_is_refused(server, browser, tmp_path):
     page.close()
 
 
+def test_page_paints_a_mask_over_the_content(server, browser):
+    from web_browser import open_page, paint_stroke, set_size, upload
+
+    base, _, cache = server
+    page = open_page(browser, base)
+    upload(page, "content", [CAT])
+    page.wait_for_selector("#content-view img", timeout=30_000)
+    upload(page, "styles", [STROKES, MOSAIC])
+    page.click("text=Mask (two styles")
+    page.wait_for_selector("#mask-paint canvas", timeout=30_000)
+    paint_stroke(page, "mask-paint", left=0.25, width=0.1)
+    set_size(page, 64)
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').innerText.startsWith('Done')",
+                           timeout=30_000)
+    (mask_path,) = cache.glob("sessions/*/painted-mask.png")
+    mask = np.asarray(Image.open(mask_path)) > 0
+    assert mask.shape == (300, 451)  # the content's size: painted over it
+    columns = np.flatnonzero(mask.any(axis=0))
+    assert 0.1 < mask.mean() < 0.5 and columns.min() > 451 * 0.1 and columns.max() < 451 * 0.6
+    page.close()
+
+
 def test_page_says_when_the_server_is_busy(server, browser):
     from web_browser import open_page, set_size, upload
 

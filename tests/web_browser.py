@@ -62,3 +62,16 @@ def pick(page, elem_id: str, names: list[str]) -> None:
         page.click(f"#{elem_id} input")
         page.click(f"li:has-text('{name}')")
     page.keyboard.press("Escape")
+
+
+def paint_stroke(page, elem_id: str, left: float, width: float) -> None:
+    """Paint a vertical band over ``left .. left + width`` (fractions of the canvas's width)
+    of the image editor ``elem_id``."""
+    page.locator(f"#{elem_id} button[aria-label='Brush']").first.click()
+    box = page.locator(f"#{elem_id} canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] * left, box["y"] + box["height"] * 0.3
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(8):  # a zigzag down the band (each move repaints the canvas: few of them)
+        page.mouse.move(x + (i % 2) * box["width"] * width, y + i * box["height"] * 0.05)
+    page.mouse.up()

@@ -135,6 +135,7 @@ def input_column(page: Page, config) -> dict:
         ui["mask_file"] = gr.File(label="Mask image", elem_id="mask")
         ui["mask_paint"] = gr.ImageEditor(
             label="...or paint the first style's region over the content", type="pil",
+            elem_id="mask-paint",
             sources=[], layers=False, brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"))
     ui["run"] = gr.Button("Stylise", variant="primary", elem_id="run")
     ui["status"] = gr.Markdown(elem_id="status")
