@@ -3,11 +3,15 @@ a real server on a free port; the page in a real headless Chromium (Playwright).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -139,6 +143,34 @@ def test_serve_listens_on_this_machine_only_by_default(monkeypatch):
     assert (config.host, config.port, config.model) == ("127.0.0.1", 7860, "lite")
     assert config.max_upload_bytes == 3 * 2**20 and config.queue_size == 1
     assert config.samples == REPO / "samples"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_serve_process_stops_cleanly_and_removes_its_folder(tmp_path, stop):
+    pytest.importorskip("gradio")
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "stylenorm", "serve", "--port", str(port)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/api/models").status_code == 200:
+                    break
+            time.sleep(0.2)
+        assert list(tmp_path.glob("stylenorm-web-*")), "the server made no private folder"
+        process.send_signal(stop)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output
+    assert "stopped; temporary files removed" in output and "Traceback" not in output
+    assert not list(tmp_path.glob("stylenorm-web-*"))
 
 
 # --------------------------------------------------------------------------- a real server

@@ -7,6 +7,7 @@ import functools
 import ipaddress
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -64,11 +65,18 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def exit_on_sigterm(signum, frame) -> None:
+    """uvicorn shuts down gracefully on SIGTERM, then raises it again: this handler turns it
+    into SystemExit, so ``finally`` blocks run (the default one ends the process at once)."""
+    raise SystemExit(0)
+
+
 def serve(config: ServeConfig, say: Callable[[str], None] = print) -> None:
-    """Serve until interrupted; the private temporary folder is removed at the end."""
+    """Serve until Ctrl-C or SIGTERM; the private temporary folder is removed at the end."""
     import uvicorn
 
     cache = Path(tempfile.mkdtemp(prefix="stylenorm-web-"))
+    previous = signal.signal(signal.SIGTERM, exit_on_sigterm)
     try:
         app = build_app(config, cache)
         if not is_loopback(config.host):
@@ -76,5 +84,9 @@ def serve(config: ServeConfig, say: Callable[[str], None] = print) -> None:
         say(f"stylenorm web app on http://{config.host}:{config.port}/ (Ctrl-C stops it); "
             f"API: POST http://{config.host}:{config.port}/api/stylize")
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+    except (KeyboardInterrupt, SystemExit):
+        pass  # a normal way to stop a server
     finally:
+        signal.signal(signal.SIGTERM, previous)
         shutil.rmtree(cache, ignore_errors=True)
+    say("stopped; temporary files removed")
