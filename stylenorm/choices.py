@@ -12,6 +12,12 @@ DEFAULT_MAX_PIXELS = 20_000 * 20_000  # the most pixels an input image may decla
 # a 64-channel float32 activation of 8 MP is 2 GB, and the encoder holds several at once.
 MAX_WHOLE_PIXELS = 8_000_000
 DEFAULT_TILE_SIZE = 768  # core tile side in px
+# stylenorm serve: the most pixels an upload may declare, the largest upload, the largest output
+# shorter side, and how many requests may wait while one runs.
+SERVE_MAX_PIXELS = 40_000_000
+SERVE_MAX_UPLOAD_MB = 32
+SERVE_MAX_SIZE = 4096
+SERVE_QUEUE_SIZE = 4
 
 
 class Device(str, Enum):

@@ -148,16 +148,18 @@ def test_stylize_without_output_never_overwrites(random_store, images, tmp_path,
 
 def test_help_version_and_usage_errors_do_not_import_torch():
     """``--help``, ``--version`` and a usage error answer from the Typer app alone: no torch,
-    numpy or Pillow is imported (torch alone takes seconds and hundreds of MB)."""
+    numpy, Pillow or Gradio is imported (torch alone takes seconds and hundreds of MB)."""
     code = """
 import sys
 from stylenorm.cli.app import app
-for args in (["--help"], ["--version"], ["stylize", "--bogus"], ["weights", "--help"]):
+for args in (["--help"], ["--version"], ["stylize", "--bogus"], ["weights", "--help"],
+             ["serve", "--help"]):
     try:
         app(args)
     except SystemExit:
         pass
-heavy = [m for m in ("torch", "torchvision", "numpy", "PIL", "safetensors") if m in sys.modules]
+heavy = [m for m in ("torch", "torchvision", "numpy", "PIL", "safetensors", "gradio", "fastapi")
+         if m in sys.modules]
 print("heavy:", heavy)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

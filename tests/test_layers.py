@@ -21,6 +21,7 @@ LAYERS = [
     {"models"},
     {"hub"},
     {"inference", "training"},
+    {"web"},
     {"cli"},
     {"__init__", "__main__"},
 ]

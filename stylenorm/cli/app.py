@@ -15,10 +15,10 @@ from ..choices import (
     ExportFormat,
     Precision,
 )
-from ..errors import OptionError
 from .batch import THREADS_HELP, batch, bench, set_threads
 from .errors import say, user_errors
 from .lazy import LazyTrain
+from .serve import serve
 from .weights import weights_app
 
 app = typer.Typer(
@@ -59,17 +59,6 @@ def free_name(path: Path) -> Path:
     return candidate
 
 
-def parse_weights(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise OptionError(
-            f"--style-weights must be comma-separated numbers like 0.7,0.3; got {text!r}"
-        ) from None
-
-
 @app.command()
 @user_errors
 def stylize(
@@ -103,7 +92,7 @@ def stylize(
                                   "takes over a second."),
 ) -> None:
     """Stylise CONTENT with STYLE (several styles are mixed) and write the result."""
-    from ..inference.stylize import StylizeOptions, Stylizer
+    from ..inference.stylize import StylizeOptions, Stylizer, parse_weights
 
     options = StylizeOptions(alpha=alpha, style_weights=parse_weights(style_weights),
                              preserve_color=preserve_color, size=size, style_size=style_size,
@@ -135,6 +124,7 @@ def export(
 
 app.command()(batch)
 app.command()(bench)
+app.command()(serve)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import os
@@ -98,12 +99,24 @@ class StylizeOptions:
                                   params=("style_weights",))
 
 
+def parse_weights(text: str | None) -> list[float] | None:
+    """Style weights as typed: ``"0.7, 0.3"`` -> ``[0.7, 0.3]``; None or blank -> None."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise OptionError(f"style_weights must be comma-separated numbers like 0.7,0.3; got "
+                          f"{text!r}", params=("style_weights",)) from None
+
+
 class Stylizer:
     """A loaded model on a device at a precision, reusable across many images."""
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
                  precision: str = "fp32", progress: bool = False) -> None:
         self.progress = progress  # a tile progress bar on stderr once a run passes a second
+        self.on_tile: Callable[[int, int], None] | None = None  # told (done, total) per tile
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(precision, self.device)
         self.model = load_model(model).to(self.device, self.dtype)
@@ -192,16 +205,22 @@ class Stylizer:
             side = tiles.tile + 2 * tiles.halo
             options.check_whole(f"a tile with its halo ({tiles.halo} px each side)", side, side,
                                 "tile_size")
+            done = itertools.count(1)
             with tqdm(total=tile_count(self.model, h, w, tiles), unit="tile", desc="stylize",
                       disable=not self.progress, delay=PROGRESS_DELAY_S, leave=False,
                       file=sys.stderr) as bar:
                 return stylize_tiled(self.model, content, code, options.alpha, tiles, mask,
-                                     on_tile=lambda stage, shape: bar.update(1))
+                                     on_tile=lambda stage, shape: self.tile_done(bar, done))
         options.check_whole("the content", h, w, "size")
         # one model call, no count to show: a spinner, on a terminal only (no \r into logs)
         with spinner(self.progress and sys.stderr.isatty(), delay=PROGRESS_DELAY_S):
             out = self.model(self.model.prepare(content), code, options.alpha, mask)
         return out[..., :h, :w].clamp(0, 1).float().cpu()
+
+    def tile_done(self, bar: tqdm, done: itertools.count) -> None:
+        bar.update(1)
+        if self.on_tile is not None:
+            self.on_tile(next(done), bar.total)
 
     def load_styles(self, paths: list[Path], options: StylizeOptions) -> list[torch.Tensor]:
         return [load_image(p, options.style_size, options.crop, options.max_pixels, MIN_IMAGE_SIZE,

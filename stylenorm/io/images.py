@@ -114,7 +114,7 @@ def _check_limits(path: Path, width: int, height: int, size: int, crop: bool, ma
 
 
 def _open(path: Path, max_pixels: int, size: int = 0, crop: bool = False,
-          result_limit: tuple[int, str] | None = None) -> Image.Image:
+          result_limit: tuple[int, str] | None = None, decode: bool = True) -> Image.Image:
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
@@ -129,7 +129,8 @@ def _open(path: Path, max_pixels: int, size: int = 0, crop: bool = False,
             image = Image.open(path)
             _check_limits(path, *image.size, size, crop, max_pixels, result_limit)
             image.seek(0)  # first frame of animations
-            image.load()
+            if decode:
+                image.load()
     except (ImageError, MemoryError):
         raise
     except Image.DecompressionBombError as exc:
@@ -201,6 +202,13 @@ def load_image(
         raise ImageError(f"{path}: image is {w}x{h}; expected at least {min_size}x{min_size}")
     rgb, alpha = tensor[:, :3].contiguous(), tensor[:, 3:]
     return LoadedImage(rgb=rgb, alpha=None if bool((alpha >= 1).all()) else alpha, path=path)
+
+
+def image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """The (width, height) an image file declares, checked as :func:`load_image` checks it
+    (readable header, ``max_pixels``, memory) without decoding its pixels."""
+    with _open(Path(path), max_pixels, decode=False) as image:
+        return image.size
 
 
 def image_format(path: str | os.PathLike) -> str:
