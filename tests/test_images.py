@@ -45,6 +45,16 @@ def test_alpha_is_kept_and_written_back(tmp_path):
     assert Image.open(tmp_path / "out.png").mode == "RGBA"
 
 
+@pytest.mark.parametrize("size", [0, 17, 100])
+def test_an_opaque_image_has_no_alpha_at_any_size(tmp_path, size):
+    """Resizing must not turn a fully opaque image into a barely transparent one (its stylised
+    output would then be written as RGBA)."""
+    path = make_image(tmp_path / "c.jpg", size=(64, 48))
+    assert load_image(path, size=size).alpha is None
+    save_image(load_image(path, size=size).rgb, tmp_path / "o.png")
+    assert Image.open(tmp_path / "o.png").mode == "RGB"
+
+
 def test_resize_and_crop(tmp_path):
     path = make_image(tmp_path / "c.png", size=(64, 32))
     assert load_image(path, size=16).rgb.shape[-2:] == (16, 32)

@@ -188,6 +188,9 @@ def load_image(
         warnings.simplefilter("ignore")  # a corrupt EXIF block is not worth refusing pixels for
         image = ImageOps.exif_transpose(image)
     tensor = torch.from_numpy(_to_rgba_array(image)).permute(2, 0, 1).unsqueeze(0)
+    opaque = bool((tensor[:, 3:] >= 1).all())  # decided before resizing, which rounds
+    if opaque:
+        tensor = tensor[:, :3]
     if size > 0:
         tensor = resize_shorter_side(tensor, size)
         if crop:
@@ -200,8 +203,8 @@ def load_image(
                              f"resizing to a shorter side of {size} px; expected at least "
                              f"{min_size}x{min_size}")
         raise ImageError(f"{path}: image is {w}x{h}; expected at least {min_size}x{min_size}")
-    rgb, alpha = tensor[:, :3].contiguous(), tensor[:, 3:]
-    return LoadedImage(rgb=rgb, alpha=None if bool((alpha >= 1).all()) else alpha, path=path)
+    return LoadedImage(rgb=tensor[:, :3].contiguous(), alpha=None if opaque else tensor[:, 3:],
+                       path=path)
 
 
 def image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
