@@ -30,6 +30,7 @@ from ..models.cin import CINConfig, CINTransformer
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.conditional import one_hot_weights
 from ..nn.losses import content_loss, gram_matrix, gram_target_loss, tv_loss
+from ..ranks import from_environment
 from .common import FrozenEncoder, crop_data, find_inputs
 from .data import log, validation_images
 from .loop import TrainConfig, TrainResult, fit, load_frozen_encoder
@@ -106,9 +107,12 @@ class CINTask:
         return [p for p in self.network.parameters() if p.requires_grad]
 
     def draw_styles(self, iteration: int, n: int) -> torch.Tensor:
-        """Positions in ``targets.rows`` for each sample, a pure function of (seed, iteration)."""
+        """Positions in ``targets.rows`` for each sample, a pure function of (seed, iteration);
+        under torchrun the draws of the global batch are made and this rank's ``n`` kept."""
+        share = from_environment()
         rng = np.random.default_rng([self.config.seed, iteration, STYLE_STREAM])
-        return torch.from_numpy(rng.integers(0, len(self.targets.rows), n))
+        picks = rng.integers(0, len(self.targets.rows), n * share.count)
+        return torch.from_numpy(picks[share.index * n:(share.index + 1) * n])
 
     def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
         content = batch[0]
