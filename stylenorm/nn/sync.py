@@ -19,9 +19,25 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.distributed.nn.functional import all_reduce
 
 __all__ = ["global_moments", "sync_batch_statistics", "syncs"]
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """y = sum over processes of x; the gradient of each x is the sum over processes of the
+    gradient of y (every process's loss depends on every x through y)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        total = x.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total
 
 
 def syncs(module: nn.Module) -> bool:
@@ -42,7 +58,7 @@ def global_moments(x: Tensor) -> tuple[Tensor, Tensor, int]:
     count = torch.tensor([x.shape[0] * x.shape[2] * x.shape[3]], dtype=torch.float32,
                          device=x.device)
     local = torch.cat([values.sum((0, 2, 3)), values.square().sum((0, 2, 3)), count])
-    total = all_reduce(local)
+    total = _SumOverProcesses.apply(local)
     m = total[-1]
     mean = total[:channels] / m
     var = (total[channels:2 * channels] / m - mean.square()).clamp_min(0)
