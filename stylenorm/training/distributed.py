@@ -137,7 +137,7 @@ class DataParallelTask:
         sync_batch_statistics(task.network)
         self.module = DistributedDataParallel(
             _TaskModule(task), device_ids=[device.index] if device.type == "cuda" else None,
-            broadcast_buffers=False)  # synced norms keep the buffers equal on every rank
+            forward_sync_buffers=False)  # synced norms keep the buffers equal on every rank
 
     def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
         return self.module(batch, iteration)
