@@ -403,3 +403,18 @@ def test_a_killed_rank_or_shard_leaves_complete_files_and_a_rerun_makes_the_rest
         rest = run(stylenorm(*batch_command(folders, out, "--shard", "1/2")), random_store)
         assert rest.returncode == 0 and "done 12" in rest.stdout + rest.stderr
     assert len(complete_outputs(out)) == 24 and not list(out.glob(".*.part"))
+
+
+@pytest.mark.parametrize("shard", ["3/2", "x", "1/0", "-1/2"])
+def test_a_bad_shard_is_one_line_naming_the_option(tmp_path, shard):
+    from typer.testing import CliRunner
+
+    from stylenorm.cli.app import app
+
+    content, style = make_pairs(tmp_path, contents=1, styles=1)
+    result = CliRunner().invoke(app, ["batch", str(content), str(style), "-o",
+                                      str(tmp_path / "out"), "--shard", shard])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --shard"), result.output
+    assert not (tmp_path / "out").exists()
