@@ -20,10 +20,9 @@ Under ``torchrun`` every rank runs this loop in step and rank 0 alone writes the
 from __future__ import annotations
 
 import json
-import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -37,6 +36,7 @@ from ..errors import StylenormError
 from ..hub.zoo import load_frozen_encoder
 from ..ranks import Place
 from ..runtime import Precision, autocast, processor_name, resolve_device, training_dtype
+from .averaging import WeightAverage
 from .checkpoints import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .data import DataMode
 from .distributed import (
@@ -52,6 +52,7 @@ from .distributed import (
 )
 from .plots import loss_curve, save_grid
 from .runlog import RunLog, prepare_run_dir, write_config
+from .stopping import StopRequest
 
 __all__ = ["Schedule", "Task", "TrainConfig", "TrainResult", "WeightAverage", "fit",
            "learning_rate", "load_frozen_encoder", "train_step", "training_dtype"]
@@ -201,42 +202,6 @@ class TrainResult:
     wall_time_s: float
     report: str = ""
     extra: dict = field(default_factory=dict)
-
-
-class WeightAverage:
-    """Exponential moving average of a network's floating-point parameters and buffers,
-    ``avg <- d * avg + (1 - d) * w`` after every step, with ``d = min(decay, (1 + t) / (10 + t))``
-    at step t so that the first steps are not dominated by the starting weights."""
-
-    def __init__(self, network: nn.Module, decay: float) -> None:
-        self.decay, self.steps = decay, 0
-        self.shadow = {k: v.detach().float().clone() for k, v in network.state_dict().items()
-                       if v.is_floating_point()}
-
-    @torch.no_grad()
-    def update(self, network: nn.Module) -> None:
-        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        for key, value in network.state_dict().items():
-            if key in self.shadow:
-                self.shadow[key].lerp_(value.detach().float(), 1 - d)
-        self.steps += 1
-
-    def state_dict(self) -> dict:
-        return {"steps": self.steps, "shadow": self.shadow}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.steps, self.shadow = int(state["steps"]), state["shadow"]
-
-    @contextmanager
-    def applied(self, network: nn.Module):
-        """``network`` holds the averaged weights inside the block, its own after it."""
-        own = {k: v.detach().clone() for k, v in network.state_dict().items()}
-        network.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in
-                                           self.shadow.items()}})
-        try:
-            yield network
-        finally:
-            network.load_state_dict(own)
 
 
 @dataclass
@@ -396,37 +361,6 @@ def _batches(loop: _Loop, data) -> Iterator[tuple[int, list[torch.Tensor]]]:
     for iteration, batch in zip(range(loop.start, loop.config.iterations),
                                 data.batches(loop.start, loop.config.iterations), strict=True):
         yield iteration, [b.contiguous(memory_format=fmt) for b in batch]
-
-
-class StopRequest:
-    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current iteration, with a
-    checkpoint; a second Ctrl-C interrupts at once. Only in the main thread (signals go there)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, second_interrupts: bool = True) -> None:
-        self.requested = False
-        self.previous: dict = {}
-        # Under torchrun a Ctrl-C reaches a rank twice (from the terminal and forwarded by the
-        # launcher), and the launcher kills ranks that are still running 30 s later.
-        self.second_interrupts = second_interrupts
-
-    def __enter__(self) -> StopRequest:
-        try:
-            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        except ValueError:  # not the main thread: signals cannot be caught here
-            self.previous = {}
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT and self.second_interrupts:
-            raise KeyboardInterrupt
-        self.requested = True
-        tqdm.write("stopping after this iteration with a checkpoint (Ctrl-C again: at once)")
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 def _run(loop: _Loop, data, progress: bool) -> None:
