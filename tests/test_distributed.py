@@ -418,3 +418,14 @@ def test_a_bad_shard_is_one_line_naming_the_option(tmp_path, shard):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --shard"), result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_batch_prints_one_summary_and_fails_if_any_rank_failed(random_store, tmp_path):
+    folders = make_pairs(tmp_path / "data", contents=3, styles=2)
+    (folders[0] / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    done = run(torchrun(*batch_command(folders, tmp_path / "out")), random_store)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and "/stylenorm/" not in said
+    assert said.count("done 6, skipped 0 (already there), failed 2 (not made)") == 1
+    assert len(complete_outputs(tmp_path / "out")) == 6
