@@ -12,11 +12,12 @@ instead; ``--shard I/N`` gives each its part (:func:`parse_shard`).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 from .errors import OptionError, StylenormError
 
-__all__ = ["Place", "from_environment", "parse_shard"]
+__all__ = ["Place", "from_environment", "leave_group", "parse_shard"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,12 @@ def parse_shard(text: str) -> Place:
         raise OptionError(f"--shard {text}: I must be in 0..N-1 (shards count from 0) and "
                              f"N >= 1; got I={index_value}, N={count_value}", params=("shard",))
     return Place(index_value, count_value)
+
+
+def leave_group() -> None:
+    """Tear down the process group, if one was started, before the process exits: left to the
+    interpreter's exit, gloo's threads can abort the process after its work is done
+    ("terminate called without an active exception"). Imports nothing new."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
