@@ -17,7 +17,6 @@ load average before and after (another job on the machine shows up there).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
@@ -61,14 +60,9 @@ def train_rate(ranks: int, threads: int, args, out: Path) -> float:
                 str(args.global_batch // ranks), "--crop-size", str(args.crop_size),
                 "--checkpoint-every", str(args.iterations), "--sample-every", "0",
                 "--workers", "0", "--threads", str(threads), "--no-progress"), threads)
-    meta = json.loads(_header(out / "model.safetensors"))["__metadata__"]
-    return args.iterations / json.loads(meta["provenance"])["wall_time_s"]
+    from stylenorm.hub.weights import read_meta
 
-
-def _header(path: Path) -> str:
-    with path.open("rb") as handle:
-        size = int.from_bytes(handle.read(8), "little")
-        return handle.read(size).decode()
+    return args.iterations / read_meta(out / "model.safetensors").provenance["wall_time_s"]
 
 
 def batch_seconds(ranks: int, threads: int, args, out: Path) -> float:
