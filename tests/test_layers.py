@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "stylenorm"
 # Modules of one layer do not import each other's sub-packages (inference and training are peers).
 LAYERS = [
     {"_version", "errors", "choices"},
-    {"runtime"},
+    {"runtime", "ranks"},
     {"io"},
     {"nn"},
     {"models"},

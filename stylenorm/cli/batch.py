@@ -74,26 +74,41 @@ def batch(
                                          "content)."),
     threads: int = typer.Option(0, min=0, help=THREADS_HELP),
     progress: bool = typer.Option(True, help="Show a progress bar with ETA."),
+    shard: str = typer.Option(None, metavar="I/N", help="Make only part I of N (0 <= I < N) of "
+                              "the pairs, balanced by pixels: one task of a job array."),
 ) -> None:
     """Stylise every CONTENT_DIR image with every STYLE_DIR image (or the --pairs) into -o.
 
     Outputs are named <content>__<style>.<ext>; existing ones are skipped, so an interrupted run
     started again finishes only the rest. Unreadable files are reported and skipped; the exit
-    code is 1 when any output failed.
+    code is 1 when any output failed. Under torchrun the ranks share the pairs and rank 0
+    prints the summary of them all.
     """
     from ..inference.batch import batch_stylize
+    from ..ranks import from_environment, parse_shard
 
+    rank = from_environment()
+    part = rank.within(parse_shard(shard)) if shard is not None else rank
     set_threads(threads)
+    if rank.is_split:
+        from ..inference.shards import start_group
+
+        start_group(rank)
     report = batch_stylize(
         content_dir, style_dir, output, pairs=pairs, model=model, device=device.value,
         precision=precision.value, recursive=recursive, ext=ext, overwrite=overwrite,
-        batch_size=batch_size, workers=workers, progress=progress, log=log_line, alpha=alpha,
+        batch_size=batch_size, workers=workers, log=log_line, alpha=alpha,
         preserve_color=preserve_color, size=size, style_size=style_size, crop=crop,
         max_pixels=max_pixels, max_whole_pixels=max_whole_pixels,
-        tile=tile, tile_size=tile_size,
+        tile=tile, tile_size=tile_size, part=part, progress=progress and rank.is_main,
     )
-    for line in report.summary_lines():
-        say(line)
+    if rank.is_split:
+        from ..inference.shards import gather_reports
+
+        report = gather_reports(report)
+    if rank.is_main:
+        for line in report.summary_lines():
+            say(line)
     if not report.ok:
         raise typer.Exit(1)
 

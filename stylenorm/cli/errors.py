@@ -12,6 +12,7 @@ import typer
 import typer.core
 
 from ..errors import OptionError, StylenormError
+from ..ranks import leave_group
 
 # click's base of usage errors, wherever this Typer takes click from (recent ones vendor it).
 ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -93,7 +94,10 @@ def user_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         if os.environ.get("STYLENORM_DEBUG"):
-            return command(*args, **kwargs)
+            try:
+                return command(*args, **kwargs)
+            finally:
+                leave_group()
         try:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, ClickException):
@@ -115,5 +119,7 @@ def user_errors(command):
             raise fail(f"{where}{exc.strerror or exc}") from None
         except Exception as exc:  # a bug: still one line, with the way to see more
             raise fail(internal(exc)) from None
+        finally:
+            leave_group()  # under torchrun: before exit, or gloo may abort the process
 
     return wrapper

@@ -129,6 +129,11 @@ def run_options(loop: dict) -> dict:
 
 
 def echo_result(result) -> None:
+    """The run's outcome, printed once (by rank 0 under torchrun)."""
+    from ..ranks import from_environment
+
+    if not from_environment().is_main:
+        return
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
     say(f"wrote {result.model_path} ({result.iterations} iterations, "
         f"{result.wall_time_s:.0f} s; final losses: {losses})")

@@ -34,6 +34,7 @@ from ..errors import DiskFullError, StylenormError
 from ..hub.zoo import DEFAULT_MODEL
 from ..io.images import LoadedImage, load_image, save_image
 from ..models.protocol import FixedStyleModel, StyleCodeLike
+from ..ranks import Place
 from .batchplan import (
     BatchPlan,
     Job,
@@ -43,6 +44,7 @@ from .batchplan import (
     remove_partial,
     split_existing,
 )
+from .shards import share_of
 from .stylize import MIN_IMAGE_SIZE, StylizeOptions, Stylizer
 from .tiling import TileOptions, can_tile, check_tileable, decode_tiled, encode_content, should_tile
 
@@ -293,9 +295,10 @@ def batch_stylize(contents: str | Path | None, styles: str | Path | None, out_di
                   device: str = "auto", precision: str = "auto", recursive: bool = False,
                   ext: str = "jpg", overwrite: bool = False, batch_size: int = 0,
                   workers: int = 2, progress: bool = True, log: Log | None = None,
-                  **options) -> BatchReport:
+                  part: Place | None = None, **options) -> BatchReport:
     """Stylise every image of folder ``contents`` with every image of folder ``styles`` (or the
-    pairs listed in the file ``pairs``) into ``out_dir``; see :func:`run_batch`.
+    pairs listed in the file ``pairs``) into ``out_dir``; see :func:`run_batch`. With ``part``
+    (a torchrun rank or a ``--shard``), only that part's pairs (:mod:`.shards`).
 
     ``options`` are the fields of :class:`~stylenorm.inference.stylize.StylizeOptions`.
     """
@@ -307,8 +310,10 @@ def batch_stylize(contents: str | Path | None, styles: str | Path | None, out_di
         raise StylenormError("give a content folder and a style folder (or --pairs FILE)")
     else:
         jobs = plan_folders(contents, styles, out_dir, ext, recursive)
+    stylize_options = StylizeOptions(**options)
+    jobs = share_of(jobs, part or Place(), stylize_options.size, stylize_options.crop)
     plan = split_existing(jobs, overwrite)
     remove_partial(plan.todo)
     stylizer = Stylizer(model, device, precision)
-    return run_batch(stylizer, plan, StylizeOptions(**options),
-                     BatchOptions(batch_size, workers), progress, log)
+    return run_batch(stylizer, plan, stylize_options, BatchOptions(batch_size, workers),
+                     progress, log)

@@ -31,6 +31,8 @@ from enum import Enum
 import torch
 from torch import Tensor, nn
 
+from .sync import global_moments, syncs
+
 __all__ = ["BatchNorm2d", "GroupNorm2d", "Identity2d", "InstanceNorm2d", "LayerNorm2d",
            "NORM_CLASSES", "NormName", "SwitchableNorm2d", "build_norm", "check_nchw",
            "norm_factory", "resolve_num_groups"]
@@ -137,18 +139,22 @@ class BatchNorm2d(_Norm2d):
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
+        self.sync_statistics = False  # over every process of a job: see `.sync`
 
     def _statistics(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if self.track_running_stats and not self.training:
             return self.running_mean.view(1, -1, 1, 1), self.running_var.view(1, -1, 1, 1)
         count = x.shape[0] * x.shape[2] * x.shape[3]
-        if count == 1:
+        if syncs(self):
+            mean, var, count = global_moments(x)
+        elif count == 1:
             raise ValueError(
                 f"BatchNorm2d needs more than one value per channel to take batch statistics; "
                 f"got input of shape {tuple(x.shape)} (N*H*W = 1). Use a larger batch, call "
                 f".eval() to use the running statistics, or pick another norm"
             )
-        mean, var = _moments(x, (0, 2, 3))
+        else:
+            mean, var = _moments(x, (0, 2, 3))
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
             factor = self.momentum
@@ -251,6 +257,7 @@ class SwitchableNorm2d(_Norm2d):
         self.var_weight = nn.Parameter(torch.ones(3))
         self.register_buffer("running_mean", torch.zeros(num_channels))
         self.register_buffer("running_var", torch.ones(num_channels))
+        self.sync_statistics = False  # the BN branch over every process of a job: see `.sync`
 
     def _statistics(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mu_in, var_in = _moments(x, (2, 3))
@@ -266,9 +273,12 @@ class SwitchableNorm2d(_Norm2d):
     def _batch_branch(self, x: Tensor, mu_in: Tensor, square: Tensor) -> tuple[Tensor, Tensor]:
         if not self.training:
             return self.running_mean.view(1, -1, 1, 1), self.running_var.view(1, -1, 1, 1)
-        mu_bn = mu_in.mean(0, keepdim=True)
-        var_bn = (square.mean(0, keepdim=True) - mu_bn.square()).clamp_min(0)
         count = x.shape[0] * x.shape[2] * x.shape[3]
+        if syncs(self):  # the mean over N of per-sample moments is the moment over (N, H, W)
+            mu_bn, var_bn, count = global_moments(x)
+        else:
+            mu_bn = mu_in.mean(0, keepdim=True)
+            var_bn = (square.mean(0, keepdim=True) - mu_bn.square()).clamp_min(0)
         _track(self.running_mean, self.running_var, mu_bn, var_bn, count, self.momentum)
         return mu_bn, var_bn
 

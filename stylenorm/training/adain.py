@@ -24,6 +24,7 @@ from ..hub.weights import save_weights
 from ..models.decoder import AdaINDecoder, DecoderConfig
 from ..models.vgg import VGGEncoder
 from ..nn.norms import NormName, SwitchableNorm2d
+from ..ranks import from_environment
 from .common import (
     AdaINObjective,
     FrozenEncoder,
@@ -63,7 +64,9 @@ class AdaINTrainConfig(TrainConfig):
         super().validate()
         NormName(self.norm)  # ValueError naming the choices
         choose("style_loss", self.style_loss, StyleLoss)
-        if self.norm in (NormName.BATCH.value, NormName.SWITCHABLE.value) and self.batch_size < 2:
+        ranks = from_environment().count  # under torchrun the statistics span every rank
+        if (self.norm in (NormName.BATCH.value, NormName.SWITCHABLE.value)
+                and self.batch_size * ranks < 2):
             raise StylenormError(f"norm {plain(self.norm)} needs batch_size >= 2 for batch "
                                  "statistics; got 1", params=("norm", "batch_size"))
 

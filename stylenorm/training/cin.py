@@ -32,6 +32,7 @@ from ..models.cin import CINConfig, CINTransformer
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.conditional import one_hot_weights
 from ..nn.losses import content_loss, gram_matrix, gram_target_loss, tv_loss
+from ..ranks import from_environment
 from ..runtime import resolve_dtype
 from .cin_teacher import CINTeacher
 from .common import FrozenEncoder, crop_data, find_inputs, start_from
@@ -113,9 +114,12 @@ class CINTask:
         return [p for p in self.network.parameters() if p.requires_grad]
 
     def draw_styles(self, iteration: int, n: int) -> torch.Tensor:
-        """Positions in ``targets.rows`` for each sample, a pure function of (seed, iteration)."""
+        """Positions in ``targets.rows`` for each sample, a pure function of (seed, iteration);
+        under torchrun the draws of the global batch are made and this rank's ``n`` kept."""
+        share = from_environment()
         rng = np.random.default_rng([self.config.seed, iteration, STYLE_STREAM])
-        return torch.from_numpy(rng.integers(0, len(self.targets.rows), n))
+        picks = rng.integers(0, len(self.targets.rows), n * share.count)
+        return torch.from_numpy(picks[share.index * n:(share.index + 1) * n])
 
     def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
         content = batch[0]
@@ -139,7 +143,7 @@ class CINTask:
             losses["total"] = losses["total"] + self.config.pixel_weight * losses["pixel"]
         if self.config.tv_weight:
             losses["tv"] = tv_loss(output)
-            losses["total"] = total + self.config.tv_weight * losses["tv"]
+            losses["total"] = losses["total"] + self.config.tv_weight * losses["tv"]
         return losses
 
     def sample_rows(self) -> list[list[torch.Tensor]]:

@@ -15,8 +15,10 @@ from ..hub.weights import load_state_strict, load_weights
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.conditional import adain
 from ..nn.losses import content_loss, gram_style_loss, mean_std_style_loss
+from ..ranks import from_environment
 from ..runtime import resolve_device
 from .data import CropConfig, find_images, make_data, validation_images
+from .distributed import join_job
 from .loop import TrainConfig
 
 __all__ = ["AdaINObjective", "FrozenEncoder", "StyleLoss", "crop_data", "find_inputs", "paired",
@@ -116,16 +118,18 @@ def start_from(network: nn.Module, path: str, kind: str,
 
 def find_inputs(config: TrainConfig, content: str = "content", style: str = "style"
                 ) -> tuple[torch.device, list[Path], list[Path]]:
-    """What every trainer opens with: ``config`` validated, its device, and the images of its
-    content and style folders (the config fields named ``content`` and ``style``)."""
+    """What every trainer opens with: ``config`` validated, its device (under torchrun: the
+    rank's, with the process group started), and the images of its content and style folders
+    (the config fields named ``content`` and ``style``)."""
     config.validate()
-    device = resolve_device(config.device)
+    _, device = join_job(resolve_device(config.device))
     contents = find_images(getattr(config, content), content)
     styles = find_images(getattr(config, style), style)
     return device, contents, styles
 
 
 def crop_data(config: TrainConfig, device: torch.device, folders: list[list[Path]]):
-    """Training batches of random crops from ``folders``, deterministic from (seed, iteration)."""
+    """Training batches of random crops from ``folders``, deterministic from (seed, iteration);
+    under torchrun, this rank's share of each global batch."""
     return make_data(folders, CropConfig(config.crop_size), config.batch_size, config.seed, device,
-                     config.data_mode, config.num_workers)
+                     config.data_mode, config.num_workers, from_environment())

@@ -3,7 +3,10 @@
 Every crop is a pure function of ``(seed, iteration, slot in the batch)``: the image comes from a
 per-epoch permutation of the folder and the crop box from a generator seeded with those numbers.
 So a run resumed at iteration ``k`` sees exactly the batches an uninterrupted run sees, however
-many DataLoader workers decode them.
+many DataLoader workers decode them. In a job of W processes (torchrun) the batch of an
+iteration is the global one, W x ``batch_size`` slots, and process r makes slots
+``r * batch_size .. (r + 1) * batch_size - 1`` of it: together they make the crops one process
+makes with the global batch.
 
 Two pipelines give the same crops:
 
@@ -31,8 +34,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ImageError, StylenormError
 from ..io.images import list_images, load_image
+from ..ranks import Place
 
 log = logging.getLogger("stylenorm")
+WHOLE = Place()  # one process makes the whole batch
 
 __all__ = ["CropConfig", "CropData", "DataMode", "batch_to_float", "crop_box", "find_images",
            "load_folder_images", "make_data", "validation_images"]
@@ -136,17 +141,21 @@ class EpochSampler:
 
 
 class BatchItems:
-    """The items of each iteration from ``start`` to ``stop``: ``(iteration, slot, indices)``."""
+    """The items of each iteration from ``start`` to ``stop``: ``(iteration, slot, indices)``,
+    for this process's ``share`` of the global batch (``share.count`` x ``batch`` slots)."""
 
-    def __init__(self, counts: Sequence[int], batch: int, seed: int, start: int, stop: int):
+    def __init__(self, counts: Sequence[int], batch: int, seed: int, start: int, stop: int,
+                 share: Place = WHOLE):
         self.samplers = [EpochSampler(n, seed, s) for s, n in enumerate(counts)]
         self.batch, self.start, self.stop = batch, start, stop
+        self.global_batch = batch * share.count
+        self.slots = range(share.index * batch, (share.index + 1) * batch)
 
     def items(self, iteration: int) -> list[tuple[int, int, tuple[int, ...]]]:
         return [
             (iteration, slot,
-             tuple(s.index(iteration * self.batch + slot) for s in self.samplers))
-            for slot in range(self.batch)
+             tuple(s.index(iteration * self.global_batch + slot) for s in self.samplers))
+            for slot in self.slots
         ]
 
     def __iter__(self) -> Iterator[list]:
@@ -251,15 +260,16 @@ class CropData:
     """Batches of crops, one tensor per folder, for iterations ``start .. stop - 1``.
 
     ``mode`` is ``stream`` (decode in DataLoader workers) or ``memory`` (decode once, keep the
-    images on ``device``, crop there).
+    images on ``device``, crop there). ``share``: this process's part of a multi-process job.
     """
 
     def __init__(self, folders: Sequence[Sequence[Path]], crop: CropConfig, batch_size: int,
                  seed: int, device: torch.device, mode: str = "stream",
-                 num_workers: int | None = None) -> None:
+                 num_workers: int | None = None, share: Place = WHOLE) -> None:
         if mode not in ("stream", "memory"):
             raise StylenormError(f"data mode must be 'stream' or 'memory'; got {mode!r}")
         self.crop, self.batch_size, self.seed, self.device = crop, batch_size, seed, device
+        self.share = share
         self.mode = mode
         self.num_workers = min(2, os.cpu_count() or 1) if num_workers is None else num_workers
         self.folders = [list(f) for f in folders]
@@ -280,7 +290,8 @@ class CropData:
         if self.mode == "memory":
             yield from self._memory_batches(start, stop)
             return
-        items = BatchItems([len(p) for p in self.folders], self.batch_size, self.seed, start, stop)
+        items = BatchItems([len(p) for p in self.folders], self.batch_size, self.seed, start, stop,
+                           self.share)
         loader = DataLoader(
             CropDataset(self.folders, self.crop, self.seed), batch_sampler=items,
             num_workers=self.num_workers, collate_fn=collate,
@@ -292,7 +303,8 @@ class CropData:
             yield [batch_to_float(c, self.device) for c in crops]
 
     def _memory_batches(self, start: int, stop: int) -> Iterator[list[torch.Tensor]]:
-        items = BatchItems([len(i) for i in self.images], self.batch_size, self.seed, start, stop)
+        items = BatchItems([len(i) for i in self.images], self.batch_size, self.seed, start, stop,
+                           self.share)
         for batch in items:
             crops = []
             for stream, images in enumerate(self.images):
@@ -316,12 +328,12 @@ def memory_fits(folders: Sequence[Sequence[Path]], crop: CropConfig, device: tor
 
 
 def make_data(folders: Sequence[Sequence[Path]], crop: CropConfig, batch_size: int, seed: int,
-              device: torch.device, mode: str = "auto", num_workers: int | None = None
-              ) -> CropData:
+              device: torch.device, mode: str = "auto", num_workers: int | None = None,
+              share: Place = WHOLE) -> CropData:
     """``auto`` keeps the images in GPU memory when they fit, and streams them otherwise."""
     if mode == "auto":
         mode = "memory" if memory_fits(folders, crop, device) else "stream"
-    return CropData(folders, crop, batch_size, seed, device, mode, num_workers)
+    return CropData(folders, crop, batch_size, seed, device, mode, num_workers, share)
 
 
 def validation_images(paths: Sequence[Path], size: int, count: int, device: torch.device

@@ -33,6 +33,7 @@ from ..nn.metrics import psnr
 from ..runtime import resolve_dtype
 from .common import find_inputs, paired, start_from, validation_pairs
 from .data import validation_images
+from .distributed import refuse_in_job
 from .lite import LiteTask, LiteTrainConfig
 from .loop import TrainResult, fit, load_frozen_encoder
 from .teacher_cache import CacheData, CacheSpec, build_teacher_cache, stats_dicts, teacher_output
@@ -137,6 +138,7 @@ def load_teacher(name: str, device: torch.device, dtype: torch.dtype):
 def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool = True,
                   init: str | None = None) -> TrainResult:
     """Build (or reuse) the teacher cache, then train the lite student on it."""
+    refuse_in_job("stylenorm train lite --teacher", "every rank would build the teacher cache")
     device, contents, styles = find_inputs(config)
     encoder, encoder_meta = load_frozen_encoder(config.encoder)
     teacher_dtype = resolve_dtype("auto", device)

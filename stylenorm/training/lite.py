@@ -83,6 +83,10 @@ class LiteTask:
     """The AdaIN objective (:class:`~.common.AdaINObjective`) with the lite model as the
     stylising network, an identity loss and style augmentation."""
 
+    # The identity loss takes the first half of each rank's batch and the augmentations are
+    # drawn per rank: a step depends on how the global batch is split among torchrun ranks.
+    exact_across_world_sizes = False
+
     def __init__(self, config: LiteTrainConfig, encoder: VGGEncoder, model: LiteModel,
                  samples: tuple[torch.Tensor, torch.Tensor],
                  validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:

@@ -12,15 +12,17 @@ sample grids. :func:`fit` runs it for ``config.iterations`` and writes into the 
                               task has validation images: ``--val-content``/``--val-style``)
     RUN_DIR/samples/iter_XXXXXXX.jpg  stylised validation images every ``sample_every``
     RUN_DIR/model.safetensors the trained model, loadable by ``stylenorm stylize --model``
+
+Under ``torchrun`` every rank runs this loop in step and rank 0 alone writes these files
+(:mod:`.distributed`).
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -32,11 +34,25 @@ from tqdm.auto import tqdm
 
 from ..errors import StylenormError
 from ..hub.zoo import load_frozen_encoder
+from ..ranks import Place
 from ..runtime import Precision, autocast, processor_name, resolve_device, training_dtype
+from .averaging import WeightAverage
 from .checkpoints import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .data import DataMode
+from .distributed import (
+    DataParallelTask,
+    SilentLog,
+    agree_to_stop,
+    check_world,
+    join_job,
+    mean_losses,
+    on_main,
+    synchronise,
+    world_record,
+)
 from .plots import loss_curve, save_grid
 from .runlog import RunLog, prepare_run_dir, write_config
+from .stopping import StopRequest
 
 __all__ = ["Schedule", "Task", "TrainConfig", "TrainResult", "WeightAverage", "fit",
            "learning_rate", "load_frozen_encoder", "train_step", "training_dtype"]
@@ -188,42 +204,6 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
-class WeightAverage:
-    """Exponential moving average of a network's floating-point parameters and buffers,
-    ``avg <- d * avg + (1 - d) * w`` after every step, with ``d = min(decay, (1 + t) / (10 + t))``
-    at step t so that the first steps are not dominated by the starting weights."""
-
-    def __init__(self, network: nn.Module, decay: float) -> None:
-        self.decay, self.steps = decay, 0
-        self.shadow = {k: v.detach().float().clone() for k, v in network.state_dict().items()
-                       if v.is_floating_point()}
-
-    @torch.no_grad()
-    def update(self, network: nn.Module) -> None:
-        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        for key, value in network.state_dict().items():
-            if key in self.shadow:
-                self.shadow[key].lerp_(value.detach().float(), 1 - d)
-        self.steps += 1
-
-    def state_dict(self) -> dict:
-        return {"steps": self.steps, "shadow": self.shadow}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.steps, self.shadow = int(state["steps"]), state["shadow"]
-
-    @contextmanager
-    def applied(self, network: nn.Module):
-        """``network`` holds the averaged weights inside the block, its own after it."""
-        own = {k: v.detach().clone() for k, v in network.state_dict().items()}
-        network.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in
-                                           self.shadow.items()}})
-        try:
-            yield network
-        finally:
-            network.load_state_dict(own)
-
-
 @dataclass
 class _Loop:
     """The mutable pieces of a run."""
@@ -240,6 +220,8 @@ class _Loop:
     start: int = 0
     wall_time_s: float = 0.0
     average: WeightAverage | None = None
+    place: Place = field(default_factory=Place)
+    stepper: object = None  # what the step calls for the losses: the task, or its DDP wrapper
 
     def autocast(self):
         return autocast(self.device, self.dtype)
@@ -266,6 +248,7 @@ def _save(loop: _Loop, iteration: int) -> None:
         "rng": get_rng_state(),
         "wall_time_s": loop.wall_time_s,
         "dtype": str(loop.dtype).removeprefix("torch."),
+        "world": world_record(loop.place, loop.config.batch_size),
     }
     if loop.average is not None:
         state["ema"] = loop.average.state_dict()
@@ -278,12 +261,14 @@ def _plain(value):
     return json.loads(json.dumps(value))
 
 
-def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
+def _check_resumable(saved: dict, config: TrainConfig, path: Path,
+                     also: tuple[str, ...] = ()) -> None:
     current = config.to_dict()
+    free = (*TrainConfig.RESUMABLE, *also)
     changed = [  # settings added to stylenorm after the run started keep their defaults
         f"{k}: {saved[k]!r} -> {current[k]!r}"
         for k in current
-        if k not in TrainConfig.RESUMABLE and k in saved and _plain(saved[k]) != _plain(current[k])
+        if k not in free and k in saved and _plain(saved[k]) != _plain(current[k])
     ]
     if changed:
         raise StylenormError(
@@ -294,7 +279,10 @@ def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
 
 def _restore(loop: _Loop, state: dict) -> None:
     path = loop.run_dir / CHECKPOINT
-    _check_resumable(state["config"], loop.config, path)
+    check_world(state.get("world"), loop.place, loop.config.batch_size,
+                getattr(loop.task, "exact_across_world_sizes", True), path)
+    resized = state.get("world", {}).get("world_size", 1) != loop.place.count
+    _check_resumable(state["config"], loop.config, path, ("batch_size",) if resized else ())
     loop.task.network.load_state_dict(state["network"])
     loop.optimizer.load_state_dict(state["optimizer"])
     loop.scaler.load_state_dict(state["scaler"])
@@ -357,7 +345,7 @@ def train_step(task: Task, batch: list[torch.Tensor], optimizer: torch.optim.Opt
 
 
 def _record(loop: _Loop, losses: dict[str, torch.Tensor], iteration: int) -> dict:
-    values = {k: float(v.detach()) for k, v in losses.items()}
+    values = {k: float(v.detach()) for k, v in mean_losses(losses).items()}
     if not all(v == v and abs(v) != float("inf") for v in values.values()):
         raise StylenormError(
             f"the loss became {values['total']} at iteration {iteration}; lower --lr or use "
@@ -375,44 +363,16 @@ def _batches(loop: _Loop, data) -> Iterator[tuple[int, list[torch.Tensor]]]:
         yield iteration, [b.contiguous(memory_format=fmt) for b in batch]
 
 
-class StopRequest:
-    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current iteration, with a
-    checkpoint; a second Ctrl-C interrupts at once. Only in the main thread (signals go there)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.previous: dict = {}
-
-    def __enter__(self) -> StopRequest:
-        try:
-            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        except ValueError:  # not the main thread: signals cannot be caught here
-            self.previous = {}
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-        tqdm.write("stopping after this iteration with a checkpoint (Ctrl-C again: at once)")
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-
 def _run(loop: _Loop, data, progress: bool) -> None:
-    config = loop.config
-    bar = tqdm(total=config.iterations, initial=loop.start, disable=not progress,
+    config, main = loop.config, loop.place.is_main
+    bar = tqdm(total=config.iterations, initial=loop.start, disable=not (progress and main),
                desc="train", unit="it", dynamic_ncols=True)
     tick = time.perf_counter()
-    if config.val_every and loop.start == 0:
+    if config.val_every and loop.start == 0 and main:
         _validate(loop, 0)
-    with bar, StopRequest() as stop:
+    with bar, StopRequest(second_interrupts=not loop.place.is_split) as stop:
         for iteration, batch in _batches(loop, data):
-            losses = train_step(loop.task, batch, loop.optimizer, loop.scaler,
+            losses = train_step(loop.stepper, batch, loop.optimizer, loop.scaler,
                                 (loop.device, loop.dtype), learning_rate(config, iteration),
                                 iteration)
             if loop.average is not None:
@@ -425,15 +385,18 @@ def _run(loop: _Loop, data, progress: bool) -> None:
             if done % config.checkpoint_every == 0 or done == config.iterations:
                 now = time.perf_counter()
                 loop.wall_time_s, tick = loop.wall_time_s + now - tick, now
-                _save(loop, done)
-            if _due(config.sample_every, done, config.iterations):
+                if main:
+                    _save(loop, done)
+            if main and _due(config.sample_every, done, config.iterations):
                 _write_samples(loop, done)
-            if _due(config.val_every, done, config.iterations):
+            if main and _due(config.val_every, done, config.iterations):
                 _validate(loop, done)
-            if stop.requested and done < config.iterations:
+            if agree_to_stop(stop.requested) and done < config.iterations:
                 if done % config.checkpoint_every:
                     loop.wall_time_s += time.perf_counter() - tick
-                    _save(loop, done)
+                    if main:
+                        _save(loop, done)
+                synchronise()  # no rank exits (and has the launcher stop the rest) mid-save
                 raise StylenormError(
                     f"stopped at iteration {done}; the checkpoint in {loop.run_dir} holds it: "
                     "repeat the command with --resume to continue")
@@ -442,11 +405,12 @@ def _run(loop: _Loop, data, progress: bool) -> None:
 
 def fit(task: Task, config: TrainConfig, data, *, resume: bool = False, progress: bool = True,
         provenance: dict | None = None) -> TrainResult:
-    """Train ``task`` on ``data`` (an object with ``batches(start, stop)``) as ``config`` says."""
+    """Train ``task`` on ``data`` (an object with ``batches(start, stop)``) as ``config`` says.
+    Under torchrun every rank calls this; rank 0 writes the run folder."""
     config.validate()
-    device = resolve_device(config.device)
-    run_dir = prepare_run_dir(config.out, resume, CHECKPOINT)
-    state = load_checkpoint(run_dir / CHECKPOINT) if resume else None
+    place, device = join_job(resolve_device(config.device))
+    run_dir = on_main(prepare_run_dir, config.out, resume, CHECKPOINT)
+    state = on_main(load_checkpoint, run_dir / CHECKPOINT) if resume else None
     dtype = training_dtype(config.precision, device)
     if state is not None and config.precision == Precision.AUTO.value:
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
@@ -454,21 +418,36 @@ def fit(task: Task, config: TrainConfig, data, *, resume: bool = False, progress
     task.prepare(device, dtype, config.channels_last)
     optimizer = torch.optim.Adam(task.trainable(), lr=config.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    loop = _Loop(task, config, device, dtype, optimizer, scaler, RunLog(run_dir / "log.jsonl"),
-                 RunLog(run_dir / "val.jsonl"), run_dir)
+    logs = ((RunLog(run_dir / "log.jsonl"), RunLog(run_dir / "val.jsonl")) if place.is_main
+            else (SilentLog(), SilentLog()))
+    loop = _Loop(task, config, device, dtype, optimizer, scaler, *logs, run_dir, place=place,
+                 stepper=task)
     if config.ema:
         loop.average = WeightAverage(task.network, config.ema)
     if state is not None:
         _restore(loop, state)
-    write_config(run_dir / "config.json", config.to_dict())
+    if place.is_main:
+        write_config(run_dir / "config.json", config.to_dict())
     task.network.train()
+    if place.is_split:
+        loop.stepper = DataParallelTask(task, device)
     _run(loop, data, progress)
+    return _finish(loop, provenance)
+
+
+def _finish(loop: _Loop, provenance: dict | None) -> TrainResult:
+    """The report, and the model file written by rank 0 (every rank returns once it exists)."""
+    config, task = loop.config, loop.task
     final = loop.log.final_losses()
-    report, extra = task.report(run_dir)
+    report, extra = task.report(loop.run_dir) if loop.place.is_main else ("", {})
     meta = {**(provenance or {}), "training_config": config.to_dict(),
             "iterations": config.iterations, "final_losses": final,
-            "wall_time_s": round(loop.wall_time_s, 1), "precision": str(dtype).split(".")[-1],
-            "device": device.type, "processor": processor_name(device), **extra}
-    with loop.shown_weights():
-        path = task.export(run_dir / MODEL, meta)
+            "wall_time_s": round(loop.wall_time_s, 1), "precision": str(loop.dtype).split(".")[-1],
+            "device": loop.device.type, "processor": processor_name(loop.device),
+            **world_record(loop.place, config.batch_size), **extra}
+    path = loop.run_dir / MODEL
+    if loop.place.is_main:
+        with loop.shown_weights():
+            path = task.export(path, meta)
+    synchronise()
     return TrainResult(path, config.iterations, final, loop.wall_time_s, report, extra)
