@@ -19,6 +19,7 @@ from ..errors import OptionError
 from .batch import THREADS_HELP, batch, bench, set_threads
 from .errors import say, user_errors
 from .lazy import LazyTrain
+from .video import video
 from .weights import weights_app
 
 app = typer.Typer(
@@ -135,6 +136,7 @@ def export(
 
 app.command()(batch)
 app.command()(bench)
+app.command()(video)
 
 
 def main() -> None:

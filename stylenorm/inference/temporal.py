@@ -1,0 +1,126 @@
+"""Temporal consistency for video: the same style, smoothed content statistics and the previous
+output carried along the optical flow.
+
+Stylising each frame on its own flickers: small changes between input frames (sub-pixel
+motion, noise, content entering the frame) change the content statistics the model normalises
+with and the texture it paints. :class:`TemporalFilter` removes most of it in three steps:
+
+1. **One style code** for the whole clip (computed once by the caller, with
+   ``--preserve-color`` against the first frame).
+2. **Smoothed content statistics.** The per-channel mean and std of the content features, which
+   the decoder normalises with, follow an exponential moving average
+   ``m_t = k m_{t-1} + (1 - k) m(frame_t)`` (``stats_momentum`` k), restarted at a scene cut.
+3. **Flow-guided blending.** The previous output is warped onto the current frame by the
+   input's backward optical flow (DIS) and blended in,
+   ``out_t = s_t + w (warp(out_{t-1}) - s_t)``, where ``w`` is ``blend`` at pixels that pass
+   the forward-backward consistency check and whose input colour the warp predicts within
+   ``colour_tolerance``, and 0 elsewhere (occluded, new or mismatched pixels take the fresh
+   stylisation), feathered over a few pixels so the regions do not show edges. When fewer than
+   ``cut_fraction`` of the pixels are trusted, the frame is a scene cut and starts afresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import OptionError
+from ..io.video import optional_module
+from ..models.protocol import ContentFeatures
+from .flow import FLOW_SIDE, FlowEstimator, FrameMotion, grey, motion, warp
+
+
+@dataclass
+class TemporalOptions:
+    """How strongly frames are tied together (see the module doc); ``enabled=False`` stylises
+    every frame on its own."""
+
+    enabled: bool = True
+    blend: float = 0.7
+    stats_momentum: float = 0.9
+    colour_tolerance: float = 0.08
+    cut_fraction: float = 0.3
+    feather: int = 7  # px: the trust mask's blur
+    flow_side: int = FLOW_SIDE
+
+    def validate(self) -> None:
+        for name in ("blend", "stats_momentum", "colour_tolerance", "cut_fraction"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise OptionError(f"{name} must be between 0 and 1; got {value!r}",
+                                  params=(name,))
+        if self.feather < 0 or self.flow_side < 16:
+            raise OptionError(f"feather must be >= 0 and flow_side >= 16; got {self.feather}, "
+                              f"{self.flow_side}")
+
+
+class TemporalFilter:
+    """Carries one clip's state from frame to frame: call :meth:`observe` with each input
+    frame, then :meth:`smooth` on its content features, then :meth:`blend` on its output."""
+
+    def __init__(self, options: TemporalOptions | None = None) -> None:
+        self.options = options or TemporalOptions()
+        self.options.validate()
+        self.estimator = FlowEstimator(self.options.flow_side) if self.options.enabled else None
+        self.previous_input: np.ndarray | None = None
+        self.previous_grey: np.ndarray | None = None
+        self.previous_output: np.ndarray | None = None
+        self.step: FrameMotion | None = None
+        self.trust: np.ndarray | None = None
+        self.stats = None
+        self.cuts = 0
+
+    def observe(self, frame: np.ndarray) -> None:
+        """Take input frame t, (H, W, 3) float32 in [0, 1]: its flow to frame t - 1 and the
+        pixels where the previous output may be carried over."""
+        if not self.options.enabled:
+            return
+        current = grey(frame)
+        self.step, self.trust = None, None
+        if self.previous_grey is not None and self.previous_grey.shape == current.shape:
+            self.step = motion(self.estimator, self.previous_grey, current)
+            self.trust = self._trust(frame)
+            if self.trust.mean() < self.options.cut_fraction * self.options.blend:
+                self.step, self.trust, self.stats = None, None, None
+                self.cuts += 1
+        else:
+            self.stats = None
+        self.previous_grey, self.previous_input = current, frame
+
+    def _trust(self, frame: np.ndarray) -> np.ndarray:
+        """Blend weight per pixel: ``blend`` where the flow is consistent and predicts the
+        input's colour, 0 elsewhere, feathered. Shape: (H, W, 1) float32."""
+        cv2 = optional_module("cv2")
+        predicted = warp(self.previous_input, self.step.backward)
+        error = np.abs(frame - predicted).max(axis=-1)
+        trusted = (self.step.valid & (error < self.options.colour_tolerance)).astype(np.float32)
+        k = self.options.feather
+        if k > 0:
+            trusted = cv2.erode(trusted, np.ones((3, 3), np.uint8))
+            trusted = cv2.GaussianBlur(trusted, (2 * k + 1, 2 * k + 1), k / 2)
+        return (self.options.blend * trusted)[..., None]
+
+    def smooth(self, content: ContentFeatures) -> ContentFeatures:
+        """The content features with their mean and std averaged over time."""
+        if not self.options.enabled:
+            return content
+        if self.stats is None:
+            self.stats = (content.mean, content.std)
+        else:
+            k = self.options.stats_momentum
+            mean, std = self.stats
+            self.stats = (k * mean + (1 - k) * content.mean, k * std + (1 - k) * content.std)
+        return dataclasses.replace(content, mean=self.stats[0], std=self.stats[1])
+
+    def blend(self, output: np.ndarray) -> np.ndarray:
+        """Frame t's output, (H, W, 3) float32, blended with frame t - 1's warped onto it."""
+        if not self.options.enabled:
+            return output
+        if self.trust is not None and self.previous_output is not None \
+                and self.previous_output.shape == output.shape:
+            carried = warp(self.previous_output, self.step.backward)
+            output = output + self.trust * (carried - output)
+        self.previous_output = output
+        return output
