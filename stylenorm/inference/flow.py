@@ -53,13 +53,14 @@ class FlowEstimator:
         return flow
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``image`` sampled at ``p + flow(p)`` (bilinear; the border pixel outside). Shape: image
-    (H, W, C) or (H, W), flow (H, W, 2) -> image's shape."""
+def warp(image: np.ndarray, flow: np.ndarray, cubic: bool = False) -> np.ndarray:
+    """``image`` sampled at ``p + flow(p)`` (bilinear, or bicubic: sharper when repeated; the
+    border pixel outside). Shape: image (H, W, C) or (H, W), flow (H, W, 2) -> image's shape."""
     cv2 = optional_module("cv2")
     h, w = flow.shape[:2]
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
+    mode = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
+    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], mode,
                      borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -114,6 +115,6 @@ def clip_warping_error(outputs: list[np.ndarray], motions: list[FrameMotion]) ->
     if len(motions) != len(outputs) - 1:
         raise ValueError(f"{len(outputs)} frames need {len(outputs) - 1} motions; got "
                          f"{len(motions)}")
-    errors = [warping_error(a, b, m) for a, b, m in zip(outputs, outputs[1:], motions,
+    errors = [warping_error(a, b, m) for a, b, m in zip(outputs[:-1], outputs[1:], motions,
                                                        strict=True)]
     return float(np.mean(errors))

@@ -44,6 +44,7 @@ class TemporalOptions:
     cut_fraction: float = 0.3
     feather: int = 7  # px: the trust mask's blur
     flow_side: int = FLOW_SIDE
+    detail_gain: bool = True
 
     def validate(self) -> None:
         for name in ("blend", "stats_momentum", "colour_tolerance", "cut_fraction"):
@@ -120,7 +121,28 @@ class TemporalFilter:
             return output
         if self.trust is not None and self.previous_output is not None \
                 and self.previous_output.shape == output.shape:
-            carried = warp(self.previous_output, self.step.backward)
+            carried = warp(self.previous_output, self.step.backward, cubic=True)
+            fresh = output
             output = output + self.trust * (carried - output)
+            if self.options.detail_gain:
+                output = restore_detail(output, fresh, self.trust)
         self.previous_output = output
         return output
+
+
+def high_pass(image: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    cv2 = optional_module("cv2")
+    return image - cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def restore_detail(blended: np.ndarray, fresh: np.ndarray, trust: np.ndarray) -> np.ndarray:
+    """``blended`` with its fine detail (a high-pass) scaled back to the energy of the fresh
+    stylisation's, where it was blended: averaging two frames' textures softens them."""
+    detail = high_pass(blended)
+    weight = trust[..., 0] > 0
+    if not weight.any():
+        return blended
+    gain = np.sqrt(np.mean(high_pass(fresh)[weight] ** 2) / max(np.mean(detail[weight] ** 2),
+                                                                   1e-12))
+    gain = float(np.clip(gain, 1.0, 2.0))
+    return blended + (gain - 1) * detail * (trust / max(float(trust.max()), 1e-6))

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +259,18 @@ def _run(reader: VideoReader, clip: ClipStylizer, tmp: Path, output: Path,
             if writer is not None:
                 writer.abort()
             raise
+
+
+def stylize_frames(stylizer: Stylizer, frames: Iterable[np.ndarray], styles: list[torch.Tensor],
+                   options: VideoOptions | None = None,
+                   report: VideoReport | None = None) -> list[np.ndarray]:
+    """Stylise in-memory frames ((H, W, 3) float in [0, 1], even sides) as :func:`stylize_video`
+    does a file's, without decoding or encoding; returns float32 outputs in [0, 1]. For
+    measuring (warping error, style loss, speed)."""
+    options = options or VideoOptions()
+    clip = ClipStylizer(stylizer, styles, options, report or VideoReport(Path()))
+    outputs = []
+    for rgb in frames:
+        pixels = to_uint8(rgb)
+        outputs.append(np.clip(clip(Frame(pixels, None, Fraction(1))), 0, 1))
+    return outputs
