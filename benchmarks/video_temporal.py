@@ -108,12 +108,13 @@ def main() -> None:
         results[label] = outputs
         loss = style_loss(outputs, style)
         per = 1000 / report.frames
-        print(f"{label:>9}: warping error exact flow {clip_warping_error(outputs, clip.motions):.5f}"
-              f", DIS flow {clip_warping_error(outputs, dis):.5f}; style loss "
+        exact = clip_warping_error(outputs, clip.motions)
+        print(f"{label:>9}: warping error exact flow {exact:.5f}, DIS flow {clip_warping_error(outputs, dis):.5f}; style loss "
               f"{'n/a' if loss is None else f'{loss:.3f}'}; {width}x{height}: "
               f"{report.fps:.2f} fps, model {report.model_seconds * per:.0f} ms/frame, "
               f"temporal step {report.temporal_seconds * per:.0f} ms/frame")
-    print(f"    input: warping error exact flow {clip_warping_error(clip.frames, clip.motions):.5f}")
+    still = clip_warping_error(clip.frames, clip.motions)
+    print(f"    input: warping error exact flow {still:.5f}")
     if args.strip:
         picks = [0, len(clip.frames) // 2, len(clip.frames) - 1]
         rows = [np.concatenate([clip.frames[i] for i in picks], 1)]
