@@ -109,7 +109,9 @@ def main() -> None:
         loss = style_loss(outputs, style)
         per = 1000 / report.frames
         exact = clip_warping_error(outputs, clip.motions)
-        print(f"{label:>9}: warping error exact flow {exact:.5f}, DIS flow {clip_warping_error(outputs, dis):.5f}; style loss "
+        estimated = clip_warping_error(outputs, dis)
+        print(f"{label:>9}: warping error exact flow {exact:.5f}, DIS flow {estimated:.5f}; "
+              "style loss "
               f"{'n/a' if loss is None else f'{loss:.3f}'}; {width}x{height}: "
               f"{report.fps:.2f} fps, model {report.model_seconds * per:.0f} ms/frame, "
               f"temporal step {report.temporal_seconds * per:.0f} ms/frame")
