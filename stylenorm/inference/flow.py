@@ -27,7 +27,7 @@ class FlowEstimator:
     """Dense flow with OpenCV's DIS at a reduced size (shorter side ``FLOW_SIDE``), scaled back
     to the frame."""
 
-    def __init__(self, side: int = FLOW_SIDE, preset: str = "fast") -> None:
+    def __init__(self, side: int = FLOW_SIDE, preset: str = "medium") -> None:
         cv2 = optional_module("cv2")
         presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,

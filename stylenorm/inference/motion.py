@@ -110,15 +110,18 @@ def _true_motion(path: CameraPath, photo_size: tuple[int, int], sprite: np.ndarr
 
 
 def save_clip(frames: list[np.ndarray], path: str | Path, fps: int = 12,
-              audio: bool = True, crf: int = 12) -> Path:
+              audio: bool = True, crf: int = 12, rotation: int = 0) -> Path:
     """Write ``frames`` (H, W, 3 float in [0, 1]) as an H.264 video with, if ``audio``, a 440 Hz
-    AAC tone as long as the clip; the container follows the extension."""
+    AAC tone as long as the clip, and ``rotation`` (degrees) in its display matrix; the
+    container follows the extension."""
     av = optional_module("av")
     path = Path(path)
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps, options={"crf": str(crf)})
         video.height, video.width = frames[0].shape[:2]
         video.pix_fmt = "yuv420p"
+        if rotation:
+            video.set_display_rotation(rotation)
         tone = container.add_stream("aac", rate=16000) if audio else None
         for i, rgb in enumerate(frames):
             pixels = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)

@@ -86,7 +86,8 @@ class VideoReader:
         try:
             self.container = av.open(str(self.path))
         except av.FFmpegError as exc:
-            raise ImageError(f"{self.path}: not a readable video ({reason(exc)})") from None
+            raise ImageError(f"{self.path}: not a readable video: not a video file, or one cut "
+                             f"short or damaged ({reason(exc)})") from None
         if not self.container.streams.video:
             self.container.close()
             raise ImageError(f"{self.path}: has no video stream")
@@ -148,6 +149,19 @@ class VideoReader:
         self.close()
 
 
+def palette_image(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A frame as 256 colours of its own (GIF): (indices (H, W), palette (256, 4) as PyAV takes
+    it, alpha first) uint8."""
+    from PIL import Image
+
+    image = Image.fromarray(rgb).quantize(256, method=Image.Quantize.MEDIANCUT)
+    colours = np.array(image.getpalette()[:768], np.uint8).reshape(-1, 3)
+    palette = np.zeros((256, 4), np.uint8)
+    palette[:, 0] = 255
+    palette[: len(colours), 1:] = colours
+    return np.asarray(image), palette
+
+
 def reason(exc: Exception) -> str:
     """FFmpeg's words for an error, without the file name it repeats."""
     return getattr(exc, "strerror", None) or str(exc)
@@ -205,8 +219,11 @@ class VideoWriter:
 
     def write(self, rgb: np.ndarray, pts: int | None, time_base: Fraction) -> None:
         av = optional_module("av")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame = frame.reformat(format=self.pix_fmt)
+        if self.pix_fmt == "pal8":
+            frame = av.VideoFrame.from_ndarray(palette_image(rgb), format="pal8")
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame = frame.reformat(format=self.pix_fmt)
         frame.pts, frame.time_base = pts, time_base
         self._mux(self.stream.encode(frame))
 
