@@ -168,8 +168,25 @@ def test_a_scene_cut_restarts_the_filter():
     assert temporal.cuts == 1 and temporal.trust is None
 
 
+def test_an_interrupted_run_leaves_no_file(clip_file, tmp_path, monkeypatch):
+    from stylenorm.io.video import VideoWriter
+
+    write, written = VideoWriter.write, []
+
+    def interrupt_after_five(self, *args):
+        if len(written) == 5:
+            raise KeyboardInterrupt
+        written.append(write(self, *args))
+
+    monkeypatch.setattr(VideoWriter, "write", interrupt_after_five)
+    result = run(clip_file, STYLE, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 130 and result.output == "error: interrupted\n"
+    assert len(written) == 5 and not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow  # two processes that import torch: about 12 s here
 def test_killed_run_leaves_no_output_and_a_rerun_finishes(tmp_path):
-    source = save_clip(make_clip(size=(192, 128), frames=72).frames, tmp_path / "in.mp4")
+    source = save_clip(make_clip(size=(128, 96), frames=48).frames, tmp_path / "in.mp4")
     out = tmp_path / "out.mp4"
     command = [sys.executable, "-m", "stylenorm", "video", str(source), str(STYLE), "-o",
                str(out), "--no-progress", "--threads", "1"]
@@ -184,4 +201,4 @@ def test_killed_run_leaves_no_output_and_a_rerun_finishes(tmp_path):
     assert not out.exists() and list(tmp_path.glob(".out.mp4.*.part"))
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
-    assert streams(out)["frames"] == 72 and not list(tmp_path.glob("*.part"))
+    assert streams(out)["frames"] == 48 and not list(tmp_path.glob("*.part"))
