@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from stylenorm.inference.bench import describe_machine
-from stylenorm.inference.flow import FlowEstimator, clip_warping_error, grey, motion
+from stylenorm.inference.flow import FlowEstimator, clip_warping_error, full_motion, grey
 from stylenorm.inference.motion import CameraPath, pan_zoom_clip
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.inference.temporal import TemporalOptions
@@ -100,7 +100,7 @@ def main() -> None:
     style = load_image(args.style, 512).rgb
     estimator = FlowEstimator(side=min(width, height), preset="medium")
     greys = [grey(f) for f in clip.frames]
-    dis = [motion(estimator, a, b) for a, b in zip(greys, greys[1:], strict=False)]
+    dis = [full_motion(estimator, a, b) for a, b in zip(greys, greys[1:], strict=False)]
     stylize_frames(stylizer, clip.frames[:2], [style])  # warm-up
     results = {}
     for label, temporal in (("per-frame", False), ("temporal", True)):

@@ -8,6 +8,7 @@ brings ``b`` onto ``a``'s pixel grid.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +25,9 @@ def grey(rgb: np.ndarray) -> np.ndarray:
 
 
 class FlowEstimator:
-    """Dense flow with OpenCV's DIS at a reduced size (shorter side ``FLOW_SIDE``), scaled back
-    to the frame."""
+    """Dense flow with OpenCV's DIS at a reduced size (shorter side at most ``side``): frames go
+    in with :meth:`shrink`, flows come out at that size and :func:`resize_flow` scales them
+    back."""
 
     def __init__(self, side: int = FLOW_SIDE, preset: str = "medium") -> None:
         cv2 = optional_module("cv2")
@@ -36,29 +38,44 @@ class FlowEstimator:
         self.dis.setUseSpatialPropagation(True)
         self.side = side
 
-    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Flow from grey frame ``a`` to grey frame ``b``. Shape: (H, W) -> (H, W, 2)."""
+    def shrink(self, image: np.ndarray) -> np.ndarray:
+        """``image`` at the size flow is computed at (area-averaged)."""
         cv2 = optional_module("cv2")
-        h, w = a.shape
-        scale = min(1.0, self.side / min(h, w))
-        if scale < 1.0:
-            size = (max(8, round(w * scale)), max(8, round(h * scale)))
-            a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
-            b = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
-        flow = self.dis.calc(a, b, None)
-        if scale < 1.0:
-            sy, sx = h / flow.shape[0], w / flow.shape[1]
-            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-            flow *= np.array([sx, sy], dtype=np.float32)
+        h, w = image.shape[:2]
+        scale = self.side / min(h, w)
+        if scale >= 1.0:
+            return image
+        size = (max(8, round(w * scale)), max(8, round(h * scale)))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Flow from grey frame ``a`` to grey frame ``b`` (both shrunk). Shape: (h, w) ->
+        (h, w, 2)."""
+        return self.dis.calc(a, b, None)
+
+
+def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A flow field at another (height, width), its vectors scaled with it."""
+    cv2 = optional_module("cv2")
+    h, w = size
+    if flow.shape[:2] == (h, w):
         return flow
+    scale = np.array([w / flow.shape[1], h / flow.shape[0]], dtype=np.float32)
+    return cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * scale
+
+
+@functools.lru_cache(maxsize=4)
+def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of every pixel, float32 (H, W) each (cached per size; do not modify)."""
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return xs, ys
 
 
 def warp(image: np.ndarray, flow: np.ndarray, cubic: bool = False) -> np.ndarray:
     """``image`` sampled at ``p + flow(p)`` (bilinear, or bicubic: sharper when repeated; the
     border pixel outside). Shape: image (H, W, C) or (H, W), flow (H, W, 2) -> image's shape."""
     cv2 = optional_module("cv2")
-    h, w = flow.shape[:2]
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    xs, ys = pixel_grid(*flow.shape[:2])
     mode = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
     return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], mode,
                      borderMode=cv2.BORDER_REPLICATE)
@@ -67,7 +84,7 @@ def warp(image: np.ndarray, flow: np.ndarray, cubic: bool = False) -> np.ndarray
 def inside_frame(flow: np.ndarray) -> np.ndarray:
     """Where ``p + flow(p)`` lands inside the frame. Shape: (H, W, 2) -> (H, W) bool."""
     h, w = flow.shape[:2]
-    xs, ys = np.meshgrid(np.arange(w), np.arange(h))
+    xs, ys = pixel_grid(h, w)
     x, y = xs + flow[..., 0], ys + flow[..., 1]
     return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
 
@@ -93,10 +110,21 @@ class FrameMotion:
 
 
 def motion(estimator: FlowEstimator, previous: np.ndarray, current: np.ndarray) -> FrameMotion:
-    """Backward flow and occlusion mask between two grey frames."""
+    """Backward flow and occlusion mask between two grey frames, at the estimator's size."""
     backward = estimator(current, previous)
     forward = estimator(previous, current)
     return FrameMotion(backward, consistent(backward, forward))
+
+
+def full_motion(estimator: FlowEstimator, previous: np.ndarray, current: np.ndarray
+                ) -> FrameMotion:
+    """:func:`motion` of two grey frames, brought back to their size (for measuring)."""
+    cv2 = optional_module("cv2")
+    step = motion(estimator, estimator.shrink(previous), estimator.shrink(current))
+    size = current.shape[:2]
+    valid = cv2.resize(step.valid.astype(np.uint8), size[::-1],
+                       interpolation=cv2.INTER_NEAREST).astype(bool)
+    return FrameMotion(resize_flow(step.backward, size), valid)
 
 
 def warping_error(previous_output: np.ndarray, output: np.ndarray, step: FrameMotion) -> float:

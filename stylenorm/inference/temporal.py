@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import OptionError
 from ..io.video import optional_module
 from ..models.protocol import ContentFeatures
-from .flow import FLOW_SIDE, FlowEstimator, FrameMotion, grey, motion, warp
+from .flow import FLOW_SIDE, FlowEstimator, FrameMotion, grey, motion, resize_flow, warp
 
 
 @dataclass
@@ -59,17 +59,19 @@ class TemporalOptions:
 
 class TemporalFilter:
     """Carries one clip's state from frame to frame: call :meth:`observe` with each input
-    frame, then :meth:`smooth` on its content features, then :meth:`blend` on its output."""
+    frame, then :meth:`smooth` on its content features, then :meth:`blend` on its output.
+
+    Flow, occlusion and colour checks run at the flow's reduced size (shorter side
+    ``flow_side``); only the blend weight and the backward flow are brought to full size."""
 
     def __init__(self, options: TemporalOptions | None = None) -> None:
         self.options = options or TemporalOptions()
         self.options.validate()
         self.estimator = FlowEstimator(self.options.flow_side) if self.options.enabled else None
-        self.previous_input: np.ndarray | None = None
-        self.previous_grey: np.ndarray | None = None
+        self.previous_small: np.ndarray | None = None  # frame t - 1 at the flow's size
         self.previous_output: np.ndarray | None = None
-        self.step: FrameMotion | None = None
-        self.trust: np.ndarray | None = None
+        self.backward: np.ndarray | None = None  # full size: frame t's pixel in frame t - 1
+        self.trust: np.ndarray | None = None  # full size (H, W, 1): the blend weight
         self.stats = None
         self.cuts = 0
 
@@ -78,30 +80,36 @@ class TemporalFilter:
         pixels where the previous output may be carried over."""
         if not self.options.enabled:
             return
-        current = grey(frame)
-        self.step, self.trust = None, None
-        if self.previous_grey is not None and self.previous_grey.shape == current.shape:
-            self.step = motion(self.estimator, self.previous_grey, current)
-            self.trust = self._trust(frame)
-            if self.trust.mean() < self.options.cut_fraction * self.options.blend:
-                self.step, self.trust, self.stats = None, None, None
-                self.cuts += 1
-        else:
+        small = self.estimator.shrink(frame)
+        self.backward, self.trust = None, None
+        previous, self.previous_small = self.previous_small, small
+        if previous is None or previous.shape != small.shape:
             self.stats = None
-        self.previous_grey, self.previous_input = current, frame
-
-    def _trust(self, frame: np.ndarray) -> np.ndarray:
-        """Blend weight per pixel: ``blend`` where the flow is consistent and predicts the
-        input's colour, 0 elsewhere, feathered. Shape: (H, W, 1) float32."""
+            return
+        step = motion(self.estimator, grey(previous), grey(small))
+        trusted = self._trusted(small, previous, step, frame.shape[0])
+        if trusted.mean() < self.options.cut_fraction:
+            self.stats = None
+            self.cuts += 1
+            return
         cv2 = optional_module("cv2")
-        predicted = warp(self.previous_input, self.step.backward)
-        error = np.abs(frame - predicted).max(axis=-1)
-        trusted = (self.step.valid & (error < self.options.colour_tolerance)).astype(np.float32)
-        k = self.options.feather
-        if k > 0:
+        size = frame.shape[:2]
+        self.backward = resize_flow(step.backward, size)
+        trust = cv2.resize(trusted, size[::-1], interpolation=cv2.INTER_LINEAR)
+        self.trust = (self.options.blend * trust)[..., None]
+
+    def _trusted(self, small: np.ndarray, previous: np.ndarray, step: FrameMotion,
+                 full_height: int) -> np.ndarray:
+        """1 where the flow is consistent and predicts the input's colour, 0 elsewhere,
+        feathered (at the flow's size). Shape: (h, w) float32."""
+        cv2 = optional_module("cv2")
+        error = np.abs(small - warp(previous, step.backward)).max(axis=-1)
+        trusted = (step.valid & (error < self.options.colour_tolerance)).astype(np.float32)
+        k = self.options.feather * small.shape[0] / full_height
+        if k >= 0.5:
             trusted = cv2.erode(trusted, np.ones((3, 3), np.uint8))
-            trusted = cv2.GaussianBlur(trusted, (2 * k + 1, 2 * k + 1), k / 2)
-        return (self.options.blend * trusted)[..., None]
+            trusted = cv2.GaussianBlur(trusted, (0, 0), k / 2)
+        return trusted
 
     def smooth(self, content: ContentFeatures) -> ContentFeatures:
         """The content features with their mean and std averaged over time."""
@@ -121,7 +129,7 @@ class TemporalFilter:
             return output
         if self.trust is not None and self.previous_output is not None \
                 and self.previous_output.shape == output.shape:
-            carried = warp(self.previous_output, self.step.backward, cubic=True)
+            carried = warp(self.previous_output, self.backward, cubic=True)
             fresh = output
             output = output + self.trust * (carried - output)
             if self.options.detail_gain:
