@@ -36,6 +36,7 @@ from stylenorm.inference.video import VideoOptions, VideoReport, stylize_frames
 from stylenorm.io.images import load_image
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+STRIP_WIDTH = 1200  # px: the before/after strip as the README shows it
 
 
 def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -122,7 +123,11 @@ def main() -> None:
         rows = [np.concatenate([clip.frames[i] for i in picks], 1)]
         rows += [np.concatenate([results[k][i] for i in picks], 1) for k in results]
         strip = np.clip(np.concatenate(rows, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
-        Image.fromarray(strip).save(args.strip, quality=90)
+        image = Image.fromarray(strip)
+        if image.width > STRIP_WIDTH:
+            image = image.resize((STRIP_WIDTH, round(image.height * STRIP_WIDTH / image.width)),
+                                 Image.LANCZOS)
+        image.save(args.strip, quality=90)
         print(f"wrote {args.strip} (rows: input, per-frame, temporal; frames {picks})")
 
 

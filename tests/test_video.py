@@ -202,3 +202,15 @@ def test_killed_run_leaves_no_output_and_a_rerun_finishes(tmp_path):
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
     assert streams(out)["frames"] == 48 and not list(tmp_path.glob("*.part"))
+
+
+def test_tiled_frames_match_whole_frames(clip_file, tmp_path):
+    outputs = {}
+    for name, flags in (("whole", []), ("tiled", ["--tile", "--tile-size", "64"])):
+        out = tmp_path / f"{name}.mkv"
+        assert run(clip_file, STYLE, "-o", out, "--precision", "fp32", *flags).exit_code == 0
+        with av.open(str(out)) as container:
+            outputs[name] = np.stack([f.to_ndarray(format="rgb24") for f in
+                                      container.decode(video=0)]).astype(np.float32)
+    assert outputs["tiled"].shape == outputs["whole"].shape
+    assert np.abs(outputs["tiled"] - outputs["whole"]).mean() < 1.0  # of 255

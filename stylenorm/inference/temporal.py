@@ -145,12 +145,14 @@ def high_pass(image: np.ndarray, sigma: float = 1.5) -> np.ndarray:
 
 def restore_detail(blended: np.ndarray, fresh: np.ndarray, trust: np.ndarray) -> np.ndarray:
     """``blended`` with its fine detail (a high-pass) scaled back to the energy of the fresh
-    stylisation's, where it was blended: averaging two frames' textures softens them."""
+    stylisation's where it was blended (weighted by ``trust``, measured on every other pixel):
+    averaging two frames' textures softens them. The gain is at most 2."""
     detail = high_pass(blended)
-    weight = trust[..., 0] > 0
-    if not weight.any():
+    weight = trust[::2, ::2]
+    total = float(weight.sum())
+    if total <= 0:
         return blended
-    gain = np.sqrt(np.mean(high_pass(fresh)[weight] ** 2) / max(np.mean(detail[weight] ** 2),
-                                                                   1e-12))
-    gain = float(np.clip(gain, 1.0, 2.0))
-    return blended + (gain - 1) * detail * (trust / max(float(trust.max()), 1e-6))
+    fresh_energy = float((weight * high_pass(fresh)[::2, ::2] ** 2).sum())
+    blended_energy = float((weight * detail[::2, ::2] ** 2).sum())
+    gain = float(np.clip(np.sqrt(fresh_energy / max(blended_energy, 1e-12)), 1.0, 2.0))
+    return blended + ((gain - 1) / max(float(trust.max()), 1e-6)) * trust * detail

@@ -32,6 +32,7 @@ from ..io.video import (
     Frame,
     VideoReader,
     VideoWriter,
+    optional_module,
     output_container,
 )
 from ..models.protocol import FixedStyleModel
@@ -153,6 +154,8 @@ class ClipStylizer:
                  report: VideoReport) -> None:
         self.stylizer, self.styles, self.options = stylizer, styles, options
         self.filter = TemporalFilter(options.temporal)
+        if options.temporal.enabled:  # OpenCV's pool as wide as torch's (--threads)
+            optional_module("cv2").setNumThreads(torch.get_num_threads())
         self.report = report
         self.code = None
 
