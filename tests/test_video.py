@@ -184,7 +184,7 @@ def test_an_interrupted_run_leaves_no_file(clip_file, tmp_path, monkeypatch):
     assert len(written) == 5 and not list(tmp_path.iterdir())
 
 
-@pytest.mark.slow  # two processes that import torch: about 12 s here
+@pytest.mark.slow  # two processes that import torch: 3 to 12 s here, with the machine shared
 def test_killed_run_leaves_no_output_and_a_rerun_finishes(tmp_path):
     source = save_clip(make_clip(size=(128, 96), frames=48).frames, tmp_path / "in.mp4")
     out = tmp_path / "out.mp4"
@@ -214,3 +214,19 @@ def test_tiled_frames_match_whole_frames(clip_file, tmp_path):
                                       container.decode(video=0)]).astype(np.float32)
     assert outputs["tiled"].shape == outputs["whole"].shape
     assert np.abs(outputs["tiled"] - outputs["whole"]).mean() < 1.0  # of 255
+
+
+@pytest.mark.parametrize(("styles", "flags", "code", "message"), [
+    ([STYLE], ["--style-weights", "1,2"], 2, "--style-weights has 2 values for 1 style"),
+    ([], [], 1, "give at least one style image"),
+    ([STYLE], ["--blend", "2"], 2, "--blend"),
+])
+def test_bad_options_are_one_line(clip_file, tmp_path, styles, flags, code, message):
+    result = run(clip_file, *styles, "-o", tmp_path / "out.mp4", *flags)
+    assert result.exit_code == code and message in result.output
+    assert result.output.count("\n") == 1 and not list(tmp_path.iterdir())
+
+
+def test_an_unknown_extension_is_refused(clip_file, tmp_path):
+    result = run(clip_file, STYLE, "-o", tmp_path / "out.avi")
+    assert result.exit_code == 2 and "unknown video extension '.avi'" in result.output

@@ -36,7 +36,7 @@ from ..io.video import (
     output_container,
 )
 from ..models.protocol import FixedStyleModel
-from .stylize import StylizeOptions, Stylizer
+from .stylize import PROGRESS_DELAY_S, StylizeOptions, Stylizer
 from .temporal import TemporalFilter, TemporalOptions
 
 Log = Callable[[str], None]
@@ -153,6 +153,8 @@ class ClipStylizer:
     def __init__(self, stylizer: Stylizer, styles: list[torch.Tensor], options: VideoOptions,
                  report: VideoReport) -> None:
         self.stylizer, self.styles, self.options = stylizer, styles, options
+        if styles and not isinstance(stylizer.model, FixedStyleModel):
+            options.stylize.validate(len(styles))  # before the first frame is decoded
         self.filter = TemporalFilter(options.temporal)
         if options.temporal.enabled:  # OpenCV's pool as wide as torch's (--threads)
             optional_module("cv2").setNumThreads(torch.get_num_threads())
@@ -239,7 +241,7 @@ def _run(reader: VideoReader, clip: ClipStylizer, tmp: Path, output: Path,
     writer = sink = None
     total = reader.info.frames or None
     with tqdm(total=total, unit="frame", desc="video", disable=not progress, file=sys.stderr,
-              dynamic_ncols=True) as bar:
+              dynamic_ncols=True, delay=PROGRESS_DELAY_S, leave=False) as bar:
         try:
             for frame in frames:
                 out = to_uint8(clip(frame))
