@@ -230,3 +230,21 @@ def test_bad_options_are_one_line(clip_file, tmp_path, styles, flags, code, mess
 def test_an_unknown_extension_is_refused(clip_file, tmp_path):
     result = run(clip_file, STYLE, "-o", tmp_path / "out.avi")
     assert result.exit_code == 2 and "unknown video extension '.avi'" in result.output
+
+
+def test_content_statistics_follow_a_moving_average():
+    import torch
+
+    from stylenorm.models.protocol import ContentFeatures
+
+    temporal = TemporalFilter(TemporalOptions(stats_momentum=0.75))
+    frame = make_clip(frames=1).frames[0]
+    means = []
+    for value in (0.0, 1.0, 1.0):
+        temporal.observe(frame)
+        feats = ContentFeatures(torch.zeros(1, 2, 4, 4), torch.full((1, 2, 1, 1), value),
+                                torch.ones(1, 2, 1, 1))
+        means.append(temporal.smooth(feats).mean.flatten()[0].item())
+    assert means == pytest.approx([0.0, 0.25, 0.4375])
+    off = TemporalFilter(TemporalOptions(enabled=False)).smooth(feats)
+    assert off is feats
