@@ -8,8 +8,19 @@ from pathlib import Path
 import typer
 
 from ..choices import DEFAULT_MODEL, DEFAULT_TILE_SIZE, MAX_WHOLE_PIXELS, Device, Precision
-from .batch import THREADS_HELP, log_line, set_threads
+from .batch import log_line, set_threads
 from .errors import say, user_errors
+from .options import (
+    AlphaOpt,
+    DeviceOpt,
+    MaxWholePixelsOpt,
+    ModelOpt,
+    StyleIndexOpt,
+    StyleSizeOpt,
+    StyleWeightsOpt,
+    ThreadsOpt,
+    TileSizeOpt,
+)
 
 
 @user_errors
@@ -20,13 +31,13 @@ def video(
     output: Path = typer.Option(..., "--output", "-o", dir_okay=False,
                                 help="Output video: .mp4, .mkv, .mov (H.264), .webm (VP9) or "
                                      ".gif (short clips); written atomically."),
-    model: str = typer.Option(DEFAULT_MODEL, help="Installed model name or a .safetensors path."),
-    alpha: float = typer.Option(1.0, min=0.0, max=1.0, help="Style strength, 0..1."),
-    style_weights: str = typer.Option(None, help="Mix several styles, e.g. 0.7,0.3."),
-    style_index: int = typer.Option(None, min=0, help="CIN models: which of their styles."),
+    model: ModelOpt = DEFAULT_MODEL,
+    alpha: AlphaOpt = 1.0,
+    style_weights: StyleWeightsOpt = None,
+    style_index: StyleIndexOpt = None,
     preserve_color: bool = typer.Option(False, help="Keep the colours (of the first frame)."),
     size: int = typer.Option(0, min=0, help="Frame shorter side in px (0 keeps the input's)."),
-    style_size: int = typer.Option(512, help="Style shorter side in px (0 keeps the original)."),
+    style_size: StyleSizeOpt = 512,
     temporal: bool = typer.Option(True, help="Tie frames together (smoothed statistics, "
                                   "flow-guided blending); --no-temporal stylises each frame "
                                   "on its own."),
@@ -36,14 +47,13 @@ def video(
                             "default 18, VP9 default 30."),
     preset: str = typer.Option("medium", help="H.264 speed preset (ultrafast .. veryslow)."),
     audio: bool = typer.Option(True, help="Copy the input's audio stream unchanged."),
-    device: Device = typer.Option(Device.AUTO, help="Where to run."),
+    device: DeviceOpt = Device.AUTO,
     precision: Precision = typer.Option(Precision.AUTO, help="Arithmetic precision; auto = "
                                         "bf16 on CPUs where it is faster, fp16 on GPUs."),
     tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP, e.g. 4K)."),
-    tile_size: int = typer.Option(DEFAULT_TILE_SIZE, help="Tile side in px (multiple of 8)."),
-    max_whole_pixels: int = typer.Option(MAX_WHOLE_PIXELS, min=1, help="The most pixels the "
-                                         "model runs in one piece."),
-    threads: int = typer.Option(0, min=0, help=THREADS_HELP),
+    tile_size: TileSizeOpt = DEFAULT_TILE_SIZE,
+    max_whole_pixels: MaxWholePixelsOpt = MAX_WHOLE_PIXELS,
+    threads: ThreadsOpt = 0,
     progress: bool = typer.Option(True, help="Show a progress bar (frames, fps, ETA)."),
 ) -> None:
     """Stylise the video SOURCE with STYLE (several styles are mixed), stable from frame to
