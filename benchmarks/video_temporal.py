@@ -82,6 +82,23 @@ def run(stylizer: Stylizer, frames, style, temporal: bool):
     return outputs, report
 
 
+def speed_rounds(stylizer: Stylizer, frames, style, rounds: int, size: str) -> None:
+    """Time both pipelines ``rounds`` times, alternating (the machine's load drifts), and print
+    the medians: fps, and ms per frame in the model and in the temporal step."""
+    timings = {False: [], True: []}
+    for _ in range(rounds):
+        for temporal in (False, True):
+            _, report = run(stylizer, frames, style, temporal)
+            per = 1000 / report.frames
+            timings[temporal].append((report.fps, report.model_seconds * per,
+                                      report.temporal_seconds * per))
+    for temporal, rows in timings.items():
+        fps, model_ms, step_ms = (statistics.median(column) for column in zip(*rows, strict=True))
+        label = "temporal" if temporal else "per-frame"
+        print(f"{label:>9}: {size} median of {rounds}: {fps:.2f} fps, model {model_ms:.0f} "
+              f"ms/frame, temporal step {step_ms:.0f} ms/frame")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1280x720")
@@ -90,6 +107,8 @@ def main() -> None:
     parser.add_argument("--model", default="lite")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="speed only: alternate the two pipelines this many times")
     parser.add_argument("--strip", type=Path, help="save frames 0, 6, 12 in and out (JPEG)")
     args = parser.parse_args()
     if args.threads:
@@ -118,6 +137,7 @@ def main() -> None:
               f"temporal step {report.temporal_seconds * per:.0f} ms/frame")
     still = clip_warping_error(clip.frames, clip.motions)
     print(f"    input: warping error exact flow {still:.5f}")
+    speed_rounds(stylizer, clip.frames, style, args.rounds, f"{width}x{height}")
     if args.strip:
         picks = [0, len(clip.frames) // 2, len(clip.frames) - 1]
         rows = [np.concatenate([clip.frames[i] for i in picks], 1)]
