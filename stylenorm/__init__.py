@@ -19,6 +19,7 @@ _LAZY = {
                     "inference.batch"),
     **dict.fromkeys(["StylizeOptions", "Stylizer", "stylize"], "inference.stylize"),
     **dict.fromkeys(["TileOptions", "stylize_tiled"], "inference.tiling"),
+    **dict.fromkeys(["VideoOptions", "stylize_video"], "inference.video"),
     **dict.fromkeys(["AdaINModel", "StyleCode"], "models.adain"),
     **dict.fromkeys(["CINConfig", "CINTransformer"], "models.cin"),
     **dict.fromkeys(["AdaINDecoder", "DecoderConfig"], "models.decoder"),
@@ -49,6 +50,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from .inference.batch import BatchOptions, BatchReport, batch_stylize, run_batch
     from .inference.stylize import StylizeOptions, Stylizer, stylize
     from .inference.tiling import TileOptions, stylize_tiled
+    from .inference.video import VideoOptions, stylize_video
     from .models.adain import AdaINModel, StyleCode
     from .models.cin import CINConfig, CINTransformer
     from .models.decoder import AdaINDecoder, DecoderConfig
@@ -73,5 +75,5 @@ __all__ = [
     "build_norm", "load_model", "mean_std", "stylize", "wct", "__version__",
     "AdaINTrainConfig", "CINConfig", "CINTrainConfig", "CINTransformer", "train_adain",
     "train_cin", "BatchOptions", "BatchReport", "TileOptions", "batch_stylize", "run_batch",
-    "stylize_tiled",
+    "stylize_tiled", "VideoOptions", "stylize_video",
 ]

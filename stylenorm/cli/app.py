@@ -15,10 +15,22 @@ from ..choices import (
     ExportFormat,
     Precision,
 )
-from .batch import THREADS_HELP, batch, bench, set_threads
+from .batch import batch, bench, set_threads
 from .errors import say, user_errors
 from .lazy import LazyTrain
+from .options import (
+    AlphaOpt,
+    DeviceOpt,
+    MaxWholePixelsOpt,
+    ModelOpt,
+    StyleIndexOpt,
+    StyleSizeOpt,
+    StyleWeightsOpt,
+    ThreadsOpt,
+    TileSizeOpt,
+)
 from .serve import serve
+from .video import video
 from .weights import weights_app
 
 app = typer.Typer(
@@ -69,25 +81,23 @@ def stylize(
                                 help="Output image; the format follows the extension. Without "
                                      "-o: stylized.jpg, or stylized-1.jpg, ... when it exists "
                                      "(never overwritten)."),
-    model: str = typer.Option(DEFAULT_MODEL, help="Installed model name or a .safetensors path."),
-    alpha: float = typer.Option(1.0, min=0.0, max=1.0, help="Style strength, 0..1."),
-    style_weights: str = typer.Option(None, help="Mix several styles, e.g. 0.7,0.3."),
-    style_index: int = typer.Option(None, min=0, help="CIN models: which of their styles."),
+    model: ModelOpt = DEFAULT_MODEL,
+    alpha: AlphaOpt = 1.0,
+    style_weights: StyleWeightsOpt = None,
+    style_index: StyleIndexOpt = None,
     mask: Path = typer.Option(None, help="Mask image: style 1 where white, style 2 where black."),
     preserve_color: bool = typer.Option(False, help="Keep the content's colours."),
     size: int = typer.Option(512, help="Content shorter side in px (0 keeps the original)."),
-    style_size: int = typer.Option(512, help="Style shorter side in px (0 keeps the original)."),
+    style_size: StyleSizeOpt = 512,
     crop: bool = typer.Option(False, help="Centre-crop content and style to squares."),
-    device: Device = typer.Option(Device.AUTO, help="Where to run."),
+    device: DeviceOpt = Device.AUTO,
     precision: Precision = typer.Option(Precision.FP32, help="Arithmetic precision."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1,
                                    help="Refuse larger inputs (checked before decoding)."),
-    max_whole_pixels: int = typer.Option(MAX_WHOLE_PIXELS, min=1, help="The most pixels the "
-                                         "model runs in one piece (a style, a tile, a CIN "
-                                         "content)."),
+    max_whole_pixels: MaxWholePixelsOpt = MAX_WHOLE_PIXELS,
     tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
-    tile_size: int = typer.Option(DEFAULT_TILE_SIZE, help="Tile side in px (multiple of 8)."),
-    threads: int = typer.Option(0, min=0, help=THREADS_HELP),
+    tile_size: TileSizeOpt = DEFAULT_TILE_SIZE,
+    threads: ThreadsOpt = 0,
     progress: bool = typer.Option(True, help="Show a tile progress bar on stderr when a run "
                                   "takes over a second."),
 ) -> None:
@@ -125,6 +135,7 @@ def export(
 app.command()(batch)
 app.command()(bench)
 app.command()(serve)
+app.command()(video)
 
 
 def main() -> None:

@@ -17,6 +17,15 @@ from ..choices import (
     Precision,
 )
 from .errors import printable, say, user_errors
+from .options import (
+    AlphaOpt,
+    DeviceOpt,
+    MaxWholePixelsOpt,
+    ModelOpt,
+    StyleSizeOpt,
+    ThreadsOpt,
+    TileSizeOpt,
+)
 
 
 def set_threads(threads: int) -> None:
@@ -25,10 +34,6 @@ def set_threads(threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-THREADS_HELP = ("CPU threads (0: one per core). On a machine where another job holds a core, "
-                "1 is several times faster than 2.")
 
 
 def log_line(message: str) -> None:
@@ -52,16 +57,16 @@ def batch(
     recursive: bool = typer.Option(False, help="Search the folders' sub-folders too."),
     ext: str = typer.Option("jpg", help="Output format: jpg, png, webp, ..."),
     overwrite: bool = typer.Option(False, help="Redo outputs that already exist."),
-    model: str = typer.Option(DEFAULT_MODEL, help="Installed model name or a .safetensors path."),
-    alpha: float = typer.Option(1.0, min=0.0, max=1.0, help="Style strength, 0..1."),
+    model: ModelOpt = DEFAULT_MODEL,
+    alpha: AlphaOpt = 1.0,
     preserve_color: bool = typer.Option(False, help="Keep the content's colours "
                                                     "(then each style is encoded per pair)."),
     size: int = typer.Option(512, help="Content shorter side in px (0 keeps the original)."),
-    style_size: int = typer.Option(512, help="Style shorter side in px (0 keeps the original)."),
+    style_size: StyleSizeOpt = 512,
     crop: bool = typer.Option(False, help="Centre-crop content and style to squares."),
     tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
-    tile_size: int = typer.Option(DEFAULT_TILE_SIZE, help="Tile side in px (multiple of 8)."),
-    device: Device = typer.Option(Device.AUTO, help="Where to run."),
+    tile_size: TileSizeOpt = DEFAULT_TILE_SIZE,
+    device: DeviceOpt = Device.AUTO,
     precision: Precision = typer.Option(Precision.AUTO, help="Arithmetic precision; auto = bf16 "
                                         "on CPUs where it is faster, fp16 on GPUs."),
     batch_size: int = typer.Option(0, min=0, help="Same-size contents per model call "
@@ -69,10 +74,8 @@ def batch(
     workers: int = typer.Option(2, min=1, help="Background threads reading/writing images."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1,
                                    help="Refuse larger inputs (checked before decoding)."),
-    max_whole_pixels: int = typer.Option(MAX_WHOLE_PIXELS, min=1, help="The most pixels the "
-                                         "model runs in one piece (a style, a tile, a CIN "
-                                         "content)."),
-    threads: int = typer.Option(0, min=0, help=THREADS_HELP),
+    max_whole_pixels: MaxWholePixelsOpt = MAX_WHOLE_PIXELS,
+    threads: ThreadsOpt = 0,
     progress: bool = typer.Option(True, help="Show a progress bar with ETA."),
     shard: str = typer.Option(None, metavar="I/N", help="Make only part I of N (0 <= I < N) of "
                               "the pairs, balanced by pixels: one task of a job array."),
@@ -136,12 +139,12 @@ def bench(
     images: int = typer.Option(8, min=1, help="Contents timed per pipeline and size."),
     style_size: int = typer.Option(512, min=16, help="Style side in px."),
     precision: Precision = typer.Option(Precision.AUTO, help="stylenorm pipeline precision."),
-    device: Device = typer.Option(Device.AUTO, help="Where to run."),
-    model: str = typer.Option(DEFAULT_MODEL, help="Installed model name or a .safetensors path."),
+    device: DeviceOpt = Device.AUTO,
+    model: ModelOpt = DEFAULT_MODEL,
     reference: bool = typer.Option(True, help="Also run the plain fp32 eager pipeline."),
     reference_model: str = typer.Option(
         "adain", help="AdaIN model of the plain pipeline when --model is the lite model."),
-    threads: int = typer.Option(0, min=0, help=THREADS_HELP),
+    threads: ThreadsOpt = 0,
 ) -> None:
     """Images/s, peak memory and GFLOP/s: stylenorm beside the plain reference pipeline."""
     from ..inference.bench import HEADER, BenchConfig, describe_machine, run_bench, speedups

@@ -22,7 +22,14 @@ from ..models.protocol import FixedStyleModel, StyleCodeLike
 from ..nn.colour import match_colour
 from ..runtime import resolve_device, resolve_dtype
 from .progress import spinner
-from .tiling import TileOptions, can_tile, should_tile, stylize_tiled, tile_count
+from .tiling import (
+    FeatureHook,
+    TileOptions,
+    can_tile,
+    should_tile,
+    stylize_tiled,
+    tile_count,
+)
 
 PROGRESS_DELAY_S = 1.0  # runs shorter than this show no progress bar
 MIN_IMAGE_SIZE = 16  # smaller images vanish inside the encoder's pooling layers
@@ -197,8 +204,11 @@ class Stylizer:
 
     @torch.inference_mode()
     def render(self, content: torch.Tensor, code: StyleCodeLike, options: StylizeOptions,
-               mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Stylise a (1, 3, H, W) content with a ready code; large contents go in tiles."""
+               mask: torch.Tensor | None = None, adjust: FeatureHook | None = None
+               ) -> torch.Tensor:
+        """Stylise a (1, 3, H, W) content with a ready code; large contents go in tiles.
+        ``adjust`` may replace the content's features and statistics between encoding and
+        decoding (video smooths the statistics over time)."""
         h, w = content.shape[-2:]
         if should_tile(h, w, options.tile) and (options.tile or can_tile(self.model)):
             tiles = TileOptions(tile=options.tile_size)
@@ -210,11 +220,19 @@ class Stylizer:
                       disable=not self.progress, delay=PROGRESS_DELAY_S, leave=False,
                       file=sys.stderr) as bar:
                 return stylize_tiled(self.model, content, code, options.alpha, tiles, mask,
-                                     on_tile=lambda stage, shape: self.tile_done(bar, done))
+                                     on_tile=lambda stage, shape: self.tile_done(bar, done),
+                                     adjust=adjust)
         options.check_whole("the content", h, w, "size")
         # one model call, no count to show: a spinner, on a terminal only (no \r into logs)
         with spinner(self.progress and sys.stderr.isatty(), delay=PROGRESS_DELAY_S):
-            out = self.model(self.model.prepare(content), code, options.alpha, mask)
+            if adjust is None:
+                out = self.model(self.model.prepare(content), code, options.alpha, mask)
+            else:
+                prepared = self.model.prepare(content)
+                feats = adjust(self.model.encode_content(prepared, options.alpha != 1.0))
+                mask = None if mask is None else self.model.mask_at(
+                    mask, feats.features.shape[-2:])
+                out = self.model.decode_features(feats, code, options.alpha, mask)
         return out[..., :h, :w].clamp(0, 1).float().cpu()
 
     def tile_done(self, bar: tqdm, done: itertools.count) -> None:

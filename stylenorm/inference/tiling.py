@@ -74,6 +74,7 @@ def check_tileable(model: nn.Module) -> StyleModel:
 
 
 TileHook = Callable[[str, tuple[int, ...]], None]
+FeatureHook = Callable[[ContentFeatures], ContentFeatures]
 
 
 def should_tile(height: int, width: int, force: bool = False,
@@ -209,10 +210,13 @@ def decode_tiled(model: nn.Module, feats: ContentFeatures, code: StyleCodeLike, 
 
 def stylize_tiled(model: nn.Module, content: Tensor, code: StyleCodeLike, alpha: float = 1.0,
                   options: TileOptions | None = None, mask: Tensor | None = None,
-                  on_tile: TileHook | None = None) -> Tensor:
-    """Stylise a (1, 3, H, W) content in [0, 1] in tiles; returns (1, 3, H, W) in [0, 1]."""
+                  on_tile: TileHook | None = None, adjust: FeatureHook | None = None) -> Tensor:
+    """Stylise a (1, 3, H, W) content in [0, 1] in tiles; returns (1, 3, H, W) in [0, 1].
+    ``adjust`` may replace the encoded features and statistics before decoding."""
     options = options or TileOptions()
     feats = encode_content(model, content, options, on_tile, own_code=alpha != 1.0)
+    if adjust is not None:
+        feats = adjust(feats)
     return decode_tiled(model, feats, code, alpha, options, mask, on_tile).clamp(0, 1)
 
 

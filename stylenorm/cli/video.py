@@ -1,0 +1,77 @@
+"""``stylenorm video``: a Typer command over :mod:`stylenorm.inference.video` (registered on the
+main app by :mod:`stylenorm.cli.app`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..choices import DEFAULT_MODEL, DEFAULT_TILE_SIZE, MAX_WHOLE_PIXELS, Device, Precision
+from .batch import log_line, set_threads
+from .errors import say, user_errors
+from .options import (
+    AlphaOpt,
+    DeviceOpt,
+    MaxWholePixelsOpt,
+    ModelOpt,
+    StyleIndexOpt,
+    StyleSizeOpt,
+    StyleWeightsOpt,
+    ThreadsOpt,
+    TileSizeOpt,
+)
+
+
+@user_errors
+def video(
+    source: Path = typer.Argument(..., help="Input video (anything FFmpeg reads)."),
+    styles: list[Path] = typer.Argument(
+        None, help="One or more style images (none for a CIN model: see --style-index)."),
+    output: Path = typer.Option(..., "--output", "-o", dir_okay=False,
+                                help="Output video: .mp4, .mkv, .mov (H.264), .webm (VP9) or "
+                                     ".gif (short clips); written atomically."),
+    model: ModelOpt = DEFAULT_MODEL,
+    alpha: AlphaOpt = 1.0,
+    style_weights: StyleWeightsOpt = None,
+    style_index: StyleIndexOpt = None,
+    preserve_color: bool = typer.Option(False, help="Keep the colours (of the first frame)."),
+    size: int = typer.Option(0, min=0, help="Frame shorter side in px (0 keeps the input's)."),
+    style_size: StyleSizeOpt = 512,
+    temporal: bool = typer.Option(True, help="Tie frames together (smoothed statistics, "
+                                  "flow-guided blending); --no-temporal stylises each frame "
+                                  "on its own."),
+    blend: float = typer.Option(0.7, min=0.0, max=1.0, help="Weight of the previous output, "
+                                "carried along the optical flow, where it is trusted."),
+    crf: int = typer.Option(None, min=0, max=63, help="Quality (lower is better): H.264 "
+                            "default 18, VP9 default 30."),
+    preset: str = typer.Option("medium", help="H.264 speed preset (ultrafast .. veryslow)."),
+    audio: bool = typer.Option(True, help="Copy the input's audio stream unchanged."),
+    device: DeviceOpt = Device.AUTO,
+    precision: Precision = typer.Option(Precision.AUTO, help="Arithmetic precision; auto = "
+                                        "bf16 on CPUs where it is faster, fp16 on GPUs."),
+    tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP, e.g. 4K)."),
+    tile_size: TileSizeOpt = DEFAULT_TILE_SIZE,
+    max_whole_pixels: MaxWholePixelsOpt = MAX_WHOLE_PIXELS,
+    threads: ThreadsOpt = 0,
+    progress: bool = typer.Option(True, help="Show a progress bar (frames, fps, ETA)."),
+) -> None:
+    """Stylise the video SOURCE with STYLE (several styles are mixed), stable from frame to
+    frame; frame rate, frame count, duration, rotation and audio are kept."""
+    from ..inference.stylize import StylizeOptions, Stylizer
+    from ..inference.temporal import TemporalOptions
+    from ..inference.video import EncodeOptions, VideoOptions, stylize_video
+    from .app import parse_weights
+
+    options = VideoOptions(
+        StylizeOptions(alpha=alpha, style_weights=parse_weights(style_weights),
+                       preserve_color=preserve_color, size=size, style_size=style_size,
+                       tile=tile, tile_size=tile_size, style_index=style_index,
+                       max_whole_pixels=max_whole_pixels),
+        TemporalOptions(enabled=temporal, blend=blend),
+        EncodeOptions(crf=crf, preset=preset, audio=audio))
+    set_threads(threads)
+    stylizer = Stylizer(model, device.value, precision.value)
+    report = stylize_video(stylizer, source, styles or [], output, options, progress,
+                           log=log_line)
+    say(f"wrote {report.output}: {report.summary()}")
