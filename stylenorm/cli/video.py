@@ -58,10 +58,9 @@ def video(
 ) -> None:
     """Stylise the video SOURCE with STYLE (several styles are mixed), stable from frame to
     frame; frame rate, frame count, duration, rotation and audio are kept."""
-    from ..inference.stylize import StylizeOptions, Stylizer
+    from ..inference.stylize import StylizeOptions, Stylizer, parse_weights
     from ..inference.temporal import TemporalOptions
     from ..inference.video import EncodeOptions, VideoOptions, stylize_video
-    from .app import parse_weights
 
     options = VideoOptions(
         StylizeOptions(alpha=alpha, style_weights=parse_weights(style_weights),
