@@ -357,11 +357,11 @@ def test_sigterm_stops_every_rank_with_one_checkpoint_and_resume_finishes(random
 
 # --- batch: a killed rank or shard, and the re-run ------------------------------------------
 
-def batch_command(folders, out: Path, *extra: str) -> list[str]:
+def batch_command(folders, out: Path, *extra: str, size: int = 64) -> list[str]:
     content, style = folders
-    return ["batch", str(content), str(style), "-o", str(out), "--size", "64", "--style-size",
-            "64", "--device", "cpu", "--precision", "fp32", "--threads", "1", "--no-progress",
-            *extra]
+    return ["batch", str(content), str(style), "-o", str(out), "--size", str(size),
+            "--style-size", "64", "--device", "cpu", "--precision", "fp32", "--threads", "1",
+            "--no-progress", *extra]
 
 
 def complete_outputs(out: Path) -> list[Path]:
@@ -382,27 +382,31 @@ def kill_after_first_output(job: subprocess.Popen, out: Path, victim) -> None:
 @pytest.mark.parametrize("how", ["rank", pytest.param("shard", marks=pytest.mark.slow)])
 def test_a_killed_rank_or_shard_leaves_complete_files_and_a_rerun_makes_the_rest(
         random_store, tmp_path, how):
-    folders = make_pairs(tmp_path / "data", contents=8, styles=3, size=64)
+    # Outputs large enough that on a quiet machine the job is still running when the first
+    # output appears and the kill arrives (the one process of --shard holds a whole shard).
+    contents, size = (8, 128) if how == "rank" else (16, 256)
+    folders = make_pairs(tmp_path / "data", contents=contents, styles=3, size=64)
     out = tmp_path / "out"
     if how == "rank":
-        command = torchrun(*batch_command(folders, out))
+        command = torchrun(*batch_command(folders, out, size=size))
         job = start(command, random_store)
         kill_after_first_output(job, out, lambda: children(job.pid)[-1])
     else:
-        command = stylenorm(*batch_command(folders, out, "--shard", "0/2"))
+        command = stylenorm(*batch_command(folders, out, "--shard", "0/2", size=size))
         job = start(command, random_store)
         kill_after_first_output(job, out, lambda: job.pid)
     assert job.returncode != 0
     made = complete_outputs(out)
-    expected = 24 if how == "rank" else 12
+    expected = 3 * contents if how == "rank" else 3 * contents // 2
     assert 0 < len(made) < expected  # killed mid-run
     again = run(command, random_store)
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"skipped {len(made)} (already there)" in again.stdout + again.stderr
     if how == "shard":
-        rest = run(stylenorm(*batch_command(folders, out, "--shard", "1/2")), random_store)
-        assert rest.returncode == 0 and "done 12" in rest.stdout + rest.stderr
-    assert len(complete_outputs(out)) == 24 and not list(out.glob(".*.part"))
+        rest = run(stylenorm(*batch_command(folders, out, "--shard", "1/2", size=size)),
+                   random_store)
+        assert rest.returncode == 0 and f"done {expected}" in rest.stdout + rest.stderr
+    assert len(complete_outputs(out)) == 3 * contents and not list(out.glob(".*.part"))
 
 
 @pytest.mark.parametrize("shard", ["3/2", "x", "1/0", "-1/2"])
