@@ -225,3 +225,16 @@ def test_pack_halves_floats_changes_config_and_adds_provenance(tmp_path):
     bad = CliRunner().invoke(app, ["weights", "pack", str(source), str(target), "--set", "x"])
     assert bad.exit_code == 1 and "KEY=VALUE" in bad.output
     assert read_meta(source).config["style_size"] == 32  # the source is untouched
+
+
+def test_weight_files_get_the_plain_file_mode_not_owner_only(tmp_path):
+    """safetensors writes owner-only (0600) files; a shipped or shared weights file must be
+    readable like any other file the user writes (0666 less the umask)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = save_weights(tmp_path / "w.safetensors", {"a": torch.zeros(2)}, "lite", {})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -35,7 +35,10 @@ def atomic_write(path: Path, write) -> None:
         raise ImageError(f"{path}: output folder {folder} {problem}")
     tmp = _create_temporary(folder, path.name)
     try:
+        mode = tmp.stat().st_mode & 0o777
         write(tmp)
+        if tmp.stat().st_mode & 0o777 != mode:  # a writer that replaced the file (safetensors
+            os.chmod(tmp, mode)                   # does, owner-only) gets the plain mode back
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
