@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
+from stylenorm.hub.zoo import DEFAULT_MODEL
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.io.images import load_image, save_image
-from stylenorm.hub.zoo import DEFAULT_MODEL
 
 SAMPLES = Path(__file__).resolve().parent
 DOCS = SAMPLES.parent / "docs"

@@ -130,3 +130,40 @@ def test_cli_refuses_a_teacher_that_is_not_an_adain_model(random_store, folders,
     assert result.exit_code != 0
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "--teacher lite" in lines[0] and "AdaIN" in lines[0]
+
+
+def test_code_probe_trains_the_deep_style_level_and_is_left_out_of_the_model(
+        random_store, folders, tmp_path, one_thread):
+    from stylenorm.models.lite import LiteModel
+
+    content, style = folders
+    common = dict(content=str(content), style=str(style), teacher="adain", cache_pairs=6,
+                  cache=str(tmp_path / "cache"), batch_size=2, crop_size=32, widths=(4, 8, 8),
+                  res_blocks=1, style_mlp=8, style_deep=12, log_every=1, checkpoint_every=1,
+                  sample_every=0, precision="fp32", iterations=1, lr=1e-2, seed=5)
+    torch.manual_seed(5)  # the student train_distill builds before its first step
+    key = "style_encoder.deep.0.conv1.weight"
+    initial = LiteModel(DistillConfig(**common).lite_config()).state_dict()[key]
+
+    def after_one_step(run: str, code_weight: float) -> torch.Tensor:
+        result = train_distill(DistillConfig(out=str(tmp_path / run), code_weight=code_weight,
+                                             **common), progress=False)
+        state = torch.load(tmp_path / run / "checkpoint.pt", weights_only=False)["network"]
+        assert ("code_probe.weight" in state) == bool(code_weight)
+        model = load_model(str(result.model_path))  # the probe is not part of the model
+        assert not any(k.startswith("code_probe") for k in model.state_dict())
+        assert len(model.style_code(torch.rand(1, 3, 32, 32)).means) == 4
+        return state[key]
+
+    # The StyleFilm's output layer starts at zero, so on the first step only the probe's loss
+    # reaches the deep level.
+    assert torch.equal(after_one_step("plain", 0.0), initial)
+    assert not torch.equal(after_one_step("probe", 1.0), initial)
+    assert '"code"' in (tmp_path / "probe" / "log.jsonl").read_text().splitlines()[-1]
+
+
+def test_style_deep_without_style_mlp_is_refused(folders, tmp_path):
+    content, style = folders
+    with pytest.raises(StylenormError, match="--style-mlp"):
+        DistillConfig(content=str(content), style=str(style), teacher="adain",
+                      out=str(tmp_path / "x"), style_deep=8).validate()

@@ -26,7 +26,7 @@ def run(*args):
 def tiny_lite_model() -> LiteModel:
     """A random tiny lite model whose output spreads over [0, 1] and depends on the style."""
     torch.manual_seed(0)
-    config = LiteConfig(widths=(8, 8, 8), res_blocks=1, style_size=32, style_mlp=8)
+    config = LiteConfig(widths=(8, 8, 8), res_blocks=1, style_size=32, style_mlp=8, style_deep=8)
     model = LiteModel(config).eval()
     with torch.no_grad():
         for modulator in model.modulators:

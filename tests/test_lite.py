@@ -14,10 +14,12 @@ from stylenorm.models.lite import LiteCode, LiteConfig, LiteModel, grown_state
 from stylenorm.training.lite import LiteTrainConfig, augment_styles, train_lite
 
 
-@pytest.fixture(params=[0, 16], ids=["plain", "style_mlp"])
+@pytest.fixture(params=[(0, 0), (16, 0), (16, 12)], ids=["plain", "style_mlp", "style_deep"])
 def model(request):
     torch.manual_seed(0)
-    config = LiteConfig(widths=(8, 16, 32), res_blocks=1, style_size=32, style_mlp=request.param)
+    mlp, deep = request.param
+    config = LiteConfig(widths=(8, 16, 32), res_blocks=1, style_size=32, style_mlp=mlp,
+                        style_deep=deep)
     net = LiteModel(config).eval()
     with torch.no_grad():  # non-trivial modulators, as after training
         for mod in net.modulators:
@@ -46,7 +48,8 @@ def test_a_new_style_film_changes_nothing_until_it_learns():
 
 def test_shapes_for_odd_sizes(model):
     code = model.style_code(torch.rand(1, 3, 40, 50))
-    assert [m.shape[1] for m in code.means] == [8, 16, 32]
+    deep = [model.config.style_deep] if model.config.style_deep else []
+    assert [m.shape[1] for m in code.means] == [8, 16, 32, *deep]
     assert model(torch.rand(1, 3, 37, 45), code).shape[-2:] >= (37, 45)
 
 
@@ -174,8 +177,9 @@ def test_init_grows_a_shallower_model_without_changing_its_output(model, tmp_pat
 
     path = save_weights(tmp_path / "small.safetensors", model.state_dict(), "lite",
                         model.config.to_dict())
-    deeper = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=3, style_size=32,
-                                  style_mlp=16)).eval()  # also grows a StyleFilm or its rows
+    deeper = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=3, style_size=32, style_mlp=16,
+                                  style_deep=12)).eval()  # also grows a StyleFilm or its rows,
+    # and a deep style level
     start_from(deeper, str(path), "lite", complete=grown_state)
     content, style = torch.rand(1, 3, 36, 44), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
@@ -183,8 +187,10 @@ def test_init_grows_a_shallower_model_without_changing_its_output(model, tmp_pat
         assert torch.allclose(deeper(content, deeper.style_code(style)), expected, atol=1e-6)
     assert deeper.decoder.res[2].conv1.weight.abs().sum() > 0  # new blocks can learn
     assert deeper.style_film.hidden.weight.abs().sum() > 0
+    assert deeper.style_encoder.deep[2].conv1.weight.abs().sum() > 0
     wider = LiteModel(LiteConfig(widths=(8, 16, 40), res_blocks=1, style_size=32,
-                                 style_mlp=model.config.style_mlp))
+                                 style_mlp=model.config.style_mlp,
+                                 style_deep=model.config.style_deep))
     with pytest.raises(WeightsError, match="shape"):
         start_from(wider, str(path), "lite", complete=grown_state)
 

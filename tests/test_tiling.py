@@ -163,7 +163,8 @@ def lite_stylizer(tmp_path):
     from stylenorm.models.lite import LiteConfig, LiteModel
 
     torch.manual_seed(3)
-    model = LiteModel(LiteConfig(widths=(8, 12, 16), res_blocks=1, style_size=48, style_mlp=8))
+    model = LiteModel(LiteConfig(widths=(8, 12, 16), res_blocks=1, style_size=48, style_mlp=8,
+                                 style_deep=8))
     with torch.no_grad():  # weights that make the output vary with the content and the style
         for modulator in model.modulators[:2]:
             modulator.linear.weight.normal_(0, 0.2)  # FiLM starts as "no change"

@@ -192,6 +192,9 @@ def lite(
     style_mlp: Annotated[int, typer.Option(
         min=0, help="Hidden units of an MLP from the whole style code to a FiLM on each "
         "decoder residual block (0: none). --init from a model without it grows one.")] = 0,
+    style_deep: Annotated[int, typer.Option(
+        min=0, help="Channels of a 1/8-resolution level of the style encoder, read by the "
+        "--style-mlp FiLM (0: none). --init from a model without it grows one.")] = 0,
     content_weight: Annotated[float, typer.Option(help="Content loss weight.")] = 1.0,
     style_weight: Annotated[float, typer.Option(help="Style loss weight.")] = 10.0,
     identity_weight: Annotated[float, typer.Option(
@@ -216,6 +219,9 @@ def lite(
     style_layers: Annotated[str, typer.Option(
         help="With --teacher: VGG layers whose statistics must match the style's.")
     ] = "relu1_1,relu2_1",
+    code_weight: Annotated[float, typer.Option(
+        min=0.0, help="With --teacher: weight of a linear probe that reads the style's VGG "
+        "statistics (at --style-layers) from the style code (training only).")] = 0.0,
     iterations: Iterations = 160_000,
     lr: Lr = 5e-4,
     lr_decay: LrDecay = 1e-4,
@@ -233,7 +239,7 @@ def lite(
     fields = dict(
         content=str(content), style=str(style), out=str(out), encoder=encoder,
         widths=width_values, res_blocks=res_blocks, style_mlp=style_mlp,
-        content_weight=content_weight,
+        style_deep=style_deep, content_weight=content_weight,
         style_weight=style_weight, identity_weight=identity_weight, augment=augment,
         iterations=iterations, lr=lr, lr_decay=lr_decay, **loop_config(loop),
     )
@@ -246,6 +252,7 @@ def lite(
     config = DistillConfig(**fields, teacher=teacher, cache=str(cache) if cache else "",
                            cache_pairs=cache_pairs, pixel_weight=pixel_weight,
                            feature_weight=feature_weight, feature_layer=feature_layer,
+                           code_weight=code_weight,
                            style_layers=tuple(v.strip() for v in style_layers.split(",")))
     echo_result(train_distill(config, **run, init=str(init) if init else None))
 

@@ -150,7 +150,10 @@ def load_lite(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> Lit
     if not 16 <= lite.style_size <= MAX_STYLE_SIZE:
         raise WeightsError(f"{path}: its config's style_size {lite.style_size} is outside "
                            f"16..{MAX_STYLE_SIZE}; the file is corrupt or forged")
-    check_config_size(lambda: LiteModel(lite), tensors, path)
+    try:
+        check_config_size(lambda: LiteModel(lite), tensors, path)
+    except ValueError as exc:  # a config no lite model has
+        raise WeightsError(f"{path}: {exc}; the file is corrupt or forged") from None
     model = LiteModel(lite)
     load_state_strict(model, tensors, path)
     return model

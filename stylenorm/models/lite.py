@@ -1,8 +1,9 @@
-"""The lite model: VGG-free arbitrary style transfer in well under a million parameters.
+"""The lite model: VGG-free arbitrary style transfer in under two million parameters.
 
-Two micro encoders (content, style) of three levels each (full, 1/2 and 1/4 resolution) and a
-micro decoder. The style image is reduced to a :class:`LiteCode`: the per-channel mean and std
-of the style encoder's features at every level. Learned modulators turn the code into
+Two micro encoders (content, style) of three levels each (full, 1/2 and 1/4 resolution; the
+style encoder optionally a fourth at 1/8, ``style_deep``) and a micro decoder. The style image is
+reduced to a :class:`LiteCode`: the per-channel mean and std of the style encoder's features at
+every level. Learned modulators turn the code into
 
 * at the bottleneck (1/4): the target mean and std of an AdaIN on the content features,
 * at the decoder's 1/2 and full levels: a per-channel scale and shift (FiLM).
@@ -44,6 +45,7 @@ class LiteConfig:
     res_blocks: int = 2
     style_size: int = 256  # the style image's shorter side inside the model
     style_mlp: int = 0  # hidden units of the StyleFilm on the decoder's residual blocks; 0: none
+    style_deep: int = 0  # channels of a 1/8 level of the style encoder, read by the StyleFilm
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,11 +104,15 @@ class LiteModel(InferenceSwitch, nn.Module):
         self.config = config or LiteConfig()
         w, blocks = self.config.widths, self.config.res_blocks
         self.content_encoder = LiteEncoder(w, blocks)
-        self.style_encoder = LiteEncoder(w, blocks)
+        deep = self.config.style_deep
+        if deep and not self.config.style_mlp:
+            raise ValueError("a lite model with style_deep needs style_mlp: the StyleFilm is "
+                             "what reads the deep level's statistics")
+        self.style_encoder = LiteEncoder(w, blocks, deep)
         self.decoder = LiteDecoder(w, blocks)
         self.modulators = nn.ModuleList(
             [Modulator(w[0], False), Modulator(w[1], False), Modulator(w[2], True)])
-        self.style_film = (StyleFilm(sum(w), self.config.style_mlp, w[2], blocks)
+        self.style_film = (StyleFilm(sum(w) + deep, self.config.style_mlp, w[2], blocks)
                            if self.config.style_mlp else None)
 
     @property
@@ -180,8 +186,9 @@ class LiteModel(InferenceSwitch, nn.Module):
         bottleneck statistics (taken from ``feat`` when not given)."""
         c_mean, c_std = stats if stats is not None else self.content_stats(feat)
         normalised = (feat.float() - c_mean) / c_std
-        mods = [m(mean, std) for m, mean, std in zip(self.modulators, code.means, code.stds,
-                                                       strict=True)]
+        levels = len(self.modulators)  # a deep level (style_deep) reaches the StyleFilm only
+        mods = [m(mean, std) for m, mean, std in zip(self.modulators, code.means[:levels],
+                                                       code.stds[:levels], strict=True)]
         res_films = None if self.style_film is None else self.style_film(code.means, code.stds)
         if mask is not None:
             h, w = feat.shape[-2:]
@@ -223,23 +230,38 @@ def blend_by_mask(mod, mask: torch.Tensor):
     return tuple(v[:1] * mask + v[1:] * (1 - mask) for v in (scale, shift))
 
 
-_RES_KEY = re.compile(r"(content_encoder|style_encoder|decoder)\.res\.\d+\.conv[12]\.(weight|bias)")
+_RES_KEY = re.compile(
+    r"(content_encoder\.res|style_encoder\.(res|deep)|decoder\.res)\.\d+\.conv[12]\.(weight|bias)")
+_NEW_PARTS = ("style_film.", "style_encoder.down3.", "style_encoder.deep.", "code_probe.")
 
 
 def grown_state(model: LiteModel, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The weights of a smaller lite model (fewer residual blocks per stage, or no StyleFilm),
-    completed with ``model``'s own new parts: each new block's second conv is zeroed, so it
-    starts as the identity, and a new StyleFilm keeps its zero output layer; the grown model
-    computes what the smaller one did. Other differences are left for the strict loader."""
+    """The weights of a smaller lite model (fewer residual blocks per stage, or no StyleFilm, or
+    no deep style level), completed with ``model``'s own new parts: each new block's second conv
+    is zeroed, so it starts as the identity, a new StyleFilm keeps its zero output layer, and a
+    deep style level is read only by a StyleFilm; the grown model computes what the smaller one
+    did (a training-only ``code_probe`` is kept as ``model`` has it). Other differences are
+    left for the strict loader."""
     grown = dict(tensors)
     for key, value in model.state_dict().items():
         old = tensors.get(key)
         if old is None and _RES_KEY.fullmatch(key):
             grown[key] = torch.zeros_like(value) if ".conv2." in key else value.clone()
-        elif old is None and key.startswith("style_film."):
+        elif old is None and key.startswith(_NEW_PARTS):
             grown[key] = value.clone()
         elif key.startswith("style_film.out.") and old.shape[1:] == value.shape[1:] and len(
                 old) < len(value):  # new residual blocks: their FiLM rows come last, at zero
             grown[key] = torch.cat([old, value.new_zeros((len(value) - len(old),
                                                           *value.shape[1:]))])
+        elif key == "style_film.hidden.weight" and old.shape[0] == value.shape[0] and (
+                old.shape[1] == 2 * sum(model.config.widths) < value.shape[1]):
+            grown[key] = _with_deep_columns(old, value.shape[1] // 2 - sum(model.config.widths))
     return grown
+
+
+def _with_deep_columns(weight: torch.Tensor, deep: int) -> torch.Tensor:
+    """A StyleFilm's first layer with zero columns for a new deep level's statistics. The code
+    is read as (means of every level, stds of every level), the deep level last in each half."""
+    means, stds = weight.chunk(2, dim=1)
+    zeros = weight.new_zeros((len(weight), deep))
+    return torch.cat([means, zeros, stds, zeros], dim=1)

@@ -47,21 +47,31 @@ class ResBlock(nn.Module):
 
 
 class LiteEncoder(nn.Module):
-    """Features at full, 1/2 and 1/4 resolution. Shape: (N, 3, H, W) -> [(N, w_l, ...)]."""
+    """Features at full, 1/2 and 1/4 resolution and, with ``deep`` channels, at 1/8.
+    Shape: (N, 3, H, W) -> [(N, w_l, ...)].
 
-    def __init__(self, widths: tuple[int, int, int], res_blocks: int) -> None:
+    The deep level serves the style encoder only (it runs once per style, so it may be wide):
+    the statistics of the shallow levels hold little of what VGG's relu3_1/relu4_1 statistics
+    of a style hold, and those layers are where the style loss is lost."""
+
+    def __init__(self, widths: tuple[int, int, int], res_blocks: int, deep: int = 0) -> None:
         super().__init__()
         w1, w2, w3 = widths
         self.stem = conv(3, w1)
         self.down1, self.down2 = conv(w1, w2, 2), conv(w2, w3, 2)
         self.res = nn.Sequential(*(ResBlock(w3) for _ in range(res_blocks)))
+        if deep:
+            self.down3 = conv(w3, deep, 2)
+            self.deep = nn.Sequential(*(ResBlock(deep) for _ in range(res_blocks)))
         self.fused = False  # fused kernels for inference (see nn.fused.conv_act)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         f1 = conv_act(x, self.stem, fused=self.fused)
         f2 = conv_act(f1, self.down1, fused=self.fused)
         f3 = self.res(conv_act(f2, self.down2, fused=self.fused))
-        return [f1, f2, f3]
+        if not hasattr(self, "down3"):
+            return [f1, f2, f3]
+        return [f1, f2, f3, self.deep(conv_act(f3, self.down3, fused=self.fused))]
 
 
 class Modulator(nn.Module):

@@ -29,6 +29,9 @@ VGG_LAYERS: tuple[tuple[str, int, int], ...] = (
     ("pool", 0, 0),
     ("conv4_1", 256, 512),
 )
+# Channels of each tap (relu<k>_1 follows conv<k>_1).
+TAP_CHANNELS: dict[str, int] = {f"relu{n[4:]}": out for n, _, out in VGG_LAYERS
+                                if f"relu{n[4:]}" in TAPS}
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -10,6 +10,12 @@ crop's cached statistics::
       + feature_weight * ||f(o)_F - f(t)_F||^2                      (F = feature_layer)
       + style_weight * sum_{l in style_layers} ||mu(f_l(o)) - mu_l||^2 + ||sigma(..) - sigma_l||^2
       + identity_weight * ||m(c, code(c)) - c||^2                   (so that alpha = 0 gives c)
+      + code_weight * ||P(code(s)) - (mu_l, sigma_l)_l||^2          (with code_weight > 0)
+
+P, the code probe, is a linear map trained with the student and dropped from the model it
+writes: it asks the style code (its deep level, with ``style_deep``) to hold the style's VGG
+statistics, which the shallow code holds little of at relu3_1/relu4_1 (a linear probe of the
+shipped model's code explains 98% of their variance at relu1_1 and 65% at relu4_1).
 
 Pixel terms alone regress toward a blur of the teacher (the texture is lost); the style
 statistics keep the texture and the feature term keeps the teacher's structure. Validation
@@ -24,10 +30,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import StylenormError
+from ..hub.weights import save_weights
 from ..models.lite import LiteModel, grown_state
-from ..models.vgg import TAPS
+from ..models.vgg import TAP_CHANNELS, TAPS
 from ..nn.losses import mean_std_target_loss
 from ..nn.metrics import psnr
 from ..runtime import resolve_dtype
@@ -51,6 +59,7 @@ class DistillConfig(LiteTrainConfig):
     feature_layer: str = "relu2_1"
     style_layers: tuple[str, ...] = ("relu1_1", "relu2_1")
     style_weight: float = 10.0
+    code_weight: float = 0.0
 
     def validate(self) -> None:
         super().validate()
@@ -58,6 +67,9 @@ class DistillConfig(LiteTrainConfig):
             if layer not in TAPS:
                 raise StylenormError(f"distillation layers must be among {list(TAPS)}; "
                                      f"got {layer!r}")
+        if self.code_weight < 0:
+            raise StylenormError(f"code_weight must be >= 0; got {self.code_weight}",
+                                 params=("code_weight",))
         if self.cache_pairs < self.batch_size:
             raise StylenormError(f"cache_pairs must be >= batch_size; got "
                                  f"{self.cache_pairs}", params=("cache_pairs", "batch_size"))
@@ -77,11 +89,35 @@ class DistillTask(LiteTask):
                  teacher_outputs: dict[str, torch.Tensor]) -> None:
         super().__init__(config, encoder, model, samples, validation)
         self.teacher_outputs = teacher_outputs  # "samples", "validation": (N, 3, S, S)
+        if config.code_weight:  # a submodule, so that checkpoints, resume and the EMA hold it
+            model.code_probe = nn.Linear(2 * self.probed_channels(),
+                                         2 * sum(TAP_CHANNELS[layer]
+                                                 for layer in config.style_layers))
+
+    def probed_channels(self) -> int:
+        """The code's channels the probe reads: the deep level's if there is one, else all."""
+        config = self.network.config
+        return config.style_deep or sum(config.widths)
+
+    def code_loss(self, code, means: dict, stds: dict) -> torch.Tensor:
+        """How far the probe's reading of the code is from the style's VGG statistics."""
+        levels = slice(-1, None) if self.network.config.style_deep else slice(None)
+        stats = torch.cat([t.flatten(1) for t in (*code.means[levels], *code.stds[levels])], 1)
+        wanted = torch.cat([means[layer].flatten(1) for layer in self.config.style_layers]
+                           + [stds[layer].flatten(1) for layer in self.config.style_layers], 1)
+        probe = self.network.code_probe
+        return F.mse_loss(probe(stats.to(probe.weight.dtype)).float(), wanted.float())
+
+    def export(self, path: Path, provenance: dict) -> Path:
+        state = {k: v for k, v in self.network.state_dict().items()
+                 if not k.startswith("code_probe.")}
+        return save_weights(path, state, "lite", self.network.config.to_dict(), provenance)
 
     def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
         content, style, target, *stats = batch
         config = self.config
-        output = self.network(content, self.network.style_code(style))
+        code = self.network.style_code(style)
+        output = self.network(content, code)
         feats = self.encode(output, config.deepest_layer())
         means, stds = stats_dicts(stats)
         loss_p = (output.float() - target).abs().mean()
@@ -95,6 +131,9 @@ class DistillTask(LiteTask):
             loss_f = F.mse_loss(feats[config.feature_layer].float(), wanted.float())
             losses["feature"] = loss_f
             total = total + config.feature_weight * loss_f
+        if config.code_weight:
+            losses["code"] = self.code_loss(code, means, stds)
+            total = total + config.code_weight * losses["code"]
         losses["identity"] = self.identity_loss(content)
         losses["total"] = total + config.identity_weight * losses["identity"]
         return losses

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..errors import StylenormError
 from ..hub.weights import save_weights
 from ..models.lite import LiteConfig, LiteModel, grown_state
 from ..models.vgg import VGGEncoder
@@ -48,6 +49,7 @@ class LiteTrainConfig(TrainConfig):
     widths: tuple[int, int, int] = (16, 32, 64)
     res_blocks: int = 2
     style_mlp: int = 0  # LiteConfig.style_mlp
+    style_deep: int = 0  # LiteConfig.style_deep
     content_weight: float = 1.0
     style_weight: float = 10.0
     identity_weight: float = 5.0
@@ -61,9 +63,16 @@ class LiteTrainConfig(TrainConfig):
         super().__post_init__()
         self.style_loss = as_enum(self.style_loss, StyleLoss)
 
+    def validate(self) -> None:
+        super().validate()
+        if self.style_deep and not self.style_mlp:
+            raise StylenormError("--style-deep needs --style-mlp: the StyleFilm is what reads "
+                                 "the deep level's statistics", params=("style_deep",))
+
     def lite_config(self) -> LiteConfig:
         return LiteConfig(widths=tuple(self.widths), res_blocks=self.res_blocks,
-                          style_size=self.crop_size, style_mlp=self.style_mlp)
+                          style_size=self.crop_size, style_mlp=self.style_mlp,
+                          style_deep=self.style_deep)
 
 
 def augment_styles(styles: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
