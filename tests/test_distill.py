@@ -167,3 +167,33 @@ def test_style_deep_without_style_mlp_is_refused(folders, tmp_path):
     with pytest.raises(StylenormError, match="--style-mlp"):
         DistillConfig(content=str(content), style=str(style), teacher="adain",
                       out=str(tmp_path / "x"), style_deep=8).validate()
+
+
+def test_without_a_cache_the_teacher_runs_on_every_batch(random_store, folders, tmp_path,
+                                                         one_thread):
+    from stylenorm.training.common import crop_data
+    from stylenorm.training.teacher_cache import OnlineTeacherData
+
+    content, style = folders
+    config = DistillConfig(content=str(content), style=str(style), teacher="adain",
+                           cache_pairs=0, batch_size=2, crop_size=32, widths=(4, 8, 8),
+                           res_blocks=1, log_every=1, checkpoint_every=1, sample_every=0,
+                           precision="fp32", iterations=2, out=str(tmp_path / "run"))
+    result = train_distill(config, progress=False)
+    assert not (tmp_path / "run" / "teacher-cache").exists()
+    assert read_meta(result.model_path).provenance["teacher_pairs"] == "every batch (no cache)"
+    assert {"pixel", "style", "feature"} <= set(result.final_losses)
+
+    teacher, _ = load_teacher("adain", torch.device("cpu"), torch.float32)
+    encoder, _ = load_frozen_encoder("vgg19-normalised")
+    crops = crop_data(config, torch.device("cpu"), [sorted(content.iterdir()),
+                                                    sorted(style.iterdir())])
+    data = OnlineTeacherData(crops, teacher, encoder)
+    (c, s, target, *stats), = data.batches(0, 1)
+    assert c.shape == s.shape == target.shape == (2, 3, 32, 32)
+    with torch.no_grad():
+        expected = teacher(teacher.prepare(c), teacher.style_code(teacher.prepare(s)))
+        torch.testing.assert_close(target, expected.clamp(0, 1))
+        feats = encoder(s)
+    assert len(stats) == 2 * len(TAPS) and stats[-1].shape == (2, 512, 1, 1)
+    torch.testing.assert_close(stats[-2].flatten(1), feats["relu4_1"].mean((2, 3)))

@@ -94,6 +94,9 @@ def _loop_options(
     ema: Annotated[float, typer.Option(
         min=0.0, max=0.9999, help="Keep an exponential moving average of the weights with this "
         "decay (e.g. 0.999); validation, samples and the model use it (0: off).")] = 0.0,
+    time_limit: Annotated[float, typer.Option(
+        min=0.0, help="Minutes of training, then finish as if --iterations were reached: "
+        "checkpoint and model (0: no limit; e.g. a leased GPU).")] = 0.0,
     threads: Threads = 0,
     progress: Progress = True,
 ) -> None:
@@ -208,7 +211,8 @@ def lite(
         help="Teacher-output cache folder, reusable across runs [default: OUT/teacher-cache].")
     ] = None,
     cache_pairs: Annotated[int, typer.Option(
-        min=1, help="(content, style) crops the teacher stylises once, with --teacher.")] = 2000,
+        min=0, help="(content, style) crops the teacher stylises once, with --teacher; 0: no "
+        "cache, the teacher runs on every batch (for a GPU).")] = 2000,
     pixel_weight: Annotated[float, typer.Option(
         help="With --teacher: weight of the L1 distance to the teacher's output.")] = 10.0,
     feature_weight: Annotated[float, typer.Option(

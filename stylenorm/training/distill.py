@@ -2,7 +2,8 @@
 
 The teacher (an installed AdaIN model: the VGG encoder plus a decoder) stylises ``cache_pairs``
 (content crop, style crop) pairs once (:mod:`.teacher_cache`); training then costs the
-student's pass and a shallow VGG pass, not the teacher's. With t the cached teacher output,
+student's pass and a shallow VGG pass, not the teacher's. With ``cache_pairs`` 0 the teacher
+runs on every batch instead (for a GPU: every batch a new pair). With t the cached teacher output,
 o = m(c, code(s)) the student's, f the frozen VGG loss network and (mu_l, sigma_l) the style
 crop's cached statistics::
 
@@ -39,12 +40,19 @@ from ..models.vgg import TAP_CHANNELS, TAPS
 from ..nn.losses import mean_std_target_loss
 from ..nn.metrics import psnr
 from ..runtime import resolve_dtype
-from .common import find_inputs, paired, start_from, validation_pairs
+from .common import crop_data, find_inputs, paired, start_from, validation_pairs
 from .data import validation_images
 from .distributed import refuse_in_job
 from .lite import LiteTask, LiteTrainConfig
 from .loop import TrainResult, fit, load_frozen_encoder
-from .teacher_cache import CacheData, CacheSpec, build_teacher_cache, stats_dicts, teacher_output
+from .teacher_cache import (
+    CacheData,
+    CacheSpec,
+    OnlineTeacherData,
+    build_teacher_cache,
+    stats_dicts,
+    teacher_output,
+)
 
 __all__ = ["DistillConfig", "DistillTask", "load_teacher", "train_distill"]
 
@@ -70,8 +78,8 @@ class DistillConfig(LiteTrainConfig):
         if self.code_weight < 0:
             raise StylenormError(f"code_weight must be >= 0; got {self.code_weight}",
                                  params=("code_weight",))
-        if self.cache_pairs < self.batch_size:
-            raise StylenormError(f"cache_pairs must be >= batch_size; got "
+        if 0 < self.cache_pairs < self.batch_size:
+            raise StylenormError(f"cache_pairs must be 0 (no cache) or >= batch_size; got "
                                  f"{self.cache_pairs}", params=("cache_pairs", "batch_size"))
 
     def cache_folder(self) -> Path:
@@ -182,13 +190,15 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
     encoder, encoder_meta = load_frozen_encoder(config.encoder)
     teacher_dtype = resolve_dtype("auto", device)
     teacher, teacher_sha = load_teacher(config.teacher, device, teacher_dtype)
-    spec = CacheSpec(teacher=Path(config.teacher).name, teacher_sha256=teacher_sha,
-                     encoder_sha256=encoder_meta["encoder_sha256"], crop_size=config.crop_size,
-                     pairs=config.cache_pairs, seed=config.seed, contents=len(contents),
-                     styles=len(styles))
-    stats_encoder = encoder.to(device, teacher_dtype)
-    cache = build_teacher_cache(config.cache_folder(), spec, teacher, stats_encoder, contents,
-                                styles, progress=progress)
+    cache = None
+    if config.cache_pairs:
+        spec = CacheSpec(teacher=Path(config.teacher).name, teacher_sha256=teacher_sha,
+                         encoder_sha256=encoder_meta["encoder_sha256"],
+                         crop_size=config.crop_size, pairs=config.cache_pairs, seed=config.seed,
+                         contents=len(contents), styles=len(styles))
+        stats_encoder = encoder.to(device, teacher_dtype)
+        cache = build_teacher_cache(config.cache_folder(), spec, teacher, stats_encoder,
+                                    contents, styles, progress=progress)
     encoder.float()
     torch.manual_seed(config.seed)
     model = LiteModel(config.lite_config())
@@ -199,13 +209,18 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
     outputs = {"samples": teacher_output(teacher, *samples)}
     if validation is not None:
         outputs["validation"] = teacher_output(teacher, *validation)
-    del teacher
     task = DistillTask(config, encoder, model, samples, validation, outputs)
     if init is not None and not resume:
         start_from(task.network, init, "lite", complete=grown_state)
-    data = CacheData(cache, config.batch_size, config.seed, device)
+    if cache is None:  # the teacher runs on every batch: crops on the device, statistics in fp32
+        data = OnlineTeacherData(crop_data(config, device, [contents, styles]), teacher,
+                                 load_frozen_encoder(config.encoder)[0].to(device))
+    else:
+        del teacher
+        data = CacheData(cache, config.batch_size, config.seed, device)
     provenance = {"trained_with": "stylenorm train lite --teacher", **encoder_meta,
-                  "teacher": spec.teacher, "teacher_sha256": teacher_sha,
-                  "teacher_pairs": len(cache), "content_images": len(contents),
+                  "teacher": Path(config.teacher).name, "teacher_sha256": teacher_sha,
+                  "teacher_pairs": len(cache) if cache is not None else "every batch (no cache)",
+                  "content_images": len(contents),
                   "style_images": len(styles), "init": Path(init).name if init else None}
     return fit(task, config, data, resume=resume, progress=progress, provenance=provenance)

@@ -115,12 +115,13 @@ class TrainConfig:
     val_every: int = 0
     val_count: int = 8
     ema: float = 0.0  # decay of an exponential moving average of the weights (0: off)
+    time_limit: float = 0.0  # minutes of training in this call, then finish early (0: none)
 
     # Fields a resumed run may change; any other difference would break the exact replay
     # (validation runs without gradients or random draws, so it cannot change the training).
     RESUMABLE = ("out", "iterations", "checkpoint_every", "sample_every", "log_every", "device",
                  "channels_last", "compile", "data_mode", "num_workers", "val_content",
-                 "val_style", "val_every", "val_count")
+                 "val_style", "val_every", "val_count", "time_limit")
 
     def __post_init__(self) -> None:  # strings (from JSON, or callers) become members
         self.schedule = as_enum(self.schedule, Schedule)
@@ -143,6 +144,9 @@ class TrainConfig:
         if self.sample_every < 0:
             raise StylenormError(f"sample_every must be >= 0; got {self.sample_every}",
                                  params=("sample_every",))
+        if self.time_limit < 0:
+            raise StylenormError(f"time_limit must be >= 0; got {self.time_limit}",
+                                 params=("time_limit",))
         if not 0.0 <= self.ema < 1.0:
             raise StylenormError(f"ema must be in [0, 1); got {self.ema}", params=("ema",))
         if self.val_every < 0 or self.val_count < 1:
@@ -218,6 +222,7 @@ class _Loop:
     val_log: RunLog
     run_dir: Path
     start: int = 0
+    done: int = 0  # the iterations done when the run ends: ``iterations`` unless time ran out
     wall_time_s: float = 0.0
     average: WeightAverage | None = None
     place: Place = field(default_factory=Place)
@@ -368,6 +373,8 @@ def _run(loop: _Loop, data, progress: bool) -> None:
     bar = tqdm(total=config.iterations, initial=loop.start, disable=not (progress and main),
                desc="train", unit="it", dynamic_ncols=True)
     tick = time.perf_counter()
+    deadline = tick + 60 * config.time_limit if config.time_limit else float("inf")
+    loop.done = config.iterations
     if config.val_every and loop.start == 0 and main:
         _validate(loop, 0)
     with bar, StopRequest(second_interrupts=not loop.place.is_split) as stop:
@@ -391,16 +398,27 @@ def _run(loop: _Loop, data, progress: bool) -> None:
                 _write_samples(loop, done)
             if main and _due(config.val_every, done, config.iterations):
                 _validate(loop, done)
+            time_up = bool(config.time_limit) and agree_to_stop(time.perf_counter() >= deadline)
             if agree_to_stop(stop.requested) and done < config.iterations:
-                if done % config.checkpoint_every:
-                    loop.wall_time_s += time.perf_counter() - tick
-                    if main:
-                        _save(loop, done)
-                synchronise()  # no rank exits (and has the launcher stop the rest) mid-save
+                _stop_with_checkpoint(loop, done, tick)
                 raise StylenormError(
                     f"stopped at iteration {done}; the checkpoint in {loop.run_dir} holds it: "
                     "repeat the command with --resume to continue")
+            if time_up and done < config.iterations:  # finish here, model and all
+                _stop_with_checkpoint(loop, done, tick)
+                loop.done = done
+                if main:
+                    tqdm.write(f"time limit reached at iteration {done}")
+                return
     loop.wall_time_s += time.perf_counter() - tick
+
+
+def _stop_with_checkpoint(loop: _Loop, done: int, tick: float) -> None:
+    """Save iteration ``done`` unless it was just saved; every rank returns after the save."""
+    loop.wall_time_s += time.perf_counter() - tick
+    if done % loop.config.checkpoint_every and loop.place.is_main:
+        _save(loop, done)
+    synchronise()  # no rank exits (and has the launcher stop the rest) mid-save
 
 
 def fit(task: Task, config: TrainConfig, data, *, resume: bool = False, progress: bool = True,
@@ -441,7 +459,7 @@ def _finish(loop: _Loop, provenance: dict | None) -> TrainResult:
     final = loop.log.final_losses()
     report, extra = task.report(loop.run_dir) if loop.place.is_main else ("", {})
     meta = {**(provenance or {}), "training_config": config.to_dict(),
-            "iterations": config.iterations, "final_losses": final,
+            "iterations": loop.done, "final_losses": final,
             "wall_time_s": round(loop.wall_time_s, 1), "precision": str(loop.dtype).split(".")[-1],
             "device": loop.device.type, "processor": processor_name(loop.device),
             **world_record(loop.place, config.batch_size), **extra}
@@ -450,4 +468,4 @@ def _finish(loop: _Loop, provenance: dict | None) -> TrainResult:
         with loop.shown_weights():
             path = task.export(path, meta)
     synchronise()
-    return TrainResult(path, config.iterations, final, loop.wall_time_s, report, extra)
+    return TrainResult(path, loop.done, final, loop.wall_time_s, report, extra)

@@ -33,7 +33,8 @@ from ..models.vgg import TAPS, VGGEncoder
 from ..nn.statistics import channel_mean_std
 from .data import CropConfig, crop_item, decode
 
-__all__ = ["CacheData", "CacheSpec", "TeacherCache", "build_teacher_cache", "teacher_output"]
+__all__ = ["CacheData", "CacheSpec", "OnlineTeacherData", "TeacherCache", "build_teacher_cache",
+           "teacher_output"]
 
 SPEC = "spec.json"
 
@@ -100,6 +101,18 @@ def teacher_output(teacher, contents: torch.Tensor, styles: torch.Tensor) -> tor
     return out.float().clamp(0, 1)
 
 
+def style_statistics(encoder: VGGEncoder, styles: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``mean.<layer>`` and ``std.<layer>`` (N, C_l) float32 of float [0, 1] ``styles``."""
+    feats = encoder(styles.to(next(encoder.parameters()).dtype)
+                    .contiguous(memory_format=torch.channels_last))
+    stats = {}
+    for layer in TAPS:
+        mean, std = channel_mean_std(feats[layer])
+        stats[f"mean.{layer}"] = mean.flatten(1).float().contiguous()
+        stats[f"std.{layer}"] = std.flatten(1).float().contiguous()
+    return stats
+
+
 @torch.inference_mode()
 def _shard(teacher, encoder: VGGEncoder, content: torch.Tensor, style: torch.Tensor
            ) -> dict[str, torch.Tensor]:
@@ -107,13 +120,8 @@ def _shard(teacher, encoder: VGGEncoder, content: torch.Tensor, style: torch.Ten
     styles = style.float() / 255
     output = teacher_output(teacher, content.float() / 255, styles)
     tensors = {"content": content, "style": style,
-               "target": output.mul(255).round().to(torch.uint8)}
-    feats = encoder(styles.to(next(encoder.parameters()).dtype)
-                    .contiguous(memory_format=torch.channels_last))
-    for layer in TAPS:
-        mean, std = channel_mean_std(feats[layer])
-        tensors[f"mean.{layer}"] = mean.flatten(1).contiguous()
-        tensors[f"std.{layer}"] = std.flatten(1).contiguous()
+               "target": output.mul(255).round().to(torch.uint8),
+               **style_statistics(encoder, styles)}
     return {k: v.contiguous() for k, v in tensors.items()}
 
 
@@ -219,6 +227,25 @@ class CacheData:
             indices = torch.randint(len(self.cache), (self.batch_size,), generator=generator)
             flips = torch.rand(self.batch_size, generator=generator) < 0.5
             yield [t.to(self.device) for t in self.cache.batch(indices, flips)]
+
+
+class OnlineTeacherData:
+    """Batches in :class:`CacheData`'s form made on the fly: random crops (``crops``, e.g. kept
+    in GPU memory and cropped there) and, per batch, the teacher's output and the styles' VGG
+    statistics. For a GPU, where the teacher costs little beside the student's step and every
+    batch can be a new pair; reproducible as far as the device's kernels are."""
+
+    def __init__(self, crops, teacher, encoder: VGGEncoder) -> None:
+        self.crops, self.teacher, self.encoder = crops, teacher, encoder
+
+    def batches(self, start: int, stop: int) -> Iterator[list[torch.Tensor]]:
+        for content, style in self.crops.batches(start, stop):
+            with torch.no_grad():  # not inference mode: the loss keeps these for its backward
+                target = teacher_output(self.teacher, content, style)
+                stats = style_statistics(self.encoder, style)
+            yield [content, style, target.contiguous(memory_format=torch.channels_last),
+                   *(stats[f"{kind}.{layer}"][..., None, None] for layer in TAPS
+                     for kind in ("mean", "std"))]
 
 
 def stats_dicts(stats: Sequence[torch.Tensor]) -> tuple[dict, dict]:
