@@ -17,8 +17,8 @@ from stylenorm.hub.weights import read_meta
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.nn.norms import NormName
 from stylenorm.training.adain import AdaINTrainConfig, train_adain
+from stylenorm.training.config import TrainConfig, learning_rate
 from stylenorm.training.data import CropConfig, CropData, find_images
-from stylenorm.training.loop import TrainConfig, learning_rate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -390,8 +390,8 @@ def test_time_limit_finishes_early_with_a_checkpoint_and_a_model(random_store, t
 def test_config_enum_fields_are_enums_and_save_as_plain_values():
     from stylenorm.runtime import Precision
     from stylenorm.training.common import StyleLoss
+    from stylenorm.training.config import Schedule
     from stylenorm.training.data import DataMode
-    from stylenorm.training.loop import Schedule
 
     config = AdaINTrainConfig(norm="instance", style_loss="gram", schedule="constant")
     assert config.norm is NormName.INSTANCE and config.style_loss is StyleLoss.GRAM

@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 from ..nn.norms import NormName
 from ..runtime import Device, Precision
 from ..training.adain import StyleLoss
+from ..training.config import Schedule
 from ..training.data import DataMode
-from ..training.loop import Schedule
 from .errors import say, user_errors
 from .lazy import TRAIN_HELP
 

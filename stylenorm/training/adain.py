@@ -35,7 +35,8 @@ from .common import (
     start_from,
     validation_pairs,
 )
-from .loop import TrainConfig, TrainResult, as_enum, choose, fit, load_frozen_encoder, plain
+from .config import TrainConfig, as_enum, choose, plain
+from .loop import TrainResult, fit, load_frozen_encoder
 from .plots import mixture_chart, mixture_table
 
 __all__ = ["AdaINTask", "AdaINTrainConfig", "StyleLoss", "switchable_weights", "train_adain"]

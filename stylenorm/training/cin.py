@@ -36,8 +36,9 @@ from ..ranks import from_environment
 from ..runtime import resolve_dtype
 from .cin_teacher import CINTeacher
 from .common import FrozenEncoder, crop_data, find_inputs, start_from
+from .config import TrainConfig
 from .data import log, validation_images
-from .loop import TrainConfig, TrainResult, fit, load_frozen_encoder
+from .loop import TrainResult, fit, load_frozen_encoder
 
 __all__ = ["CINTask", "CINTrainConfig", "train_cin"]
 

@@ -17,9 +17,9 @@ from ..nn.conditional import adain
 from ..nn.losses import content_loss, gram_style_loss, mean_std_style_loss
 from ..ranks import from_environment
 from ..runtime import resolve_device
+from .config import TrainConfig
 from .data import CropConfig, find_images, make_data, validation_images
 from .distributed import join_job
-from .loop import TrainConfig
 
 __all__ = ["AdaINObjective", "FrozenEncoder", "StyleLoss", "crop_data", "find_inputs", "paired",
            "sample_pairs", "start_from", "validation_pairs"]

@@ -34,7 +34,8 @@ from .common import (
     start_from,
     validation_pairs,
 )
-from .loop import TrainConfig, TrainResult, as_enum, fit, load_frozen_encoder
+from .config import TrainConfig, as_enum
+from .loop import TrainResult, fit, load_frozen_encoder
 
 __all__ = ["LiteTask", "LiteTrainConfig", "augment_styles", "train_lite"]
 
