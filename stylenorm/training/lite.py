@@ -156,7 +156,8 @@ class LiteTask:
                             self.network.config.to_dict(), provenance)
 
     def report(self, run_dir: Path) -> tuple[str, dict]:
-        params = sum(p.numel() for p in self.network.parameters())
+        params = sum(p.numel() for name, p in self.network.named_parameters()
+                     if not name.startswith("code_probe."))  # distillation's, not shipped
         return f"lite model: {params} parameters", {"num_params": params}
 
 
