@@ -33,6 +33,13 @@ def test_default_is_under_a_million_parameters():
     assert sum(p.numel() for p in LiteModel().parameters()) < 1_000_000
 
 
+def test_the_shipped_lite_model_keeps_the_two_million_parameter_bar():
+    from pathlib import Path
+
+    model = load_model(str(Path(__file__).parents[1] / "weights" / "lite.safetensors"))
+    assert sum(p.numel() for p in model.parameters()) <= 2_000_000
+
+
 def test_a_new_style_film_changes_nothing_until_it_learns():
     torch.manual_seed(1)
     plain = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=2, style_size=32)).eval()
