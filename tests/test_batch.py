@@ -137,20 +137,29 @@ def test_each_content_and_style_is_encoded_once(random_store, folders, tmp_path,
     assert max(calls) == 2  # the two 40x32 contents went through the encoder together
 
 
+@pytest.mark.parametrize("batch_size", [1, 2])
 @pytest.mark.parametrize("model", ["adain", "lite"])
-def test_fp32_batch_equals_stylize(random_store, folders, tmp_path, model):
+def test_fp32_batch_equals_stylize(random_store, folders, tmp_path, model, batch_size):
+    """One content per call: pixel-identical. Two same-size contents in one call: a
+    convolution over two images may round differently (measured: up to 4e-7 in the lite
+    model's features), so a pixel may differ by one level of 255."""
     contents, styles = folders
     plan = split_existing(plan_pairs([(contents / "a.png", styles / "y.jpg"),
                                       (contents / "b.jpg", styles / "y.jpg")],
                                      tmp_path / "out", ext="png"))
     stylizer = Stylizer(model, precision="fp32")
     options = StylizeOptions(size=0, style_size=0, alpha=0.8)
-    assert run_batch(stylizer, plan, options, BatchOptions(batch_size=2), progress=False).ok
+    assert run_batch(stylizer, plan, options, BatchOptions(batch_size=batch_size),
+                     progress=False).ok
     for content in ("a.png", "b.jpg"):
         single = stylizer.stylize_file(contents / content, [styles / "y.jpg"],
                                        tmp_path / f"single_{content}.png", options)
         batched = tmp_path / "out" / f"{Path(content).stem}__y.png"
-        assert np.array_equal(np.asarray(Image.open(single)), np.asarray(Image.open(batched)))
+        ours, theirs = (np.asarray(Image.open(p), dtype=np.int16) for p in (single, batched))
+        if batch_size == 1:
+            assert np.array_equal(ours, theirs)
+        else:
+            assert np.abs(ours - theirs).max() <= 1 and (ours == theirs).mean() > 0.99
 
 
 @pytest.mark.slow
