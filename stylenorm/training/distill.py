@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import StylenormError
-from ..hub.weights import save_weights
 from ..models.lite import LiteModel, grown_state
 from ..models.vgg import TAP_CHANNELS, TAPS
 from ..nn.losses import mean_std_target_loss
@@ -97,7 +96,8 @@ class DistillTask(LiteTask):
                  teacher_outputs: dict[str, torch.Tensor]) -> None:
         super().__init__(config, encoder, model, samples, validation)
         self.teacher_outputs = teacher_outputs  # "samples", "validation": (N, 3, S, S)
-        if config.code_weight:  # a submodule, so that checkpoints, resume and the EMA hold it
+        if config.code_weight:  # a submodule, so that checkpoints, resume and the EMA hold it;
+            # LiteTask.export leaves it out (TRAINING_ONLY)
             model.code_probe = nn.Linear(2 * self.probed_channels(),
                                          2 * sum(TAP_CHANNELS[layer]
                                                  for layer in config.style_layers))
@@ -115,11 +115,6 @@ class DistillTask(LiteTask):
                            + [stds[layer].flatten(1) for layer in self.config.style_layers], 1)
         probe = self.network.code_probe
         return F.mse_loss(probe(stats.to(probe.weight.dtype)).float(), wanted.float())
-
-    def export(self, path: Path, provenance: dict) -> Path:
-        state = {k: v for k, v in self.network.state_dict().items()
-                 if not k.startswith("code_probe.")}
-        return save_weights(path, state, "lite", self.network.config.to_dict(), provenance)
 
     def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
         content, style, target, *stats = batch

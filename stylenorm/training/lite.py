@@ -39,6 +39,7 @@ from .loop import TrainResult, fit, load_frozen_encoder
 
 __all__ = ["LiteTask", "LiteTrainConfig", "augment_styles", "train_lite"]
 
+TRAINING_ONLY = "code_probe."  # submodules a task adds to the network and export leaves out
 PERMUTATIONS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 
 
@@ -152,12 +153,14 @@ class LiteTask:
         return F.mse_loss(self.network(own, self.network.style_code(own)).float(), own.float())
 
     def export(self, path: Path, provenance: dict) -> Path:
-        return save_weights(path, self.network.state_dict(), "lite",
-                            self.network.config.to_dict(), provenance)
+        """The model without its training-only parts (distillation's code probe)."""
+        state = {k: v for k, v in self.network.state_dict().items()
+                 if not k.startswith(TRAINING_ONLY)}
+        return save_weights(path, state, "lite", self.network.config.to_dict(), provenance)
 
     def report(self, run_dir: Path) -> tuple[str, dict]:
         params = sum(p.numel() for name, p in self.network.named_parameters()
-                     if not name.startswith("code_probe."))  # distillation's, not shipped
+                     if not name.startswith(TRAINING_ONLY))
         return f"lite model: {params} parameters", {"num_params": params}
 
 

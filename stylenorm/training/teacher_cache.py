@@ -208,9 +208,8 @@ class TeacherCache:
                                                                         "target")]
         for i in (0, 2):
             images[i] = torch.where(flips.view(-1, 1, 1, 1), images[i].flip(-1), images[i])
-        stats = [self.tensors[f"{kind}.{layer}"][indices][..., None, None] for layer in TAPS
-                 for kind in ("mean", "std")]
-        return images + stats
+        return images + flat_stats({k: v[indices] for k, v in self.tensors.items()
+                                    if k.startswith(("mean.", "std."))})
 
 
 class CacheData:
@@ -244,8 +243,14 @@ class OnlineTeacherData:
                 target = teacher_output(self.teacher, content, style)
                 stats = style_statistics(self.encoder, style)
             yield [content, style, target.contiguous(memory_format=torch.channels_last),
-                   *(stats[f"{kind}.{layer}"][..., None, None] for layer in TAPS
-                     for kind in ("mean", "std"))]
+                   *flat_stats(stats)]
+
+
+def flat_stats(stats: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """``mean.<layer>``/``std.<layer>`` (N, C) as the flat [mean, std, mean, std, ...] list of
+    (N, C, 1, 1) tensors that batches carry (:func:`stats_dicts` reads it back)."""
+    return [stats[f"{kind}.{layer}"][..., None, None] for layer in TAPS
+            for kind in ("mean", "std")]
 
 
 def stats_dicts(stats: Sequence[torch.Tensor]) -> tuple[dict, dict]:
