@@ -197,3 +197,41 @@ def test_without_a_cache_the_teacher_runs_on_every_batch(random_store, folders, 
         feats = encoder(s)
     assert len(stats) == 2 * len(TAPS) and stats[-1].shape == (2, 512, 1, 1)
     torch.testing.assert_close(stats[-2].flatten(1), feats["relu4_1"].mean((2, 3)))
+
+
+def test_adain_term_is_the_content_loss_to_the_adain_target(random_store, folders, tmp_path,
+                                                            one_thread):
+    from stylenorm.models.lite import LiteModel
+    from stylenorm.nn.conditional import adain
+    from stylenorm.nn.statistics import mean_std
+    from stylenorm.training.distill import DistillTask
+
+    content, style = folders
+    config = DistillConfig(content=str(content), style=str(style), teacher="adain",
+                           out=str(tmp_path / "x"), widths=(4, 8, 8), res_blocks=1,
+                           feature_weight=0.0, style_layers=("relu1_1",), adain_weight=2.0)
+    assert config.deepest_layer() == "relu4_1"  # the term needs the output's relu4_1
+    encoder, _ = load_frozen_encoder("vgg19-normalised")
+    task = DistillTask(config, encoder, LiteModel(config.lite_config()), None, None, {})
+    torch.manual_seed(0)
+    c, s, o = torch.rand(3, 2, 3, 32, 32).unbind(0)
+    with torch.no_grad():
+        f_c, f_s, f_o = encoder(c), encoder(s), encoder(o)
+        stats = {layer: mean_std(f) for layer, f in f_s.items()}  # as the cache holds them
+        means = {layer: m for layer, (m, _) in stats.items()}
+        stds = {layer: s for layer, (_, s) in stats.items()}
+    expected = torch.nn.functional.mse_loss(f_o["relu4_1"],
+                                            adain(f_c["relu4_1"], f_s["relu4_1"]))
+    measured = task.adain_loss(c, f_o["relu4_1"], means, stds)
+    torch.testing.assert_close(measured, expected)
+    # and a content far from the output's makes the loss larger
+    assert task.adain_loss(1 - c, f_o["relu4_1"], means, stds) != measured
+    with pytest.raises(StylenormError, match="adain_weight"):
+        DistillConfig(content=str(content), style=str(style), teacher="adain",
+                      out=str(tmp_path / "y"), adain_weight=-1).validate()
+    result = train_distill(DistillConfig(
+        content=str(content), style=str(style), teacher="adain", out=str(tmp_path / "run"),
+        cache=str(tmp_path / "cache"), cache_pairs=2, batch_size=2, crop_size=32,
+        widths=(4, 8, 8), res_blocks=1, adain_weight=2.0, iterations=1, log_every=1,
+        checkpoint_every=1, sample_every=0, precision="fp32"), progress=False)
+    assert result.final_losses["adain"] > 0

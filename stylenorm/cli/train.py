@@ -198,7 +198,8 @@ def lite(
     style_deep: Annotated[int, typer.Option(
         min=0, help="Channels of a 1/8-resolution level of the style encoder, read by the "
         "--style-mlp FiLM (0: none). --init from a model without it grows one.")] = 0,
-    content_weight: Annotated[float, typer.Option(help="Content loss weight.")] = 1.0,
+    content_weight: Annotated[float, typer.Option(
+        help="Content loss weight (without --teacher; with it, see --adain-weight).")] = 1.0,
     style_weight: Annotated[float, typer.Option(help="Style loss weight.")] = 10.0,
     identity_weight: Annotated[float, typer.Option(
         help="Weight of reconstructing a content from its own code.")] = 5.0,
@@ -226,6 +227,10 @@ def lite(
     code_weight: Annotated[float, typer.Option(
         min=0.0, help="With --teacher: weight of a linear probe that reads the style's VGG "
         "statistics (at --style-layers) from the style code (training only).")] = 0.0,
+    adain_weight: Annotated[float, typer.Option(
+        min=0.0, help="With --teacher: weight of the content loss to the AdaIN target at "
+        "relu4_1 (the teacher's own objective; 0: off). --content-weight applies without "
+        "--teacher only.")] = 0.0,
     iterations: Iterations = 160_000,
     lr: Lr = 5e-4,
     lr_decay: LrDecay = 1e-4,
@@ -256,7 +261,7 @@ def lite(
     config = DistillConfig(**fields, teacher=teacher, cache=str(cache) if cache else "",
                            cache_pairs=cache_pairs, pixel_weight=pixel_weight,
                            feature_weight=feature_weight, feature_layer=feature_layer,
-                           code_weight=code_weight,
+                           code_weight=code_weight, adain_weight=adain_weight,
                            style_layers=tuple(v.strip() for v in style_layers.split(",")))
     echo_result(train_distill(config, **run, init=str(init) if init else None))
 

@@ -12,11 +12,16 @@ crop's cached statistics::
       + style_weight * sum_{l in style_layers} ||mu(f_l(o)) - mu_l||^2 + ||sigma(..) - sigma_l||^2
       + identity_weight * ||m(c, code(c)) - c||^2                   (so that alpha = 0 gives c)
       + code_weight * ||P(code(s)) - (mu_l, sigma_l)_l||^2          (with code_weight > 0)
+      + adain_weight * ||f(o)_relu4_1 - AdaIN(f(c)_relu4_1; mu, sigma_relu4_1)||^2
 
 P, the code probe, is a linear map trained with the student and dropped from the model it
 writes: it asks the style code (its deep level, with ``style_deep``) to hold the style's VGG
 statistics, which the shallow code holds little of at relu3_1/relu4_1 (a linear probe of the
 shipped model's code explains 98% of their variance at relu1_1 and 65% at relu4_1).
+
+The last term (``adain_weight`` > 0) is the objective the teacher itself was trained on, the
+content loss of :mod:`..inference.evaluate`: the student is then measured against the AdaIN
+target directly, not only through the teacher's output, which misses it by as much again.
 
 Pixel terms alone regress toward a blur of the teacher (the texture is lost); the style
 statistics keep the texture and the feature term keeps the teacher's structure. Validation
@@ -36,7 +41,8 @@ from torch import nn
 from ..errors import StylenormError
 from ..models.lite import LiteModel, grown_state
 from ..models.vgg import TAP_CHANNELS, TAPS
-from ..nn.losses import mean_std_target_loss
+from ..nn.conditional import adain_with_stats
+from ..nn.losses import content_loss, mean_std_target_loss
 from ..nn.metrics import psnr
 from ..runtime import resolve_dtype
 from .common import crop_data, find_inputs, paired, start_from, validation_pairs
@@ -55,6 +61,8 @@ from .teacher_cache import (
 
 __all__ = ["DistillConfig", "DistillTask", "load_teacher", "train_distill"]
 
+ADAIN_LAYER = "relu4_1"  # where AdaIN's target (and the quality report's content loss) lies
+
 
 @dataclass
 class DistillConfig(LiteTrainConfig):
@@ -67,6 +75,7 @@ class DistillConfig(LiteTrainConfig):
     style_layers: tuple[str, ...] = ("relu1_1", "relu2_1")
     style_weight: float = 10.0
     code_weight: float = 0.0
+    adain_weight: float = 0.0  # content loss to the AdaIN target at relu4_1 (0: off)
 
     def validate(self) -> None:
         super().validate()
@@ -74,9 +83,10 @@ class DistillConfig(LiteTrainConfig):
             if layer not in TAPS:
                 raise StylenormError(f"distillation layers must be among {list(TAPS)}; "
                                      f"got {layer!r}")
-        if self.code_weight < 0:
-            raise StylenormError(f"code_weight must be >= 0; got {self.code_weight}",
-                                 params=("code_weight",))
+        for name in ("code_weight", "adain_weight"):
+            if getattr(self, name) < 0:
+                raise StylenormError(f"{name} must be >= 0; got {getattr(self, name)}",
+                                     params=(name,))
         if 0 < self.cache_pairs < self.batch_size:
             raise StylenormError(f"cache_pairs must be 0 (no cache) or >= batch_size; got "
                                  f"{self.cache_pairs}", params=("cache_pairs", "batch_size"))
@@ -86,6 +96,7 @@ class DistillConfig(LiteTrainConfig):
 
     def deepest_layer(self) -> str:
         used = [self.feature_layer] if self.feature_weight else []
+        used += [ADAIN_LAYER] if self.adain_weight else []
         return max([*self.style_layers, *used], key=TAPS.index)
 
 
@@ -116,6 +127,15 @@ class DistillTask(LiteTask):
         probe = self.network.code_probe
         return F.mse_loss(probe(stats.to(probe.weight.dtype)).float(), wanted.float())
 
+    def adain_loss(self, content: torch.Tensor, output_feat: torch.Tensor, means: dict,
+                   stds: dict) -> torch.Tensor:
+        """The content loss to the AdaIN target: the content crop's relu4_1 features with the
+        style crop's (cached) relu4_1 statistics."""
+        with torch.no_grad():
+            content_feat = self.encode(content, ADAIN_LAYER)[ADAIN_LAYER].float()
+            target = adain_with_stats(content_feat, means[ADAIN_LAYER], stds[ADAIN_LAYER])
+        return content_loss(output_feat, target)
+
     def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
         content, style, target, *stats = batch
         config = self.config
@@ -137,6 +157,9 @@ class DistillTask(LiteTask):
         if config.code_weight:
             losses["code"] = self.code_loss(code, means, stds)
             total = total + config.code_weight * losses["code"]
+        if config.adain_weight:
+            losses["adain"] = self.adain_loss(content, feats[ADAIN_LAYER], means, stds)
+            total = total + config.adain_weight * losses["adain"]
         losses["identity"] = self.identity_loss(content)
         losses["total"] = total + config.identity_weight * losses["identity"]
         return losses
