@@ -67,10 +67,25 @@ def test_cache_is_deterministic_and_an_interrupted_build_continues(random_store,
     assert not torch.equal(first.tensors["content"], other_seed.tensors["content"])
 
 
+def test_a_cache_grows_to_more_pairs_as_if_built_at_that_size(random_store, folders,
+                                                                tmp_path, one_thread):
+    small = build(tmp_path / "grown", spec_for(folders, pairs=5), folders)  # shards 2, 2, 1
+    kept = (tmp_path / "grown" / "shard_00000.safetensors").stat().st_mtime_ns
+    grown = build(tmp_path / "grown", spec_for(folders, pairs=8), folders)
+    direct = build(tmp_path / "direct", spec_for(folders, pairs=8), folders)
+    assert len(grown) == 8 and (tmp_path / "grown" / "shard_00000.safetensors").stat(
+        ).st_mtime_ns == kept  # a full shard is not built again
+    for key in direct.tensors:
+        assert torch.equal(grown.tensors[key], direct.tensors[key])
+        assert torch.equal(grown.tensors[key][:4], small.tensors[key][:4])  # the kept shards
+
+
 def test_cache_with_other_settings_is_refused(random_store, folders, tmp_path, one_thread):
     build(tmp_path / "cache", spec_for(folders), folders)
     with pytest.raises(StylenormError, match="other settings.*crop_size: 32 -> 40"):
         build(tmp_path / "cache", spec_for(folders, size=40), folders)
+    with pytest.raises(StylenormError, match="pairs: 5 -> 3.*grow, not shrink"):
+        build(tmp_path / "cache", spec_for(folders, pairs=3), folders)
     (tmp_path / "cache" / "shard_00000.safetensors").write_bytes(b"damaged")
     with pytest.raises(StylenormError, match="shard_00000.*damaged"):
         TeacherCache.load(tmp_path / "cache")

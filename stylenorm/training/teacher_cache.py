@@ -11,7 +11,8 @@ perceptual-loss training step, so each pair is stylised once and cached::
 
 Pair ``i`` is drawn from a generator seeded by ``(seed, i)``: which content and style, and
 where each is cropped. Shards are written atomically, so an interrupted build continues where
-it stopped; a cache whose spec differs from the one asked for is refused, not mixed.
+it stopped; a cache whose spec differs from the one asked for is refused, not mixed, unless it
+differs only in holding fewer pairs: then it grows.
 """
 
 from __future__ import annotations
@@ -126,20 +127,29 @@ def _shard(teacher, encoder: VGGEncoder, content: torch.Tensor, style: torch.Ten
 
 
 def _check_spec(folder: Path, spec: CacheSpec) -> None:
+    """Refuse a cache built with other settings, except a smaller one of the same settings:
+    pair ``i`` does not depend on how many pairs there are, so that cache grows (its full
+    shards are kept, a part-filled last shard is built again)."""
     path = folder / SPEC
     if path.exists():
         try:
             saved = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise StylenormError(f"{path}: unreadable teacher-cache spec ({exc})") from None
-        if saved != asdict(spec):
-            changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in asdict(spec).items()
-                       if saved.get(k) != v]
-            raise StylenormError(f"{folder}: a teacher cache built with other settings "
-                                 f"({'; '.join(changed)}); use another --cache folder")
+        if saved == asdict(spec):
+            return
+        changed = {k: (saved.get(k), v) for k, v in asdict(spec).items() if saved.get(k) != v}
+        if set(changed) != {"pairs"} or not saved["pairs"] < spec.pairs:
+            raise StylenormError(
+                f"{folder}: a teacher cache built with other settings "
+                f"({'; '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changed.items())}); use "
+                f"another --cache folder" + ("" if set(changed) != {"pairs"} else
+                                             " (a cache can grow, not shrink)"))
+        if saved["pairs"] % spec.shard_size:  # removed before the spec says it is incomplete
+            shard_path(folder, saved["pairs"] // spec.shard_size).unlink(missing_ok=True)
     else:
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(asdict(spec), indent=2)))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(asdict(spec), indent=2)))
 
 
 def build_teacher_cache(folder: str | Path, spec: CacheSpec, teacher, encoder: VGGEncoder,
