@@ -19,9 +19,9 @@ writes: it asks the style code (its deep level, with ``style_deep``) to hold the
 statistics, which the shallow code holds little of at relu3_1/relu4_1 (a linear probe of the
 shipped model's code explains 98% of their variance at relu1_1 and 65% at relu4_1).
 
-The last term (``adain_weight`` > 0) is the objective the teacher itself was trained on, the
-content loss of :mod:`..inference.evaluate`: the student is then measured against the AdaIN
-target directly, not only through the teacher's output, which misses it by as much again.
+The last term (``adain_weight`` > 0) is the content loss the teacher itself was trained with
+and :mod:`..inference.evaluate` measures: it holds the student to the AdaIN target directly,
+not only through the teacher's output (which is itself some way from that target).
 
 Pixel terms alone regress toward a blur of the teacher (the texture is lost); the style
 statistics keep the texture and the feature term keeps the teacher's structure. Validation
