@@ -138,13 +138,12 @@ def _check_spec(folder: Path, spec: CacheSpec) -> None:
             raise StylenormError(f"{path}: unreadable teacher-cache spec ({exc})") from None
         if saved == asdict(spec):
             return
-        changed = {k: (saved.get(k), v) for k, v in asdict(spec).items() if saved.get(k) != v}
-        if set(changed) != {"pairs"} or not saved["pairs"] < spec.pairs:
-            raise StylenormError(
-                f"{folder}: a teacher cache built with other settings "
-                f"({'; '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changed.items())}); use "
-                f"another --cache folder" + ("" if set(changed) != {"pairs"} else
-                                             " (a cache can grow, not shrink)"))
+        changed = [k for k, v in asdict(spec).items() if saved.get(k) != v]
+        if changed != ["pairs"] or saved["pairs"] > spec.pairs:
+            what = "; ".join(f"{k}: {saved.get(k)!r} -> {getattr(spec, k)!r}" for k in changed)
+            hint = " (a cache can grow, not shrink)" if changed == ["pairs"] else ""
+            raise StylenormError(f"{folder}: a teacher cache built with other settings ({what}); "
+                                 f"use another --cache folder{hint}")
         if saved["pairs"] % spec.shard_size:  # removed before the spec says it is incomplete
             shard_path(folder, saved["pairs"] // spec.shard_size).unlink(missing_ok=True)
     else:
