@@ -3,6 +3,8 @@ batches, the losses, and `train lite --teacher` end to end on a tiny random-weig
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from conftest import make_image
@@ -14,7 +16,13 @@ from stylenorm.hub.weights import read_meta
 from stylenorm.hub.zoo import load_frozen_encoder, load_model
 from stylenorm.models.vgg import TAPS
 from stylenorm.training.distill import DistillConfig, load_teacher, train_distill
-from stylenorm.training.teacher_cache import CacheData, CacheSpec, TeacherCache, build_teacher_cache
+from stylenorm.training.teacher_cache import (
+    CacheData,
+    CachePool,
+    CacheSpec,
+    TeacherCache,
+    build_teacher_cache,
+)
 
 
 @pytest.fixture
@@ -91,6 +99,23 @@ def test_cache_with_other_settings_is_refused(random_store, folders, tmp_path, o
         TeacherCache.load(tmp_path / "cache")
 
 
+def test_caches_of_other_seeds_are_drawn_from_as_one_pool(random_store, folders, tmp_path,
+                                                          one_thread):
+    first = build(tmp_path / "a", spec_for(folders, pairs=4), folders)
+    second = build(tmp_path / "b", spec_for(folders, pairs=3, seed=1), folders)
+    pool = CachePool.load(first, [tmp_path / "b"])
+    assert len(pool) == 7
+    indices, flips = torch.tensor([5, 0, 6, 2]), torch.tensor([True, False, False, True])
+    got = pool.batch(indices, flips)
+    from_first = first.batch(torch.tensor([0, 2]), torch.tensor([False, True]))
+    from_second = second.batch(torch.tensor([1, 2]), torch.tensor([True, False]))
+    for whole, a, b in zip(got, from_first, from_second, strict=True):
+        assert torch.equal(whole[[1, 3]], a) and torch.equal(whole[[0, 2]], b)
+    build(tmp_path / "c", spec_for(folders, size=40), folders)
+    with pytest.raises(StylenormError, match=r"c: cannot join.*crop_size: 32 -> 40"):
+        CachePool.load(first, [tmp_path / "c"])
+
+
 def test_batches_are_reproducible_and_flip_content_with_target(random_store, folders,
                                                                tmp_path, one_thread):
     cache = build(tmp_path / "cache", spec_for(folders, pairs=4), folders)
@@ -135,6 +160,32 @@ def test_distillation_trains_resumes_exactly_and_records_the_teacher(random_stor
     val = (tmp_path / "a" / "val.jsonl").read_text().splitlines()
     assert len(val) == 3 and '"teacher_l1"' in val[-1] and '"content"' in val[-1]
     assert '"alpha0_psnr"' in val[-1]
+
+
+def test_cli_trains_on_a_further_cache_with_add_cache(random_store, folders, tmp_path,
+                                                      one_thread):
+    shas = dict(teacher_sha256=load_teacher("adain", torch.device("cpu"), torch.float32)[1],
+                encoder_sha256=load_frozen_encoder("vgg19-normalised")[1]["encoder_sha256"])
+    build(tmp_path / "more", replace(spec_for(folders, pairs=3, seed=9), **shas), folders)
+    content, style = folders
+    result = CliRunner().invoke(app, [
+        "train", "lite", "--content", str(content), "--style", str(style), "--teacher", "adain",
+        "--cache", str(tmp_path / "cache"), "--cache-pairs", "4", "--add-cache",
+        str(tmp_path / "more"), "--crop-size", "32", "--batch-size", "2", "--widths", "4,8,8",
+        "--res-blocks", "1", "--iterations", "2", "--sample-every", "0", "--precision", "fp32",
+        "--out", str(tmp_path / "run"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    meta = read_meta(tmp_path / "run" / "model.safetensors")
+    assert meta.provenance["teacher_pairs"] == 7
+    assert meta.provenance["teacher_caches"] == ["cache", "more"]
+    build(tmp_path / "wide", replace(spec_for(folders, pairs=3, size=40), **shas), folders)
+    result = CliRunner().invoke(app, [
+        "train", "lite", "--content", str(content), "--style", str(style), "--teacher", "adain",
+        "--cache", str(tmp_path / "cache"), "--cache-pairs", "4", "--add-cache",
+        str(tmp_path / "wide"), "--crop-size", "32", "--batch-size", "2", "--widths", "4,8,8",
+        "--iterations", "2", "--out", str(tmp_path / "run2"), "--no-progress"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and len(lines) == 1 and "wide: cannot join" in lines[0]
 
 
 def test_cli_refuses_a_teacher_that_is_not_an_adain_model(random_store, folders, tmp_path):

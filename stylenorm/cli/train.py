@@ -214,6 +214,10 @@ def lite(
     cache_pairs: Annotated[int, typer.Option(
         min=0, help="(content, style) crops the teacher stylises once, with --teacher; 0: no "
         "cache, the teacher runs on every batch (for a GPU).")] = 2000,
+    add_cache: Annotated[list[Path], typer.Option(
+        help="With --teacher: a further teacher cache, already built (other images, styles "
+        "or seed; the same teacher, crop size and loss network), drawn from together with "
+        "--cache. Repeat for more.")] = None,
     pixel_weight: Annotated[float, typer.Option(
         help="With --teacher: weight of the L1 distance to the teacher's output.")] = 10.0,
     feature_weight: Annotated[float, typer.Option(
@@ -260,6 +264,7 @@ def lite(
 
     config = DistillConfig(**fields, teacher=teacher, cache=str(cache) if cache else "",
                            cache_pairs=cache_pairs, pixel_weight=pixel_weight,
+                           add_caches=tuple(str(f) for f in add_cache or ()),
                            feature_weight=feature_weight, feature_layer=feature_layer,
                            code_weight=code_weight, adain_weight=adain_weight,
                            style_layers=tuple(v.strip() for v in style_layers.split(",")))

@@ -52,6 +52,7 @@ from .lite import LiteTask, LiteTrainConfig
 from .loop import TrainResult, fit, load_frozen_encoder
 from .teacher_cache import (
     CacheData,
+    CachePool,
     CacheSpec,
     OnlineTeacherData,
     build_teacher_cache,
@@ -69,6 +70,7 @@ class DistillConfig(LiteTrainConfig):
     teacher: str = ""
     cache: str = ""  # default: OUT/teacher-cache
     cache_pairs: int = 2000
+    add_caches: tuple[str, ...] = ()  # further caches, already built, drawn from with ``cache``
     pixel_weight: float = 10.0
     feature_weight: float = 1.0
     feature_layer: str = "relu2_1"
@@ -90,6 +92,9 @@ class DistillConfig(LiteTrainConfig):
         if 0 < self.cache_pairs < self.batch_size:
             raise StylenormError(f"cache_pairs must be 0 (no cache) or >= batch_size; got "
                                  f"{self.cache_pairs}", params=("cache_pairs", "batch_size"))
+        if self.add_caches and not self.cache_pairs:
+            raise StylenormError("add_caches needs a cache of its own (cache_pairs > 0)",
+                                 params=("add_caches", "cache_pairs"))
 
     def cache_folder(self) -> Path:
         return Path(self.cache) if self.cache else Path(self.out) / "teacher-cache"
@@ -217,6 +222,8 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
         stats_encoder = encoder.to(device, teacher_dtype)
         cache = build_teacher_cache(config.cache_folder(), spec, teacher, stats_encoder,
                                     contents, styles, progress=progress)
+        if config.add_caches:
+            cache = CachePool.load(cache, config.add_caches)
     encoder.float()
     torch.manual_seed(config.seed)
     model = LiteModel(config.lite_config())
@@ -239,6 +246,8 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
     provenance = {"trained_with": "stylenorm train lite --teacher", **encoder_meta,
                   "teacher": Path(config.teacher).name, "teacher_sha256": teacher_sha,
                   "teacher_pairs": len(cache) if cache is not None else "every batch (no cache)",
+                  "teacher_caches": [config.cache_folder().name,
+                                     *(Path(f).name for f in config.add_caches)] if cache else [],
                   "content_images": len(contents),
                   "style_images": len(styles), "init": Path(init).name if init else None}
     return fit(task, config, data, resume=resume, progress=progress, provenance=provenance)

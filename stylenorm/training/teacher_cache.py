@@ -12,7 +12,8 @@ perceptual-loss training step, so each pair is stylised once and cached::
 Pair ``i`` is drawn from a generator seeded by ``(seed, i)``: which content and style, and
 where each is cropped. Shards are written atomically, so an interrupted build continues where
 it stopped; a cache whose spec differs from the one asked for is refused, not mixed, unless it
-differs only in holding fewer pairs: then it grows.
+differs only in holding fewer pairs: then it grows. Caches of other contents, styles or seeds
+but the same teacher, loss network and crop size can be drawn from together (:class:`CachePool`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from ..models.vgg import TAPS, VGGEncoder
 from ..nn.statistics import channel_mean_std
 from .data import CropConfig, crop_item, decode
 
-__all__ = ["CacheData", "CacheSpec", "OnlineTeacherData", "TeacherCache", "build_teacher_cache",
-           "teacher_output"]
+__all__ = ["CacheData", "CachePool", "CacheSpec", "OnlineTeacherData", "TeacherCache",
+           "build_teacher_cache", "teacher_output"]
 
 SPEC = "spec.json"
 
@@ -221,11 +222,56 @@ class TeacherCache:
                                     if k.startswith(("mean.", "std."))})
 
 
+POOLED = ("teacher_sha256", "encoder_sha256", "crop_size")  # what pooled caches must share
+
+
+class CachePool:
+    """Several teacher caches drawn from as one: pool index ``i`` is pair ``i`` of the first
+    cache, then the second's pairs follow, and so on. The caches stay separate in memory."""
+
+    def __init__(self, caches: Sequence[TeacherCache]) -> None:
+        self.caches = list(caches)
+        self.starts = np.cumsum([0] + [len(c) for c in self.caches]).tolist()
+
+    @classmethod
+    def load(cls, first: TeacherCache, folders: Sequence[str | Path]) -> CachePool:
+        """``first`` and the caches in ``folders``; refuses one of another teacher, loss network
+        or crop size, naming the folder."""
+        caches = [first]
+        for folder in folders:
+            cache = TeacherCache.load(folder)
+            changed = [f"{k}: {getattr(first.spec, k)} -> {getattr(cache.spec, k)}"
+                       for k in POOLED if getattr(cache.spec, k) != getattr(first.spec, k)]
+            if changed:
+                raise StylenormError(f"{folder}: cannot join the teacher cache, it was built "
+                                     f"with another teacher, loss network or crop size "
+                                     f"({'; '.join(changed)})")
+            caches.append(cache)
+        return cls(caches)
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def batch(self, indices: torch.Tensor, flips: torch.Tensor) -> list[torch.Tensor]:
+        """As :meth:`TeacherCache.batch`, for pool indices."""
+        out: list[torch.Tensor] | None = None
+        for cache, start, stop in zip(self.caches, self.starts, self.starts[1:], strict=False):
+            mine = (indices >= start) & (indices < stop)
+            if not mine.any():
+                continue
+            part = cache.batch(indices[mine] - start, flips[mine])
+            if out is None:
+                out = [t.new_empty((len(indices), *t.shape[1:])) for t in part]
+            for whole, piece in zip(out, part, strict=True):
+                whole[mine] = piece
+        return out
+
+
 class CacheData:
     """Batches drawn from a teacher cache for iterations ``start .. stop - 1``, reproducibly:
     iteration ``k`` draws its pairs and flips from a generator seeded by ``(seed, k)``."""
 
-    def __init__(self, cache: TeacherCache, batch_size: int, seed: int,
+    def __init__(self, cache: TeacherCache | CachePool, batch_size: int, seed: int,
                  device: torch.device) -> None:
         self.cache, self.batch_size, self.seed, self.device = cache, batch_size, seed, device
 
