@@ -49,6 +49,15 @@ def grid(models: dict[str, Stylizer], contents, styles, size: int, pairs: int, p
     save_image(torch.cat(rows, dim=-2), path)
 
 
+def print_per_style(per_style: dict[str, dict[str, dict[str, float]]]) -> None:
+    """Rows: styles; columns: each model's mean style loss over that style's contents."""
+    labels = list(per_style)
+    print(f"\n| style | {' | '.join(labels)} |\n|---|{'---|' * len(labels)}")
+    for style in per_style[labels[0]] if labels else ():
+        cells = " | ".join(f"{per_style[k][style]['style_loss']:.3f}" for k in labels)
+        print(f"| {style} | {cells} |")
+
+
 def reusable(path: Path | None, size: int, contents: int, styles: int) -> dict:
     """Scores from an earlier run's JSON when it measured the same size and image counts."""
     if path is None:
@@ -71,6 +80,9 @@ def main() -> None:
     parser.add_argument("--grid-pairs", type=int, default=4)
     parser.add_argument("--grid-size", type=int, default=256)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--per-style", action="store_true", help="also a table of each "
+                        "style's mean style loss per model (models measured in this run, or "
+                        "reused with their per-style figures)")
     parser.add_argument("--reuse", type=Path, help="an earlier --json: its scores of models "
                         "with the same label, size and image counts are reused, not recomputed")
     args = parser.parse_args()
@@ -89,11 +101,14 @@ def main() -> None:
             summary, seconds, note = results[label], results[label]["seconds"], " (reused)"
         else:
             start = time.perf_counter()
-            summary = evaluate(stylizer, encoder, contents, styles, args.size).summary()
+            evaluation = evaluate(stylizer, encoder, contents, styles, args.size)
+            summary = {**evaluation.summary(), "per_style": evaluation.per_style()}
             seconds, note = time.perf_counter() - start, ""
         results[label] = {**summary, "parameters": params, "seconds": seconds}
         print(f"| {label} | {summary['content_loss']:.3f} | {summary['style_loss']:.3f} | "
               f"{summary['ssim']:.3f} | {params / 1e6:.2f} M | {seconds:.0f} s{note} |")
+    if args.per_style:
+        print_per_style({k: v["per_style"] for k, v in results.items() if "per_style" in v})
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"size": args.size, "contents": len(contents),

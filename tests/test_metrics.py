@@ -47,3 +47,10 @@ def test_evaluate_scores_every_pair(random_store, tmp_path):
     result = evaluate(Stylizer("adain", device="cpu"), VGGEncoder(), contents, styles, size=32)
     assert len(result.pairs) == 4 and set(result.summary()) == {"content_loss", "style_loss",
                                                                  "ssim"}
+    per_style = result.per_style()
+    assert list(per_style) == ["s0.png", "s1.png"]
+    for name, means in per_style.items():
+        mine = [p.style_loss for p in result.pairs if p.style == name]
+        assert len(mine) == 2 and means["style_loss"] == pytest.approx(sum(mine) / 2)
+    assert sum(m["ssim"] for m in per_style.values()) / 2 == pytest.approx(
+        result.summary()["ssim"])

@@ -45,6 +45,13 @@ class Evaluation:
     def summary(self) -> dict[str, float]:
         return {k: self.mean(k) for k in ("content_loss", "style_loss", "ssim")}
 
+    def per_style(self) -> dict[str, dict[str, float]]:
+        """The means over each style's pairs, by style file name (in the order first met)."""
+        by_style: dict[str, Evaluation] = {}
+        for pair in self.pairs:
+            by_style.setdefault(pair.style, Evaluation()).pairs.append(pair)
+        return {name: part.summary() for name, part in by_style.items()}
+
 
 @torch.inference_mode()
 def score_output(encoder: VGGEncoder, content: torch.Tensor, style: torch.Tensor,
