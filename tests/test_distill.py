@@ -94,6 +94,13 @@ def test_cache_with_other_settings_is_refused(random_store, folders, tmp_path, o
         build(tmp_path / "cache", spec_for(folders, size=40), folders)
     with pytest.raises(StylenormError, match="pairs: 5 -> 3.*grow, not shrink"):
         build(tmp_path / "cache", spec_for(folders, pairs=3), folders)
+    shard = tmp_path / "cache" / "shard_00002.safetensors"  # 1 pair; now 2: 6 in all
+    kept = shard.read_bytes()
+    shard.write_bytes((tmp_path / "cache" / "shard_00000.safetensors").read_bytes())
+    with pytest.raises(StylenormError, match="holds 6 pairs, its spec says 5"):
+        TeacherCache.load(tmp_path / "cache")
+    shard.write_bytes(kept)
+    assert len(TeacherCache.load(tmp_path / "cache")) == 5
     (tmp_path / "cache" / "shard_00000.safetensors").write_bytes(b"damaged")
     with pytest.raises(StylenormError, match="shard_00000.*damaged"):
         TeacherCache.load(tmp_path / "cache")

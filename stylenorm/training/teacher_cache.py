@@ -194,18 +194,25 @@ class TeacherCache:
             raise StylenormError(f"{folder}: not a teacher cache ({exc})") from None
         if spec is not None and saved != spec:
             raise StylenormError(f"{folder}: its spec differs from the one asked for")
-        parts = []
-        for index in range(saved.shard_count()):
+        tensors: dict[str, torch.Tensor] = {}
+        filled = 0
+        for index in range(saved.shard_count()):  # into tensors of the full size: no copies
             path = shard_path(folder, index)
             try:
-                parts.append(load_file(path))
+                part = load_file(path)
             except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
                 raise StylenormError(f"{path}: missing or damaged teacher-cache shard ({exc}); "
                                      "delete it and build again") from None
-        tensors = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        if tensors["content"].shape[0] != saved.pairs:
-            raise StylenormError(f"{folder}: holds {tensors['content'].shape[0]} pairs, its "
-                                 f"spec says {saved.pairs}")
+            count = part["content"].shape[0]
+            if filled + count <= saved.pairs:
+                if not tensors:
+                    tensors = {k: v.new_empty((saved.pairs, *v.shape[1:]))
+                               for k, v in part.items()}
+                for key, value in part.items():
+                    tensors[key][filled : filled + count] = value
+            filled += count
+        if filled != saved.pairs:
+            raise StylenormError(f"{folder}: holds {filled} pairs, its spec says {saved.pairs}")
         return cls(saved, tensors)
 
     def __len__(self) -> int:
