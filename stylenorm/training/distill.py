@@ -247,7 +247,8 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
                   "teacher": Path(config.teacher).name, "teacher_sha256": teacher_sha,
                   "teacher_pairs": len(cache) if cache is not None else "every batch (no cache)",
                   "teacher_caches": [config.cache_folder().name,
-                                     *(Path(f).name for f in config.add_caches)] if cache else [],
+                                     *(Path(f).name for f in config.add_caches)]
+                  if cache is not None else [],
                   "content_images": len(contents),
                   "style_images": len(styles), "init": Path(init).name if init else None}
     return fit(task, config, data, resume=resume, progress=progress, provenance=provenance)

@@ -127,6 +127,12 @@ def _shard(teacher, encoder: VGGEncoder, content: torch.Tensor, style: torch.Ten
     return {k: v.contiguous() for k, v in tensors.items()}
 
 
+def _changes(saved: dict, wanted: dict, keys) -> list[str]:
+    """``key: saved -> wanted`` for each of ``keys`` whose values differ."""
+    return [f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys
+            if saved.get(k) != wanted.get(k)]
+
+
 def _check_spec(folder: Path, spec: CacheSpec) -> None:
     """Refuse a cache built with other settings, except a smaller one of the same settings:
     pair ``i`` does not depend on how many pairs there are, so that cache grows (its full
@@ -139,10 +145,11 @@ def _check_spec(folder: Path, spec: CacheSpec) -> None:
             raise StylenormError(f"{path}: unreadable teacher-cache spec ({exc})") from None
         if saved == asdict(spec):
             return
-        changed = [k for k, v in asdict(spec).items() if saved.get(k) != v]
-        if changed != ["pairs"] or saved["pairs"] > spec.pairs:
-            what = "; ".join(f"{k}: {saved.get(k)!r} -> {getattr(spec, k)!r}" for k in changed)
-            hint = " (a cache can grow, not shrink)" if changed == ["pairs"] else ""
+        changed = _changes(saved, asdict(spec), asdict(spec))
+        only_pairs = [c.split(":")[0] for c in changed] == ["pairs"]
+        if not only_pairs or saved["pairs"] > spec.pairs:
+            what = "; ".join(changed)
+            hint = " (a cache can grow, not shrink)" if only_pairs else ""
             raise StylenormError(f"{folder}: a teacher cache built with other settings ({what}); "
                                  f"use another --cache folder{hint}")
         if saved["pairs"] % spec.shard_size:  # removed before the spec says it is incomplete
@@ -247,8 +254,7 @@ class CachePool:
         caches = [first]
         for folder in folders:
             cache = TeacherCache.load(folder)
-            changed = [f"{k}: {getattr(first.spec, k)} -> {getattr(cache.spec, k)}"
-                       for k in POOLED if getattr(cache.spec, k) != getattr(first.spec, k)]
+            changed = _changes(asdict(first.spec), asdict(cache.spec), POOLED)
             if changed:
                 raise StylenormError(f"{folder}: cannot join the teacher cache, it was built "
                                      f"with another teacher, loss network or crop size "
