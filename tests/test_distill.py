@@ -3,6 +3,7 @@ batches, the losses, and `train lite --teacher` end to end on a tiny random-weig
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -193,6 +194,30 @@ def test_cli_trains_on_a_further_cache_with_add_cache(random_store, folders, tmp
         "--iterations", "2", "--out", str(tmp_path / "run2"), "--no-progress"])
     lines = result.output.strip().splitlines()
     assert result.exit_code != 0 and len(lines) == 1 and "wide: cannot join" in lines[0]
+    shutil.copytree(tmp_path / "more", tmp_path / "copy")  # a copy holds the same pairs
+    for again in ("cache", "copy"):
+        result = CliRunner().invoke(app, [
+            "train", "lite", "--content", str(content), "--style", str(style), "--teacher",
+            "adain", "--cache", str(tmp_path / "cache"), "--cache-pairs", "4", "--add-cache",
+            str(tmp_path / "more"), "--add-cache", str(tmp_path / again), "--crop-size", "32",
+            "--batch-size", "2", "--widths", "4,8,8", "--iterations", "2", "--out",
+            str(tmp_path / "run3"), "--no-progress"])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code != 0 and len(lines) == 1, result.output
+        assert f"{again}: holds the same pairs" in lines[0]
+    assert not (tmp_path / "run3" / "model.safetensors").exists()
+
+
+def test_cli_refuses_distillation_options_without_a_teacher(folders, tmp_path):
+    content, style = folders
+    result = CliRunner().invoke(app, [
+        "train", "lite", "--content", str(content), "--style", str(style), "--pixel-weight",
+        "3", "--add-cache", str(tmp_path), "--out", str(tmp_path / "run"), "--iterations", "1",
+        "--no-progress"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and len(lines) == 1, result.output
+    assert "--add-cache, --pixel-weight" in lines[0] and "--teacher" in lines[0]
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_refuses_a_teacher_that_is_not_an_adain_model(random_store, folders, tmp_path):

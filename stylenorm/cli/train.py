@@ -184,6 +184,7 @@ def adain(
 @user_errors
 @with_loop_options
 def lite(
+    context: typer.Context,
     content: Folder,
     style: Folder,
     out: Out = Path("runs/lite"),
@@ -257,6 +258,7 @@ def lite(
         iterations=iterations, lr=lr, lr_decay=lr_decay, **loop_config(loop),
     )
     if teacher is None:
+        refuse_teacher_options_without_teacher(context)
         echo_result(train_lite(LiteTrainConfig(**fields), **run,
                                init=str(init) if init else None))
         return
@@ -269,6 +271,22 @@ def lite(
                            code_weight=code_weight, adain_weight=adain_weight,
                            style_layers=tuple(v.strip() for v in style_layers.split(",")))
     echo_result(train_distill(config, **run, init=str(init) if init else None))
+
+
+TEACHER_ONLY = ("cache", "cache_pairs", "add_cache", "pixel_weight", "feature_weight",
+                "feature_layer", "style_layers", "code_weight", "adain_weight")
+
+
+def refuse_teacher_options_without_teacher(context: typer.Context) -> None:
+    """One error line if a distillation option was given to `train lite` without --teacher,
+    rather than training without it."""
+    from ..errors import StylenormError
+
+    given = [name for name in TEACHER_ONLY
+             if getattr(context.get_parameter_source(name), "name", "") == "COMMANDLINE"]
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise StylenormError(f"{options}: distillation options; they need --teacher NAME|FILE")
 
 
 def parse_widths(text: str) -> tuple[int, int, int]:

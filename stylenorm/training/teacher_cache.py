@@ -237,6 +237,7 @@ class TeacherCache:
 
 
 POOLED = ("teacher_sha256", "encoder_sha256", "crop_size")  # what pooled caches must share
+SAME_PAIRS = ("seed", "contents", "styles")  # with POOLED equal: pair i is the same pair
 
 
 class CachePool:
@@ -249,8 +250,10 @@ class CachePool:
 
     @classmethod
     def load(cls, first: TeacherCache, folders: Sequence[str | Path]) -> CachePool:
-        """``first`` and the caches in ``folders``; refuses one of another teacher, loss network
-        or crop size, naming the folder."""
+        """``first`` and the caches in ``folders``; refuses, naming the folder, one of another
+        teacher, loss network or crop size, and one that repeats a cache already in the pool
+        (the same seed and image counts make the same pairs: a copy, or the same folder
+        twice), whose pairs would be drawn twice as often."""
         caches = [first]
         for folder in folders:
             cache = TeacherCache.load(folder)
@@ -259,6 +262,10 @@ class CachePool:
                 raise StylenormError(f"{folder}: cannot join the teacher cache, it was built "
                                      f"with another teacher, loss network or crop size "
                                      f"({'; '.join(changed)})")
+            if any(not _changes(asdict(c.spec), asdict(cache.spec), SAME_PAIRS) for c in caches):
+                raise StylenormError(f"{folder}: holds the same pairs as a cache already given "
+                                     f"(seed {cache.spec.seed}, {cache.spec.contents} contents, "
+                                     f"{cache.spec.styles} styles); build it with another seed")
             caches.append(cache)
         return cls(caches)
 
