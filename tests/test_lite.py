@@ -14,14 +14,12 @@ from stylenorm.models.lite import LiteCode, LiteConfig, LiteModel, grown_state
 from stylenorm.training.lite import LiteTrainConfig, augment_styles, train_lite
 
 
-@pytest.fixture(params=[(0, 0, "nearest"), (16, 0, "nearest"), (16, 12, "nearest"),
-                        (16, 12, "bilinear")],
-                ids=["plain", "style_mlp", "style_deep", "bilinear"])
+@pytest.fixture(params=[(0, 0), (16, 0), (16, 12)], ids=["plain", "style_mlp", "style_deep"])
 def model(request):
     torch.manual_seed(0)
-    mlp, deep, upsampling = request.param
+    mlp, deep = request.param
     config = LiteConfig(widths=(8, 16, 32), res_blocks=1, style_size=32, style_mlp=mlp,
-                        style_deep=deep, upsampling=upsampling)
+                        style_deep=deep)
     net = LiteModel(config).eval()
     with torch.no_grad():  # non-trivial modulators, as after training
         for mod in net.modulators:
@@ -187,7 +185,7 @@ def test_init_grows_a_shallower_model_without_changing_its_output(model, tmp_pat
     path = save_weights(tmp_path / "small.safetensors", model.state_dict(), "lite",
                         model.config.to_dict())
     deeper = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=3, style_size=32, style_mlp=16,
-                                  style_deep=12, upsampling=model.config.upsampling)).eval()  # also grows a StyleFilm or its rows,
+                                  style_deep=12)).eval()  # also grows a StyleFilm or its rows,
     # and a deep style level
     start_from(deeper, str(path), "lite", complete=grown_state)
     content, style = torch.rand(1, 3, 36, 44), torch.rand(1, 3, 32, 32)
@@ -216,27 +214,3 @@ def test_the_lost_detail_is_decoded_once_per_content_not_per_style(model, monkey
         outs = [model.decode_features(feats, code, 0.5) for code in codes]
     assert len(calls) == 1 + len(codes)  # one decode per style on top of the one rebuild
     assert all(out.shape == content.shape for out in outs)
-
-
-def test_bilinear_upsampling_has_no_block_lattice():
-    """Nearest upsampling copies each bottleneck value to a 4x4 block; bilinear does not."""
-    torch.manual_seed(0)
-    blocks = {}
-    for mode in ("nearest", "bilinear"):
-        net = LiteModel(LiteConfig(widths=(4, 4, 4), res_blocks=1, upsampling=mode)).eval()
-        with torch.no_grad():  # only the upsampling steps, no convolution mixing neighbours
-            for conv in (net.decoder.up2, net.decoder.up1, net.decoder.out):
-                conv.weight.zero_()
-                conv.bias.zero_()
-                for c in range(conv.out_channels):
-                    conv.weight[c, c, 1, 1] = 1.0
-            h = torch.rand(1, 4, 6, 6) + 1
-            out = net.decoder(h, [(torch.zeros(1, 4, 1, 1),) * 2] * 2)
-        blocks[mode] = out[..., 0::4, 0::4].repeat_interleave(4, -1).repeat_interleave(4, -2)
-        blocks[mode] = (out - blocks[mode]).abs().max().item()
-    assert blocks["nearest"] == 0 and blocks["bilinear"] > 0.01
-
-
-def test_upsampling_must_be_known():
-    with pytest.raises(ValueError, match="upsampling"):
-        LiteModel(LiteConfig(upsampling="cubic"))

@@ -199,9 +199,6 @@ def lite(
     style_deep: Annotated[int, typer.Option(
         min=0, help="Channels of a 1/8-resolution level of the style encoder, read by the "
         "--style-mlp FiLM (0: none). --init from a model without it grows one.")] = 0,
-    upsampling: Annotated[str, typer.Option(
-        help="The decoder's two 2x steps: nearest or bilinear (no 4 px block lattice). --init "
-        "from a model of the other kind keeps its weights.")] = "nearest",
     content_weight: Annotated[float, typer.Option(
         help="Content loss weight (without --teacher; with it, see --adain-weight).")] = 1.0,
     style_weight: Annotated[float, typer.Option(help="Style loss weight.")] = 10.0,
@@ -256,7 +253,7 @@ def lite(
     fields = dict(
         content=str(content), style=str(style), out=str(out), encoder=encoder,
         widths=width_values, res_blocks=res_blocks, style_mlp=style_mlp,
-        style_deep=style_deep, upsampling=upsampling, content_weight=content_weight,
+        style_deep=style_deep, content_weight=content_weight,
         style_weight=style_weight, identity_weight=identity_weight, augment=augment,
         iterations=iterations, lr=lr, lr_decay=lr_decay, **loop_config(loop),
     )

@@ -46,7 +46,6 @@ class LiteConfig:
     style_size: int = 256  # the style image's shorter side inside the model
     style_mlp: int = 0  # hidden units of the StyleFilm on the decoder's residual blocks; 0: none
     style_deep: int = 0  # channels of a 1/8 level of the style encoder, read by the StyleFilm
-    upsampling: str = "nearest"  # the decoder's two 2x steps: "nearest" or "bilinear"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,7 +109,7 @@ class LiteModel(InferenceSwitch, nn.Module):
             raise ValueError("a lite model with style_deep needs style_mlp: the StyleFilm is "
                              "what reads the deep level's statistics")
         self.style_encoder = LiteEncoder(w, blocks, deep)
-        self.decoder = LiteDecoder(w, blocks, self.config.upsampling)
+        self.decoder = LiteDecoder(w, blocks)
         self.modulators = nn.ModuleList(
             [Modulator(w[0], False), Modulator(w[1], False), Modulator(w[2], True)])
         self.style_film = (StyleFilm(sum(w) + deep, self.config.style_mlp, w[2], blocks)

@@ -119,29 +119,13 @@ class StyleFilm(nn.Module):
         return [(films[:, b, 0], films[:, b, 1]) for b in range(self.blocks)]
 
 
-UPSAMPLING = ("nearest", "bilinear")
-
-
-def upsample(h: torch.Tensor, mode: str) -> torch.Tensor:
-    """``h`` at twice the size. Nearest repeats each value in a 2x2 block; after two such steps
-    the bottleneck's 4x4 blocks can show through the decoder as a faint lattice of 4 px period
-    (seen in dark areas of high-contrast styles); bilinear has no blocks."""
-    if mode == "nearest":
-        return F.interpolate(h, scale_factor=2, mode="nearest")
-    return F.interpolate(h, scale_factor=2, mode=mode, align_corners=False)
-
-
 class LiteDecoder(nn.Module):
-    def __init__(self, widths: tuple[int, int, int], res_blocks: int,
-                 upsampling: str = "nearest") -> None:
+    def __init__(self, widths: tuple[int, int, int], res_blocks: int) -> None:
         super().__init__()
-        if upsampling not in UPSAMPLING:
-            raise ValueError(f"upsampling must be one of {UPSAMPLING}; got {upsampling!r}")
         w1, w2, w3 = widths
         self.res = nn.Sequential(*(ResBlock(w3) for _ in range(res_blocks)))
         self.up2, self.up1 = conv(w3, w2), conv(w2, w1)
         self.out = conv(w1, 3)
-        self.upsampling = upsampling
         self.fused = False  # fused kernels for inference (see nn.fused.conv_act)
 
     def film(self, h: torch.Tensor, conv: nn.Conv2d, film: Film) -> torch.Tensor:
@@ -158,7 +142,7 @@ class LiteDecoder(nn.Module):
         else:
             for block, film in zip(self.res, res_films, strict=True):
                 h = block(h, film)
-        h = upsample(h, self.upsampling)
-        h = upsample(self.film(h, self.up2, films[1]), self.upsampling)
+        h = F.interpolate(h, scale_factor=2, mode="nearest")
+        h = F.interpolate(self.film(h, self.up2, films[1]), scale_factor=2, mode="nearest")
         h = self.film(h, self.up1, films[0])
         return conv_act(h, self.out, relu=False, fused=self.fused)

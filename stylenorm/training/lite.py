@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from ..errors import StylenormError
 from ..hub.weights import save_weights
 from ..models.lite import LiteConfig, LiteModel, grown_state
-from ..models.lite_blocks import UPSAMPLING
 from ..models.vgg import VGGEncoder
 from .common import (
     AdaINObjective,
@@ -53,7 +52,6 @@ class LiteTrainConfig(TrainConfig):
     res_blocks: int = 2
     style_mlp: int = 0  # LiteConfig.style_mlp
     style_deep: int = 0  # LiteConfig.style_deep
-    upsampling: str = "nearest"  # LiteConfig.upsampling
     content_weight: float = 1.0
     style_weight: float = 10.0
     identity_weight: float = 5.0
@@ -72,14 +70,11 @@ class LiteTrainConfig(TrainConfig):
         if self.style_deep and not self.style_mlp:
             raise StylenormError("--style-deep needs --style-mlp: the StyleFilm is what reads "
                                  "the deep level's statistics", params=("style_deep",))
-        if self.upsampling not in UPSAMPLING:
-            raise StylenormError(f"--upsampling must be one of {', '.join(UPSAMPLING)}; got "
-                                 f"{self.upsampling!r}", params=("upsampling",))
 
     def lite_config(self) -> LiteConfig:
         return LiteConfig(widths=tuple(self.widths), res_blocks=self.res_blocks,
                           style_size=self.crop_size, style_mlp=self.style_mlp,
-                          style_deep=self.style_deep, upsampling=self.upsampling)
+                          style_deep=self.style_deep)
 
 
 def augment_styles(styles: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
