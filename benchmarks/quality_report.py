@@ -1,4 +1,5 @@
-"""Compare models on held-out photos and styles: content loss, style loss, SSIM, and a grid.
+"""Compare models on held-out photos and styles: content loss, style loss, SSIM, grid energy,
+and a picture grid.
 
     STYLENORM_HOME=... python benchmarks/quality_report.py \
         --model ours=weights/adain-default.safetensors --model reference=adain-reference \
@@ -49,12 +50,15 @@ def grid(models: dict[str, Stylizer], contents, styles, size: int, pairs: int, p
     save_image(torch.cat(rows, dim=-2), path)
 
 
-def print_per_style(per_style: dict[str, dict[str, dict[str, float]]]) -> None:
-    """Rows: styles; columns: each model's mean style loss over that style's contents."""
-    labels = list(per_style)
-    print(f"\n| style | {' | '.join(labels)} |\n|---|{'---|' * len(labels)}")
+def print_per_style(per_style: dict[str, dict[str, dict[str, float]]],
+                    measure: str = "style_loss") -> None:
+    """Rows: styles; columns: each model's mean ``measure`` over that style's contents (models
+    whose figures lack it, from an older JSON, are left out)."""
+    labels = [k for k, styles in per_style.items()
+              if all(measure in means for means in styles.values())]
+    print(f"\n| style ({measure}) | {' | '.join(labels)} |\n|---|{'---|' * len(labels)}")
     for style in per_style[labels[0]] if labels else ():
-        cells = " | ".join(f"{per_style[k][style]['style_loss']:.3f}" for k in labels)
+        cells = " | ".join(f"{per_style[k][style][measure]:.3f}" for k in labels)
         print(f"| {style} | {cells} |")
 
 
@@ -93,8 +97,9 @@ def main() -> None:
     results = reusable(args.reuse, args.size, len(contents), len(styles))
     print(f"{len(contents)} contents x {len(styles)} styles at {args.size} px, alpha 1, fp32; "
           f"{describe_machine('cpu')}")
-    print("| model | content loss | style loss | SSIM to content | parameters | time |")
-    print("|---|---|---|---|---|---|")
+    print("| model | content loss | style loss | SSIM to content | grid energy (8 px) | "
+          "parameters | time |")
+    print("|---|---|---|---|---|---|---|")
     for label, stylizer in stylizers.items():
         params = sum(p.numel() for p in stylizer.model.parameters())  # AdaIN: with its VGG
         if label in results:
@@ -105,10 +110,14 @@ def main() -> None:
             summary = {**evaluation.summary(), "per_style": evaluation.per_style()}
             seconds, note = time.perf_counter() - start, ""
         results[label] = {**summary, "parameters": params, "seconds": seconds}
+        grid_cell = f"{summary['grid']:.3f}" if "grid" in summary else "-"  # older JSON
         print(f"| {label} | {summary['content_loss']:.3f} | {summary['style_loss']:.3f} | "
-              f"{summary['ssim']:.3f} | {params / 1e6:.2f} M | {seconds:.0f} s{note} |")
+              f"{summary['ssim']:.3f} | {grid_cell} | {params / 1e6:.2f} M | "
+              f"{seconds:.0f} s{note} |")
     if args.per_style:
-        print_per_style({k: v["per_style"] for k, v in results.items() if "per_style" in v})
+        per_style = {k: v["per_style"] for k, v in results.items() if "per_style" in v}
+        print_per_style(per_style)
+        print_per_style(per_style, "grid")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"size": args.size, "contents": len(contents),

@@ -10,7 +10,7 @@ import torch
 from stylenorm.inference.evaluate import evaluate, score_output
 from stylenorm.inference.stylize import Stylizer
 from stylenorm.models.vgg import VGGEncoder
-from stylenorm.nn.metrics import psnr, ssim
+from stylenorm.nn.metrics import grid_energy, psnr, ssim
 
 
 def test_psnr_known_value():
@@ -30,11 +30,27 @@ def test_ssim_identity_and_ordering():
         ssim(x, x[..., :16])
 
 
+def test_grid_energy_finds_a_lattice_and_not_plain_detail():
+    torch.manual_seed(0)
+    photo_like = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 259, 261), 3, 1, 1)
+    assert grid_energy(photo_like) < 0.08
+    assert grid_energy(torch.full((1, 3, 64, 64), 0.5)) == 0.0
+    dots = torch.zeros(1, 3, 256, 256)
+    dots[..., 1::4, 2::4] = 1.0  # a dot every 4 px: a divisor of the 8 px grid
+    assert grid_energy(dots) == pytest.approx(1.0, abs=1e-3)
+    assert grid_energy(dots[..., 3:, 5:]) == pytest.approx(1.0, abs=1e-3)  # any offset
+    rows, cols = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    checkerboard = ((rows + cols) % 2).float().expand(1, 3, 64, 64)
+    assert grid_energy(checkerboard) == pytest.approx(1.0, abs=1e-3)
+    faint = (photo_like[..., :256, :256] + 0.05 * dots).clamp(0, 1)  # faint dots over detail
+    assert grid_energy(photo_like) + 0.1 < grid_energy(faint) < 1.0
+
+
 def test_score_output_zero_style_loss_for_the_style_itself():
     torch.manual_seed(0)
     encoder = VGGEncoder()
     style = torch.rand(1, 3, 32, 32)
-    _, loss_s, sim = score_output(encoder, style, style, style)
+    _, loss_s, sim, _ = score_output(encoder, style, style, style)
     assert loss_s == pytest.approx(0.0, abs=1e-10) and sim == pytest.approx(1.0)
 
 
@@ -46,7 +62,7 @@ def test_evaluate_scores_every_pair(random_store, tmp_path):
     styles = [make_image(tmp_path / f"s{i}.png", (32, 32), seed=9 + i) for i in range(2)]
     result = evaluate(Stylizer("adain", device="cpu"), VGGEncoder(), contents, styles, size=32)
     assert len(result.pairs) == 4 and set(result.summary()) == {"content_loss", "style_loss",
-                                                                 "ssim"}
+                                                                 "ssim", "grid"}
     per_style = result.per_style()
     assert list(per_style) == ["s0.png", "s1.png"]
     for name, means in per_style.items():

@@ -4,7 +4,9 @@ For content c, style s and output o, with f the normalised VGG-19 encoder:
 
 * content loss: mean((f(o)_relu4_1 - AdaIN(f(c), f(s))_relu4_1)^2), the AdaIN target's error;
 * style loss: sum over relu1_1..relu4_1 of the mean-std loss between f(o) and f(s);
-* SSIM of o to c (luma), how much of the content's structure survives.
+* SSIM of o to c (luma), how much of the content's structure survives;
+* grid energy of o (:func:`~stylenorm.nn.metrics.grid_energy`, period 8): how much of its
+  fine detail is locked to an 8 px grid (a lattice or checkerboard from upsampling).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..io.images import load_image
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.conditional import adain
 from ..nn.losses import content_loss, mean_std_style_loss
-from ..nn.metrics import ssim
+from ..nn.metrics import grid_energy, ssim
 from .stylize import StylizeOptions, Stylizer
 
 
@@ -31,6 +33,7 @@ class PairScore:
     content_loss: float
     style_loss: float
     ssim: float
+    grid: float
 
 
 @dataclass
@@ -43,7 +46,7 @@ class Evaluation:
         return statistics.fmean(getattr(p, name) for p in self.pairs)
 
     def summary(self) -> dict[str, float]:
-        return {k: self.mean(k) for k in ("content_loss", "style_loss", "ssim")}
+        return {k: self.mean(k) for k in ("content_loss", "style_loss", "ssim", "grid")}
 
     def per_style(self) -> dict[str, dict[str, float]]:
         """The means over each style's pairs, by style file name (in the order first met)."""
@@ -55,13 +58,14 @@ class Evaluation:
 
 @torch.inference_mode()
 def score_output(encoder: VGGEncoder, content: torch.Tensor, style: torch.Tensor,
-                 output: torch.Tensor) -> tuple[float, float, float]:
-    """(content loss, style loss, SSIM) of one output. Shape: all (1, 3, H, W) in [0, 1]."""
+                 output: torch.Tensor) -> tuple[float, float, float, float]:
+    """(content loss, style loss, SSIM, grid energy) of one output. Shape: all (1, 3, H, W)
+    in [0, 1]."""
     f_c, f_s, f_o = encoder(content), encoder(style), encoder(output)
     target = adain(f_c["relu4_1"], f_s["relu4_1"])
     loss_c = content_loss(f_o["relu4_1"], target).item()
     loss_s = mean_std_style_loss(f_o, f_s, TAPS).item()
-    return loss_c, loss_s, ssim(output, content)
+    return loss_c, loss_s, ssim(output, content), grid_energy(output)
 
 
 def evaluate(stylizer: Stylizer, encoder: VGGEncoder, contents: list[os.PathLike],

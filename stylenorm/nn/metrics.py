@@ -1,4 +1,4 @@
-"""Image-quality metrics as pure functions: PSNR and SSIM."""
+"""Image-quality metrics as pure functions: PSNR, SSIM and grid energy."""
 
 from __future__ import annotations
 
@@ -53,3 +53,29 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
     num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
     den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
     return float((num / den).mean())
+
+
+def grid_energy(image: torch.Tensor, period: int = 8) -> float:
+    """How much of an image's fine detail is one pattern repeated in every cell of a
+    ``period`` px grid (a dot lattice or a checkerboard, as upsampling by 2, 4 or 8 can
+    leave): the luma's high-pass (the image minus its ``period`` x ``period`` box mean) is
+    averaged over each of the ``period``^2 grid phases (y mod period, x mod period), and the
+    std of those phase means is divided by the std of the high-pass. 1 for a pure lattice of
+    the period or a divisor of it, at any offset; near 0 for detail with no repeated pattern
+    (noise alone gives about ``period / sqrt(H * W)``; so do blocks of unrelated values).
+
+    Shape:
+        image: (1, 3, H, W) or (3, H, W) in [0, 1], H and W >= ``period``.
+    """
+    luma = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)
+    y = (image.double().reshape(1, 3, *image.shape[-2:]) * luma).sum(1, keepdim=True)
+    before, after = (period - 1) // 2, period // 2
+    local = F.avg_pool2d(F.pad(y, (before, after, before, after), mode="reflect"), period, 1)
+    detail = y - local
+    h, w = (n // period * period for n in detail.shape[-2:])
+    detail = detail[..., :h, :w]
+    spread = detail.std(correction=0)
+    if spread == 0:
+        return 0.0
+    phases = detail.reshape(h // period, period, w // period, period).mean((0, 2))
+    return float(phases.std(correction=0) / spread)
