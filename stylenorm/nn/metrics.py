@@ -18,6 +18,12 @@ def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> float:
     return float("inf") if mse == 0 else 10.0 * torch.log10(torch.tensor(peak**2 / mse)).item()
 
 
+def _luma(image: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma in float64. Shape: (1, 3, H, W) or (3, H, W) -> (1, 1, H, W)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)
+    return (image.double().reshape(1, 3, *image.shape[-2:]) * weights).sum(1, keepdim=True)
+
+
 def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
@@ -36,9 +42,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
     """
     if a.shape != b.shape:
         raise ValueError(f"ssim needs equal shapes; got {tuple(a.shape)} and {tuple(b.shape)}")
-    luma = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)
-    x = (a.double().reshape(1, 3, *a.shape[-2:]) * luma).sum(1, keepdim=True)
-    y = (b.double().reshape(1, 3, *b.shape[-2:]) * luma).sum(1, keepdim=True)
+    x, y = _luma(a), _luma(b)
     g = _gaussian_window(window, sigma)
     kernel_h, kernel_w = g.view(1, 1, 1, -1), g.view(1, 1, -1, 1)
 
@@ -67,8 +71,7 @@ def grid_energy(image: torch.Tensor, period: int = 8) -> float:
     Shape:
         image: (1, 3, H, W) or (3, H, W) in [0, 1], H and W >= ``period``.
     """
-    luma = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)
-    y = (image.double().reshape(1, 3, *image.shape[-2:]) * luma).sum(1, keepdim=True)
+    y = _luma(image)
     before, after = (period - 1) // 2, period // 2
     local = F.avg_pool2d(F.pad(y, (before, after, before, after), mode="reflect"), period, 1)
     detail = y - local
