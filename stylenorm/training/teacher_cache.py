@@ -145,10 +145,10 @@ def _check_spec(folder: Path, spec: CacheSpec) -> None:
             raise StylenormError(f"{path}: unreadable teacher-cache spec ({exc})") from None
         if saved == asdict(spec):
             return
-        changed = _changes(saved, asdict(spec), asdict(spec))
-        only_pairs = [c.split(":")[0] for c in changed] == ["pairs"]
+        wanted = asdict(spec)
+        only_pairs = [k for k in wanted if saved.get(k) != wanted[k]] == ["pairs"]
         if not only_pairs or saved["pairs"] > spec.pairs:
-            what = "; ".join(changed)
+            what = "; ".join(_changes(saved, wanted, wanted))
             hint = " (a cache can grow, not shrink)" if only_pairs else ""
             raise StylenormError(f"{folder}: a teacher cache built with other settings ({what}); "
                                  f"use another --cache folder{hint}")
@@ -237,7 +237,7 @@ class TeacherCache:
 
 
 POOLED = ("teacher_sha256", "encoder_sha256", "crop_size")  # what pooled caches must share
-SAME_PAIRS = ("seed", "contents", "styles")  # with POOLED equal: pair i is the same pair
+SAME_PAIRS = ("seed", "contents", "styles")  # with POOLED equal: taken for the same pairs
 
 
 class CachePool:
@@ -251,9 +251,10 @@ class CachePool:
     @classmethod
     def load(cls, first: TeacherCache, folders: Sequence[str | Path]) -> CachePool:
         """``first`` and the caches in ``folders``; refuses, naming the folder, one of another
-        teacher, loss network or crop size, and one that repeats a cache already in the pool
-        (the same seed and image counts make the same pairs: a copy, or the same folder
-        twice), whose pairs would be drawn twice as often."""
+        teacher, loss network or crop size, and one with the seed and image counts of a cache
+        already in the pool: a copy or the same folder twice, whose pairs would be drawn twice
+        as often. (The spec does not name the images, so caches of other folders with the same
+        counts are refused too; another seed tells them apart.)"""
         caches = [first]
         for folder in folders:
             cache = TeacherCache.load(folder)
