@@ -107,6 +107,57 @@ def test_cache_with_other_settings_is_refused(random_store, folders, tmp_path, o
         TeacherCache.load(tmp_path / "cache")
 
 
+def test_large_styles_are_cropped_at_their_own_scale_up_to_style_side(random_store, tmp_path,
+                                                                       one_thread):
+    """A 640 px style, black on the left half and white on the right: shrunk to 320 px (the
+    default) most crops span both halves; kept at 640 px (style_side 640) the crops are boxes of
+    the same pixel sizes, a quarter of the area, so most lie in one half."""
+    import numpy as np
+    from PIL import Image
+
+    from stylenorm.training.teacher_cache import decode_side
+
+    make_image(tmp_path / "c" / "0.png", (400, 320))
+    half = np.zeros((640, 640, 3), np.uint8)
+    half[:, 320:] = 255
+    (tmp_path / "s").mkdir()
+    Image.fromarray(half).save(tmp_path / "s" / "half.png")
+    make_image(tmp_path / "s" / "small.png", (300, 288))
+    assert decode_side(tmp_path / "s" / "half.png", 320, 512) == 512
+    assert decode_side(tmp_path / "s" / "small.png", 320, 512) == 320  # enlarged, as before
+    assert decode_side(tmp_path / "s" / "half.png", 320, 320) == 320
+    folders = (tmp_path / "c", tmp_path / "s")
+
+    def mixed_share(style_side):
+        spec = replace(spec_for(folders, pairs=48, size=16), contents=1, styles=2,
+                       style_side=style_side)
+        cache = build(tmp_path / f"cache{style_side}", spec, folders)
+        styles = cache.tensors["style"].float() / 255
+        pure = [s for s in styles if s.std() < 0.5 and (s.min() > 0.9 or s.max() < 0.1)]
+        halves = [s for s in styles if s.max() > 0.9 or s.min() < 0.1]
+        return 1 - len(pure) / len(halves)
+
+    shrunk, native = mixed_share(320), mixed_share(640)
+    assert shrunk > 0.85 and native < shrunk - 0.25, (shrunk, native)  # 0.95, 0.58
+    cache = TeacherCache.load(tmp_path / "cache640")
+    assert cache.spec.style_side == 640
+    with pytest.raises(StylenormError, match="style_side: 640 -> 512"):
+        build(tmp_path / "cache640", replace(cache.spec, style_side=512), folders)
+
+
+def test_a_cache_written_before_style_side_reads_as_the_default(random_store, folders,
+                                                                tmp_path, one_thread):
+    import json
+
+    build(tmp_path / "cache", spec_for(folders), folders)
+    spec_file = tmp_path / "cache" / "spec.json"
+    old = json.loads(spec_file.read_text())
+    del old["style_side"]
+    spec_file.write_text(json.dumps(old))
+    assert TeacherCache.load(tmp_path / "cache").spec.style_side == 320
+    assert len(build(tmp_path / "cache", spec_for(folders), folders)) == 5
+
+
 def test_caches_of_other_seeds_are_drawn_from_as_one_pool(random_store, folders, tmp_path,
                                                           one_thread):
     first = build(tmp_path / "a", spec_for(folders, pairs=4), folders)

@@ -219,6 +219,10 @@ def lite(
         help="With --teacher: a further teacher cache, already built (other images, styles "
         "or seed; the same teacher, crop size and loss network), drawn from together with "
         "--cache. Repeat for more.")] = None,
+    style_side: Annotated[int, typer.Option(
+        min=320, help="With --teacher: styles enter the cache at their own shorter side up to "
+        "this many px (smaller ones at 320), cropped at that scale: the texture of large "
+        "paintings as a user's style image shows it.")] = 320,
     pixel_weight: Annotated[float, typer.Option(
         help="With --teacher: weight of the L1 distance to the teacher's output.")] = 10.0,
     feature_weight: Annotated[float, typer.Option(
@@ -267,13 +271,14 @@ def lite(
     config = DistillConfig(**fields, teacher=teacher, cache=str(cache) if cache else "",
                            cache_pairs=cache_pairs, pixel_weight=pixel_weight,
                            add_caches=tuple(str(f) for f in add_cache or ()),
+                           style_side=style_side,
                            feature_weight=feature_weight, feature_layer=feature_layer,
                            code_weight=code_weight, adain_weight=adain_weight,
                            style_layers=tuple(v.strip() for v in style_layers.split(",")))
     echo_result(train_distill(config, **run, init=str(init) if init else None))
 
 
-TEACHER_ONLY = ("cache", "cache_pairs", "add_cache", "pixel_weight", "feature_weight",
+TEACHER_ONLY = ("cache", "cache_pairs", "add_cache", "style_side", "pixel_weight", "feature_weight",
                 "feature_layer", "style_layers", "code_weight", "adain_weight")
 
 
@@ -326,6 +331,10 @@ def cin(
     teacher: Annotated[str, typer.Option(
         help="An installed AdaIN model (name or file) whose stylisations the network learns: "
         "content target and an L1 term (see --pixel-weight).")] = "",
+    style_side: Annotated[int, typer.Option(
+        min=320, help="With --teacher: styles enter the cache at their own shorter side up to "
+        "this many px (smaller ones at 320), cropped at that scale: the texture of large "
+        "paintings as a user's style image shows it.")] = 320,
     pixel_weight: Annotated[float, typer.Option(
         help="With --teacher: weight of the L1 to the teacher's output.")] = 10.0,
     init: Annotated[Path, typer.Option(

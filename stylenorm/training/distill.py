@@ -51,6 +51,7 @@ from .distributed import refuse_in_job
 from .lite import LiteTask, LiteTrainConfig
 from .loop import TrainResult, fit, load_frozen_encoder
 from .teacher_cache import (
+    BASE_SIDE,
     CacheData,
     CachePool,
     CacheSpec,
@@ -71,6 +72,7 @@ class DistillConfig(LiteTrainConfig):
     cache: str = ""  # default: OUT/teacher-cache
     cache_pairs: int = 2000
     add_caches: tuple[str, ...] = ()  # further caches, already built, drawn from with ``cache``
+    style_side: int = BASE_SIDE  # largest shorter side styles keep in the cache (their own)
     pixel_weight: float = 10.0
     feature_weight: float = 1.0
     feature_layer: str = "relu2_1"
@@ -92,6 +94,12 @@ class DistillConfig(LiteTrainConfig):
         if 0 < self.cache_pairs < self.batch_size:
             raise StylenormError(f"cache_pairs must be 0 (no cache) or >= batch_size; got "
                                  f"{self.cache_pairs}", params=("cache_pairs", "batch_size"))
+        if self.style_side < BASE_SIDE:
+            raise StylenormError(f"style_side must be >= {BASE_SIDE}; got {self.style_side}",
+                                 params=("style_side",))
+        if self.style_side != BASE_SIDE and not self.cache_pairs:
+            raise StylenormError("style_side applies to the teacher cache (cache_pairs > 0)",
+                                 params=("style_side", "cache_pairs"))
         if self.add_caches and not self.cache_pairs:
             raise StylenormError("add_caches needs a cache of its own (cache_pairs > 0)",
                                  params=("add_caches", "cache_pairs"))
@@ -218,7 +226,8 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
         spec = CacheSpec(teacher=Path(config.teacher).name, teacher_sha256=teacher_sha,
                          encoder_sha256=encoder_meta["encoder_sha256"],
                          crop_size=config.crop_size, pairs=config.cache_pairs, seed=config.seed,
-                         contents=len(contents), styles=len(styles))
+                         contents=len(contents), styles=len(styles),
+                         style_side=config.style_side)
         stats_encoder = encoder.to(device, teacher_dtype)
         cache = build_teacher_cache(config.cache_folder(), spec, teacher, stats_encoder,
                                     contents, styles, progress=progress)

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
@@ -39,6 +40,7 @@ __all__ = ["CacheData", "CachePool", "CacheSpec", "OnlineTeacherData", "TeacherC
            "build_teacher_cache", "teacher_output"]
 
 SPEC = "spec.json"
+BASE_SIDE = 320  # shorter side of the contents (and, by default, the styles) before cropping
 
 
 @dataclass
@@ -54,6 +56,9 @@ class CacheSpec:
     contents: int
     styles: int
     shard_size: int = 64
+    # Styles are decoded at their own shorter side, kept between BASE_SIDE (smaller ones are
+    # enlarged to it) and this; BASE_SIDE (the default) resizes every style to BASE_SIDE.
+    style_side: int = 320
 
     def shard_count(self) -> int:
         return -(-self.pairs // self.shard_size)
@@ -69,28 +74,54 @@ def pair_choice(spec: CacheSpec, index: int) -> tuple[int, int, np.random.Genera
     return int(rng.integers(spec.contents)), int(rng.integers(spec.styles)), rng
 
 
-class _Images:
-    """Decoded uint8 images by index, decoding each file at most once per build."""
+def decode_side(path: Path, floor: int, cap: int) -> int:
+    """The shorter side ``path`` is decoded at: its own, kept within ``[floor, cap]``."""
+    if cap <= floor:
+        return floor
+    try:
+        with Image.open(path) as image:
+            return min(max(min(image.size), floor), cap)
+    except (OSError, ValueError):
+        return floor  # decode() reports the unreadable file
 
-    def __init__(self, paths: Sequence[Path], shorter_side: int) -> None:
+
+class _Images:
+    """Decoded uint8 images by index, decoding each file at most once per build, at shorter
+    side ``shorter_side`` or, up to ``largest_side``, their own."""
+
+    def __init__(self, paths: Sequence[Path], shorter_side: int, largest_side: int = 0) -> None:
         self.paths, self.shorter_side, self.cache = list(paths), shorter_side, {}
+        self.largest_side = largest_side
 
     def get(self, index: int) -> torch.Tensor:
         if index not in self.cache:
             path = self.paths[index]
             try:
-                self.cache[index] = decode(path, self.shorter_side)
+                side = decode_side(path, self.shorter_side, self.largest_side)
+                self.cache[index] = decode(path, side)
             except ImageError as exc:
                 raise StylenormError(f"{path}: cannot be read for the teacher cache ({exc})"
                                      ) from None
         return self.cache[index]
 
 
+def _crop(spec: CacheSpec, image: torch.Tensor) -> CropConfig:
+    """The crop rule: boxes of the pixel sizes a crop of an image at the base shorter side has,
+    so a style decoded larger gives crops of its texture at that scale, not shrunk views."""
+    base = max(spec.crop_size, BASE_SIDE)
+    shrink = (base / min(image.shape[1:])) ** 2
+    default = CropConfig(spec.crop_size, resize_to=base)
+    if shrink >= 1:
+        return default
+    return replace(default, scale=(default.scale[0] * shrink, default.scale[1] * shrink))
+
+
 def _crops(spec: CacheSpec, start: int, stop: int, contents: _Images, styles: _Images):
-    crop = CropConfig(spec.crop_size, resize_to=contents.shorter_side)
     pairs = [pair_choice(spec, i) for i in range(start, stop)]
-    content = torch.stack([crop_item(contents.get(c), crop, rng) for c, _, rng in pairs])
-    style = torch.stack([crop_item(styles.get(s), crop, rng) for _, s, rng in pairs])
+    content = torch.stack([crop_item(image, _crop(spec, image), rng)
+                           for image, rng in ((contents.get(c), rng) for c, _, rng in pairs)])
+    style = torch.stack([crop_item(image, _crop(spec, image), rng)
+                         for image, rng in ((styles.get(s), rng) for _, s, rng in pairs)])
     return content, style
 
 
@@ -127,6 +158,9 @@ def _shard(teacher, encoder: VGGEncoder, content: torch.Tensor, style: torch.Ten
     return {k: v.contiguous() for k, v in tensors.items()}
 
 
+OLD_SPEC_DEFAULTS = {"style_side": BASE_SIDE}  # what caches written before a field meant
+
+
 def _changes(saved: dict, wanted: dict, keys) -> list[str]:
     """``key: saved -> wanted`` for each of ``keys`` whose values differ."""
     return [f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys
@@ -140,8 +174,8 @@ def _check_spec(folder: Path, spec: CacheSpec) -> None:
     path = folder / SPEC
     if path.exists():
         try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
+            saved = {**OLD_SPEC_DEFAULTS, **json.loads(path.read_text())}
+        except (OSError, ValueError, TypeError) as exc:
             raise StylenormError(f"{path}: unreadable teacher-cache spec ({exc})") from None
         if saved == asdict(spec):
             return
@@ -170,8 +204,8 @@ def build_teacher_cache(folder: str | Path, spec: CacheSpec, teacher, encoder: V
         raise ValueError("spec.contents/styles must be the numbers of content and style paths")
     _check_spec(folder, spec)
     missing = [i for i in range(spec.shard_count()) if not shard_path(folder, i).exists()]
-    shorter = max(spec.crop_size, 320)
-    images = (_Images(contents, shorter), _Images(styles, shorter))
+    shorter = max(spec.crop_size, BASE_SIDE)
+    images = (_Images(contents, shorter), _Images(styles, shorter, spec.style_side))
     bar = tqdm(total=spec.pairs, initial=spec.pairs - sum(
         min(spec.shard_size, spec.pairs - i * spec.shard_size) for i in missing),
         disable=not progress, desc="teacher cache", unit="pair", dynamic_ncols=True)
@@ -196,7 +230,7 @@ class TeacherCache:
     def load(cls, folder: str | Path, spec: CacheSpec | None = None) -> TeacherCache:
         folder = Path(folder)
         try:
-            saved = CacheSpec(**json.loads((folder / SPEC).read_text()))
+            saved = CacheSpec(**{**OLD_SPEC_DEFAULTS, **json.loads((folder / SPEC).read_text())})
         except (OSError, ValueError, TypeError) as exc:
             raise StylenormError(f"{folder}: not a teacher cache ({exc})") from None
         if spec is not None and saved != spec:
