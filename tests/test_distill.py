@@ -221,6 +221,45 @@ def test_distillation_trains_resumes_exactly_and_records_the_teacher(random_stor
     assert '"alpha0_psnr"' in val[-1]
 
 
+def test_validation_reports_each_held_out_styles_ratio_to_the_teacher(random_store, folders,
+                                                                      tmp_path, one_thread,
+                                                                      capsys):
+    import json
+
+    from stylenorm.nn.losses import mean_std_style_loss
+    from stylenorm.training.common import FrozenEncoder
+    from stylenorm.training.distill import pair_style_losses
+
+    content, style = folders
+    for i in range(2):
+        make_image(tmp_path / "tex" / f"t{i}.png", (80, 72), seed=30 + i)
+    config = DistillConfig(content=str(content), style=str(style), teacher="adain",
+                           cache_pairs=4, cache=str(tmp_path / "cache"), batch_size=2,
+                           crop_size=32, widths=(4, 8, 8), res_blocks=1, log_every=1,
+                           checkpoint_every=2, sample_every=0, precision="fp32",
+                           val_content=str(content), val_style=str(style), val_every=2,
+                           val_count=2, val_texture=str(tmp_path / "tex"),
+                           out=str(tmp_path / "run"), iterations=2)
+    train_distill(config, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "val.jsonl").open()]
+    assert [r["iter"] for r in records] == [0, 2]
+    for record in records:
+        ratios = record["style_ratios"]
+        assert list(ratios) == ["0.png", "1.png", "t0.png", "t1.png"]
+        assert record["style_ratio"] == pytest.approx((ratios["0.png"] + ratios["1.png"]) / 2)
+        assert record["texture_ratio"] == pytest.approx((ratios["t0.png"] + ratios["t1.png"]) / 2)
+    worst = max(records[-1]["style_ratios"], key=records[-1]["style_ratios"].get)
+    assert f"style_ratios, highest: {worst}" in capsys.readouterr().out
+    # Each pair's loss is the evaluation's style loss of that pair alone.
+    encoder = load_frozen_encoder("vgg19-normalised")[0]
+    outputs, styles = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    each = pair_style_losses(FrozenEncoder(encoder), outputs, styles)
+    for i in range(2):
+        f_o, f_s = encoder(outputs[i:i + 1]), encoder(styles[i:i + 1])
+        assert each[i].item() == pytest.approx(mean_std_style_loss(f_o, f_s, TAPS).item(),
+                                               rel=1e-4)
+
+
 def test_cli_trains_on_a_further_cache_with_add_cache(random_store, folders, tmp_path,
                                                       one_thread):
     shas = dict(teacher_sha256=load_teacher("adain", torch.device("cpu"), torch.float32)[1],

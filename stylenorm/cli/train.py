@@ -223,6 +223,10 @@ def lite(
         min=320, help="With --teacher: styles enter the cache at their own shorter side up to "
         "this many px (smaller ones at 320), cropped at that scale: the texture of large "
         "paintings as a user's style image shows it.")] = 320,
+    val_texture: Annotated[Path, typer.Option(
+        help="With --teacher: a folder of further held-out styles (e.g. large paintings of "
+        "fine texture and line), read at --style-side; validation reports every held-out "
+        "style's student/teacher style-loss ratio and names the highest.")] = None,
     pixel_weight: Annotated[float, typer.Option(
         help="With --teacher: weight of the L1 distance to the teacher's output.")] = 10.0,
     feature_weight: Annotated[float, typer.Option(
@@ -272,14 +276,15 @@ def lite(
                            cache_pairs=cache_pairs, pixel_weight=pixel_weight,
                            add_caches=tuple(str(f) for f in add_cache or ()),
                            style_side=style_side,
+                           val_texture=str(val_texture) if val_texture else "",
                            feature_weight=feature_weight, feature_layer=feature_layer,
                            code_weight=code_weight, adain_weight=adain_weight,
                            style_layers=tuple(v.strip() for v in style_layers.split(",")))
     echo_result(train_distill(config, **run, init=str(init) if init else None))
 
 
-TEACHER_ONLY = ("cache", "cache_pairs", "add_cache", "style_side", "pixel_weight", "feature_weight",
-                "feature_layer", "style_layers", "code_weight", "adain_weight")
+TEACHER_ONLY = ("cache", "cache_pairs", "add_cache", "style_side", "val_texture", "pixel_weight",
+                "feature_weight", "feature_layer", "style_layers", "code_weight", "adain_weight")
 
 
 def refuse_teacher_options_without_teacher(context: typer.Context) -> None:

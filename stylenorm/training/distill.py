@@ -39,14 +39,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import StylenormError
+from ..io.images import load_image
 from ..models.lite import LiteModel, grown_state
-from ..models.vgg import TAP_CHANNELS, TAPS
+from ..models.vgg import TAP_CHANNELS, TAPS, VGGEncoder
 from ..nn.conditional import adain_with_stats
 from ..nn.losses import content_loss, mean_std_target_loss
 from ..nn.metrics import psnr
+from ..nn.statistics import channel_mean_std
 from ..runtime import resolve_dtype
-from .common import crop_data, find_inputs, paired, start_from, validation_pairs
-from .data import validation_images
+from .common import (
+    FrozenEncoder,
+    crop_data,
+    find_inputs,
+    paired,
+    start_from,
+    validation_pairs,
+)
+from .data import find_images, validation_images
 from .distributed import refuse_in_job
 from .lite import LiteTask, LiteTrainConfig
 from .loop import TrainResult, fit, load_frozen_encoder
@@ -57,6 +66,7 @@ from .teacher_cache import (
     CacheSpec,
     OnlineTeacherData,
     build_teacher_cache,
+    decode_side,
     stats_dicts,
     teacher_output,
 )
@@ -73,6 +83,9 @@ class DistillConfig(LiteTrainConfig):
     cache_pairs: int = 2000
     add_caches: tuple[str, ...] = ()  # further caches, already built, drawn from with ``cache``
     style_side: int = BASE_SIDE  # largest shorter side styles keep in the cache (their own)
+    val_texture: str = ""  # further held-out styles (at style_side), for the per-style ratios
+
+    RESUMABLE = (*LiteTrainConfig.RESUMABLE, "val_texture")
     pixel_weight: float = 10.0
     feature_weight: float = 1.0
     feature_layer: str = "relu2_1"
@@ -113,13 +126,74 @@ class DistillConfig(LiteTrainConfig):
         return max([*self.style_layers, *used], key=TAPS.index)
 
 
+@dataclass
+class RatioSet:
+    """Held-out pairs whose student/teacher style-loss ratio validation reports per style: the
+    validation pairs, then ``texture_count`` pairs of texture styles (val contents in turn)."""
+
+    contents: torch.Tensor  # (N, 3, S, S) in [0, 1]
+    styles: torch.Tensor
+    names: list[str]  # each pair's style file name
+    texture_count: int
+    teacher_losses: torch.Tensor  # (N,) the teacher output's style loss on each pair
+
+
+def pair_style_losses(encode, outputs: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """The evaluation's style loss (mean/std over relu1_1..relu4_1) of each output to its
+    style, (N,) float32. Shape: outputs, styles (N, 3, H, W) in [0, 1]."""
+    f_o, f_s = encode(outputs, TAPS[-1]), encode(styles, TAPS[-1])
+    total = torch.zeros(outputs.shape[0])
+    for layer in TAPS:
+        (o_mean, o_std), (s_mean, s_std) = (channel_mean_std(f[layer].float())
+                                            for f in (f_o, f_s))
+        total += ((o_mean - s_mean).pow(2).flatten(1).mean(1)
+                  + (o_std - s_std).pow(2).flatten(1).mean(1)).cpu()
+    return total
+
+
+def ratio_set(config: DistillConfig, validation, teacher, encoder: VGGEncoder,
+              device: torch.device) -> RatioSet | None:
+    """The validation pairs and ``config.val_texture``'s styles (decoded at their own shorter
+    side up to ``style_side``, centre crops: texture at the scale training sees it), with the
+    teacher's style loss on each."""
+    if validation is None:
+        return None
+    contents, styles = validation
+    names = [p.name for p in find_images(config.val_style, "val-style")][: styles.shape[0]]
+    texture: list[torch.Tensor] = []
+    if config.val_texture:
+        paths = find_images(config.val_texture, "val-texture")[: config.val_count]
+        for path in paths:
+            side = decode_side(path, max(config.crop_size, BASE_SIDE), config.style_side)
+            texture.append(load_image(path, size=side).rgb)
+            names.append(path.name)
+    if texture:
+        crops = [centre_crop(t, config.crop_size) for t in texture]
+        styles = torch.cat([styles, torch.cat(crops).to(device)])
+        contents = torch.cat([contents, contents[torch.arange(len(texture)) % len(contents)]])
+    encode = FrozenEncoder(encoder)
+    with torch.no_grad():
+        teacher_losses = pair_style_losses(encode, teacher_output(teacher, contents, styles),
+                                           styles)
+    return RatioSet(contents, styles, names, len(texture), teacher_losses.clamp_min(1e-8))
+
+
+def centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre ``size`` x ``size`` square of (1, 3, H, W) ``image``."""
+    h, w = image.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return image[..., top:top + size, left:left + size]
+
+
 class DistillTask(LiteTask):
     """The lite student, the frozen VGG loss network and the cached teacher outputs."""
 
     def __init__(self, config: DistillConfig, encoder, model: LiteModel, samples, validation,
-                 teacher_outputs: dict[str, torch.Tensor]) -> None:
+                 teacher_outputs: dict[str, torch.Tensor],
+                 ratio_set: RatioSet | None = None) -> None:
         super().__init__(config, encoder, model, samples, validation)
         self.teacher_outputs = teacher_outputs  # "samples", "validation": (N, 3, S, S)
+        self.ratio_set = ratio_set
         if config.code_weight:  # a submodule, so that checkpoints, resume and the EMA hold it;
             # LiteTask.export leaves it out (TRAINING_ONLY)
             model.code_probe = nn.Linear(2 * self.probed_channels(),
@@ -185,10 +259,32 @@ class DistillTask(LiteTask):
         measured = self._losses(content, style)
         teacher = self.teacher_outputs["validation"]
         rebuilt = self.network(content, self.network.style_code(content)).float().clamp(0, 1)
-        return {"content": measured["content"], "style": measured["style"],
-                "teacher_l1": (output.clamp(0, 1) - teacher).abs().mean(),
-                "alpha0_psnr": torch.tensor(psnr(rebuilt, content.float())),
-                "total": measured["content"] + measured["style"]}
+        losses = {"content": measured["content"], "style": measured["style"],
+                  "teacher_l1": (output.clamp(0, 1) - teacher).abs().mean(),
+                  "alpha0_psnr": torch.tensor(psnr(rebuilt, content.float())),
+                  "total": measured["content"] + measured["style"]}
+        return {**losses, **self.style_ratios(output)}
+
+    def style_ratios(self, output: torch.Tensor) -> dict:
+        """Each held-out style's student/teacher style-loss ratio (``style_ratios``, by file
+        name) and their means over the validation styles and the texture styles."""
+        ratios = self.ratio_set
+        if ratios is None:
+            return {}
+        outputs = [output]
+        if ratios.texture_count:
+            content, style = ratios.contents[-ratios.texture_count:], ratios.styles[
+                -ratios.texture_count:]
+            outputs.append(self.network(content, self.network.style_code(style)).float())
+        student = pair_style_losses(self.encode, torch.cat(outputs).clamp(0, 1), ratios.styles)
+        ratio = student / ratios.teacher_losses
+        plain = len(ratios.names) - ratios.texture_count
+        out = {"style_ratio": ratio[:plain].mean()}
+        if ratios.texture_count:
+            out["texture_ratio"] = ratio[plain:].mean()
+        out["style_ratios"] = {name: float(r) for name, r in zip(ratios.names, ratio,
+                                                                  strict=True)}
+        return out
 
     def sample_rows(self) -> list[list[torch.Tensor]]:
         contents, styles = self.samples
@@ -243,7 +339,8 @@ def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool
     outputs = {"samples": teacher_output(teacher, *samples)}
     if validation is not None:
         outputs["validation"] = teacher_output(teacher, *validation)
-    task = DistillTask(config, encoder, model, samples, validation, outputs)
+    ratios = ratio_set(config, validation, teacher, encoder, device)
+    task = DistillTask(config, encoder, model, samples, validation, outputs, ratios)
     if init is not None and not resume:
         start_from(task.network, init, "lite", complete=grown_state)
     if cache is None:  # the teacher runs on every batch: crops on the device, statistics in fp32

@@ -215,8 +215,22 @@ def _validate(loop: _Loop, iteration: int) -> None:
     losses = _evaluated(loop, loop.task.validation_losses)
     if losses is None:
         return
-    loop.val_log.append({"iter": iteration, **{k: float(v) for k, v in losses.items()}})
+    record = {k: ({n: float(x) for n, x in v.items()} if isinstance(v, dict) else float(v))
+              for k, v in losses.items()}
+    loop.val_log.append({"iter": iteration, **record})
     loss_curve(loop.val_log.records(), loop.val_log.loss_keys(), loop.run_dir / "val_curve.png")
+    tqdm.write(validation_line(iteration, record))
+
+
+def validation_line(iteration: int, record: dict, worst: int = 3) -> str:
+    """One line of a validation record: its figures, and of each per-item table (such as the
+    per-style ratios) the ``worst`` highest entries, named."""
+    parts = [f"{k} {v:.4g}" for k, v in record.items() if not isinstance(v, dict)]
+    for key, table in record.items():
+        if isinstance(table, dict) and table:
+            top = sorted(table.items(), key=lambda item: -item[1])[:worst]
+            parts.append(f"{key}, highest: " + ", ".join(f"{n} {v:.3g}" for n, v in top))
+    return f"validation at {iteration}: " + "; ".join(parts)
 
 
 def _due(every: int, done: int, last: int) -> bool:

@@ -76,7 +76,8 @@ class RunLog:
 
     def loss_keys(self) -> list[str]:
         records = self.records()
-        return [k for k in records[-1] if k not in NON_LOSS_KEYS] if records else []
+        return [k for k, v in records[-1].items()
+                if k not in NON_LOSS_KEYS and not isinstance(v, dict)] if records else []
 
     def final_losses(self, window: int = 50) -> dict[str, float]:
         """Mean of each loss over the last ``window`` records."""
