@@ -16,7 +16,8 @@ from stylenorm.errors import StylenormError
 from stylenorm.hub.weights import read_meta
 from stylenorm.hub.zoo import load_frozen_encoder, load_model
 from stylenorm.models.vgg import TAPS
-from stylenorm.training.distill import DistillConfig, load_teacher, train_distill
+from stylenorm.training.distill import DistillConfig, train_distill
+from stylenorm.training.teacher import load_teacher
 from stylenorm.training.teacher_cache import (
     CacheData,
     CachePool,

@@ -15,33 +15,24 @@ outside the training's autocast, in its own dtype.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from ..models.adain import StyleCode
-from .distill import load_teacher
+from .teacher import Teacher
 
 
 class CINTeacher:
-    """The teacher model and the style codes of the trained styles (rows of the CIN model)."""
+    """The teacher and the style codes of the trained styles (rows of the CIN model)."""
 
     def __init__(self, name: str, styles: list[torch.Tensor], device: torch.device,
                  dtype: torch.dtype) -> None:
-        self.name = Path(name).name
-        self.model, self.sha256 = load_teacher(name, device, dtype)
-        with torch.no_grad():
-            self.codes = StyleCode.cat([self.model.style_code(self.model.prepare(s.to(device)))
-                                        for s in styles])
+        self.teacher = Teacher(name, device, dtype)
+        self.codes = self.teacher.codes(styles)
 
-    @torch.no_grad()
     def outputs(self, content: torch.Tensor, picks: torch.Tensor) -> torch.Tensor:
         """The teacher's stylisation of each content crop with its style, float32 in [0, 1].
 
         Shape: content (N, 3, H, W), picks (N,) positions among the styles -> (N, 3, H, W)"""
-        code = self.codes.take(picks.tolist())
-        with torch.autocast(content.device.type, enabled=False):  # the teacher has its dtype
-            return self.model(self.model.prepare(content), code).float().clamp(0, 1)
+        return self.teacher.outputs(content, self.codes.take(picks.tolist()))
 
     def provenance(self) -> dict:
-        return {"teacher": self.name, "teacher_sha256": self.sha256}
+        return self.teacher.provenance()

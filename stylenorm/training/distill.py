@@ -59,6 +59,7 @@ from .data import find_images, validation_images
 from .distributed import refuse_in_job
 from .lite import LiteTask, LiteTrainConfig
 from .loop import TrainResult, fit, load_frozen_encoder
+from .teacher import load_teacher, teacher_output
 from .teacher_cache import (
     BASE_SIDE,
     CacheData,
@@ -68,7 +69,6 @@ from .teacher_cache import (
     build_teacher_cache,
     decode_side,
     stats_dicts,
-    teacher_output,
 )
 
 __all__ = ["DistillConfig", "DistillTask", "load_teacher", "train_distill"]
@@ -292,21 +292,6 @@ class DistillTask(LiteTask):
         teacher = self.teacher_outputs["samples"]
         return [[contents[i], styles[i], teacher[i], output[i]]
                 for i in range(contents.shape[0])]
-
-
-def load_teacher(name: str, device: torch.device, dtype: torch.dtype):
-    """An installed AdaIN model by name or file, on ``device`` at ``dtype``, fused for
-    inference; and its file's SHA-256."""
-    from ..hub.weights import resolve_weights
-    from ..hub.zoo import file_sha256, load_model
-
-    model = load_model(name)
-    if getattr(model, "kind", None) != "adain":
-        raise StylenormError(f"--teacher {name}: a {getattr(model, 'kind', '?')!r} model; the "
-                             "teacher must be an AdaIN model (VGG encoder and decoder), e.g. "
-                             "one installed with `stylenorm weights import`")
-    model = model.to(device, dtype).to(memory_format=torch.channels_last)
-    return model.use_fast_path(), file_sha256(resolve_weights(name))
 
 
 def train_distill(config: DistillConfig, *, resume: bool = False, progress: bool = True,

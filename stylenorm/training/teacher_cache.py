@@ -35,6 +35,7 @@ from ..io.atomic import atomic_write
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.statistics import channel_mean_std
 from .data import CropConfig, crop_item, decode
+from .teacher import teacher_output
 
 __all__ = ["CacheData", "CachePool", "CacheSpec", "OnlineTeacherData", "TeacherCache",
            "build_teacher_cache", "teacher_output"]
@@ -123,15 +124,6 @@ def _crops(spec: CacheSpec, start: int, stop: int, contents: _Images, styles: _I
     style = torch.stack([crop_item(image, _crop(spec, image), rng)
                          for image, rng in ((styles.get(s), rng) for _, s, rng in pairs)])
     return content, style
-
-
-@torch.inference_mode()
-def teacher_output(teacher, contents: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
-    """The teacher's stylisation of content i with style i, float32 in [0, 1].
-
-    Shape: contents (N, 3, H, W), styles (N, 3, H', W') in [0, 1] -> (N, 3, H, W)"""
-    out = teacher(teacher.prepare(contents), teacher.style_code(teacher.prepare(styles)))
-    return out.float().clamp(0, 1)
 
 
 def style_statistics(encoder: VGGEncoder, styles: torch.Tensor) -> dict[str, torch.Tensor]:
