@@ -29,3 +29,23 @@ class WeightsError(StylenormError):
 
 class DiskFullError(ImageError):
     """An output could not be written because the disk is full (ENOSPC): a batch stops there."""
+
+
+class NonFiniteError(StylenormError):
+    """A model's output holds NaN or infinite values (its arithmetic overflowed): written as
+    an image it would come out black, so nothing is written."""
+
+
+class Interrupted(StylenormError):
+    """The run was stopped by a signal (Ctrl-C, SIGTERM) after saying what it kept; the command
+    line exits with ``exit_code`` (130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, *, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def install_hint(extra: str) -> str:
+    """How to install one of stylenorm's optional extras from a source checkout (stylenorm is
+    not on the package index)."""
+    return f'pip install -e ".[{extra}]" in the stylenorm repository folder'

@@ -165,7 +165,7 @@ def test_cli_says_how_to_install_onnx(model_file, tmp_path, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "onnxscript" else find_spec(name, *a))
     result = run("export", model_file, "-o", tmp_path / "m.onnx")
-    assert_one_error_line(result, 'pip install "stylenorm[onnx]"')
+    assert_one_error_line(result, 'pip install -e ".[onnx]" in the stylenorm repository folder')
 
 
 def test_python_export_refuses_other_modules(tmp_path):

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import DiskFullError, StylenormError
+from ..errors import DiskFullError, Interrupted, NonFiniteError, StylenormError
 from ..hub.zoo import DEFAULT_MODEL
 from ..io.images import LoadedImage, load_image, save_image
 from ..models.protocol import FixedStyleModel, StyleCodeLike
@@ -44,6 +44,7 @@ from .batchplan import (
     remove_partial,
     split_existing,
 )
+from .finite import LOW_PRECISION, PRECISION_NAMES, require_finite
 from .shards import share_of
 from .stylize import MIN_IMAGE_SIZE, StylizeOptions, Stylizer
 from .tiling import TileOptions, can_tile, check_tileable, decode_tiled, encode_content, should_tile
@@ -120,7 +121,17 @@ class _Run:
         self.report = BatchReport()
         self.submitted: set[Path] = set()
         self.styles: dict[Path, StyleCodeLike | torch.Tensor] = {}
+        self.style_images: dict[Path, torch.Tensor] = {}  # to encode again in fp32
         self.disk_full: DiskFullError | None = None  # the first "no space": the run stops
+        self.noted = False
+        self.jobs: list[Job] = []  # every job of the run
+
+    def note_once(self, message: str) -> None:
+        """The first note of the image writer (one JPEG output with transparency is enough to
+        say what happens to them all)."""
+        if self.log is not None and not self.noted:
+            self.noted = True
+            self.log(message)
 
     def fail(self, jobs: Iterable[Job], reason: str) -> None:
         skip = self.submitted.union(self.report.failed)
@@ -133,16 +144,36 @@ class _Run:
 
     def load_styles(self, jobs: list[Job]) -> None:
         """Read every style once and, unless colours are preserved, encode it once."""
+        self.jobs = jobs
         paths = list(dict.fromkeys(j.style for j in jobs))
         futures = {p: self.readers.submit(_read, p, self.options, True) for p in paths}
         for path, future in futures.items():
             try:
-                rgb = future.result().rgb
+                self.style_images[path] = future.result().rgb
             except StylenormError as exc:
                 self.fail([j for j in jobs if j.style == path], str(exc))
                 continue
+            self.encode_style(path, jobs)
+
+    def encode_style(self, path: Path, jobs: list[Job]) -> None:
+        """A style's code (checked by :meth:`Stylizer.style_code`), or its pixels when colours
+        are preserved (then it is encoded per pair); a code that is not finite fails its jobs."""
+        rgb = self.style_images[path]
+        try:
             keep = self.options.preserve_color
             self.styles[path] = rgb if keep else self.stylizer.style_code([rgb], None)
+        except NonFiniteError as exc:
+            self.styles.pop(path, None)
+            self.fail([j for j in jobs if j.style == path], f"{path}: {exc}")
+
+    def use_fp32(self) -> None:
+        """After an overflow in fp16 or bf16: the model in fp32, every style encoded again."""
+        if self.log is not None:
+            self.log(f"note: {PRECISION_NAMES[self.stylizer.dtype]} overflowed (NaN or "
+                     "infinite values); going on in fp32")
+        self.stylizer.use_fp32()
+        for path in list(self.styles):
+            self.encode_style(path, self.jobs)
 
     def contents(self, jobs: list[Job]) -> Iterator[_Content]:
         """Contents decoded ahead by the reader threads, in plan order, unreadable ones failed."""
@@ -178,13 +209,14 @@ class _Run:
         x = model.prepare(torch.cat([c.image.rgb for c in batch]))
         feats = model.encode_content(x, own_code=alpha != 1.0)
         h, w = x.shape[-2:]
-        for style in dict.fromkeys(j.style for c in batch for j in c.jobs):
+        for style in dict.fromkeys(j.style for c in batch for j in c.jobs if j.style in
+                                   self.styles):  # a style may fail on the way (in fp32)
             pick = [(i, j) for i, c in enumerate(batch) for j in c.jobs if j.style == style]
             rows = [i for i, _ in pick]
             codes = [self.code(style, batch[i].image.rgb) for i in rows]
             code = type(codes[0]).cat(codes)
             out = model.decode_features(feats.select(rows), code, alpha)
-            out = out[..., :h, :w].clamp(0, 1).float().cpu()
+            out = self.checked(out[..., :h, :w].float().cpu())
             for k, (i, job) in enumerate(pick):
                 self.write(job, out[k : k + 1], batch[i].image.alpha)
 
@@ -196,13 +228,23 @@ class _Run:
         model, rgb = self.stylizer.model, content.image.rgb
         feats = encode_content(model, rgb, tiles, own_code=self.options.alpha != 1.0)
         for job in content.jobs:
+            if job.style not in self.styles:
+                continue  # failed on the way (in fp32)
             code = self.code(job.style, rgb)
-            out = decode_tiled(model, feats, code, self.options.alpha, tiles).clamp(0, 1)
+            out = self.checked(decode_tiled(model, feats, code, self.options.alpha, tiles))
             self.write(job, out, content.image.alpha)
 
+    def checked(self, out: torch.Tensor) -> torch.Tensor:
+        """``out`` in [0, 1], or :class:`NonFiniteError` when it holds NaN or infinite values."""
+        require_finite(out, self.stylizer.dtype, self.stylizer.name)
+        return out.clamp(0, 1)
+
     def write(self, job: Job, rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
+        if job.output in self.submitted:
+            return  # made before a retry in fp32
         self.submitted.add(job.output)
-        self.writes.append((job, self.writers.submit(save_image, rgb, job.output, alpha)))
+        self.writes.append((job, self.writers.submit(save_image, rgb, job.output, alpha,
+                                                     self.note_once)))
         while self.writes and (len(self.writes) > self.max_writes or self.writes[0][1].done()):
             self.finish_write(*self.writes.popleft())
 
@@ -260,6 +302,7 @@ def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | Non
     with tqdm(total=len(plan.todo), unit="image", disable=not progress, desc="batch") as bar:
         run = _Run(stylizer, options, batch or BatchOptions(), bar, log)
         run.report.skipped = [job.output for job in plan.existing]
+        interrupted = False
         try:
             with torch.inference_mode():
                 run.load_styles(plan.todo)
@@ -267,8 +310,14 @@ def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | Non
                     _guarded(run, item)
         except DiskFullError:
             pass  # kept in run.disk_full: reported below, after the writes in flight
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
             run.close()
+    if interrupted:
+        done, total = len(run.report.done), len(plan.todo)
+        raise Interrupted(f"interrupted: {done} of {total} outputs written (each complete); run "
+                          f"the same command again to make the other {total - done}")
     if run.disk_full is not None:
         done, total = len(run.report.done), len(plan.todo)
         raise DiskFullError(
@@ -281,13 +330,22 @@ def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | Non
 def _guarded(run: _Run, item: list[_Content] | _Content) -> None:
     """Process one batch; a model failure (e.g. out of memory) fails its jobs, not the run."""
     contents = item if isinstance(item, list) else [item]
-    try:
-        run.process(item) if isinstance(item, list) else run.process_tiled(item)
-    except DiskFullError:
-        raise  # stops the run
-    except (RuntimeError, MemoryError, StylenormError) as exc:
-        names = ", ".join(str(c.image.path) for c in contents)
-        run.fail([j for c in contents for j in c.jobs], f"{names}: {type(exc).__name__}: {exc}")
+    names = ", ".join(str(c.image.path) for c in contents)
+    for attempt in range(2):
+        try:
+            run.process(item) if isinstance(item, list) else run.process_tiled(item)
+            return
+        except DiskFullError:
+            raise  # stops the run
+        except NonFiniteError as exc:
+            if attempt == 0 and run.stylizer.dtype in LOW_PRECISION:
+                run.use_fp32()  # and once more
+                continue
+            run.fail([j for c in contents for j in c.jobs], f"{names}: {exc}")
+        except (RuntimeError, MemoryError, StylenormError) as exc:
+            run.fail([j for c in contents for j in c.jobs], f"{names}: {type(exc).__name__}: "
+                     f"{exc}")
+        return
 
 
 def batch_stylize(contents: str | Path | None, styles: str | Path | None, out_dir: str | Path, *,
@@ -314,6 +372,6 @@ def batch_stylize(contents: str | Path | None, styles: str | Path | None, out_di
     jobs = share_of(jobs, part or Place(), stylize_options.size, stylize_options.crop)
     plan = split_existing(jobs, overwrite)
     remove_partial(plan.todo)
-    stylizer = Stylizer(model, device, precision)
+    stylizer = Stylizer(model, device, precision, log=log)
     return run_batch(stylizer, plan, stylize_options, BatchOptions(batch_size, workers),
                      progress, log)

@@ -23,16 +23,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import StylenormError, WeightsError
+from ..errors import NonFiniteError, OptionError, StylenormError, WeightsError, install_hint
 from ..hub.weights import read_meta, resolve_weights
 from ..hub.zoo import load_model
 from ..io.atomic import atomic_write
 from ..models.lite import LiteCode, LiteModel
 from ..nn.conditional import mean_std
+from .finite import require_finite
 
 MIN_SIDE = 16  # the smallest image side stylize accepts (stylize.MIN_IMAGE_SIZE)
 INPUT_NAMES = ["content", "style", "alpha"]
 OUTPUT_NAMES = ["image"]
+SUFFIXES = {".onnx": "onnx"}  # what each export format writes
 
 
 def round_ratio(numerator, denominator):
@@ -97,12 +99,17 @@ def require_onnx_packages() -> None:
     missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
     if missing:
         raise StylenormError(f"ONNX export needs {' and '.join(missing)}: "
-                             'pip install "stylenorm[onnx]"')
+                             f"{install_hint('onnx')}")
 
 
 def check_output(output: Path) -> None:
-    """Fail before the (slow) export when ``output`` cannot be written."""
+    """Fail before the (slow) export when ``output`` cannot be written or names another
+    format than ONNX."""
     folder = output.parent
+    if output.suffix.lower() not in SUFFIXES:
+        raise OptionError(f"{output}: cannot export to {output.suffix or 'a file without a suffix'}"
+                          f"; the formats are {', '.join(SUFFIXES.values())} (write "
+                          f"{output.with_suffix('.onnx').name})", params=("output",))
     if output.is_dir():
         raise StylenormError(f"{output}: is a folder; give the output file, e.g. model.onnx")
     if not folder.is_dir():
@@ -142,10 +149,30 @@ def export_onnx(model: LiteModel | str | os.PathLike, output: str | os.PathLike)
     wrapper = ExportableLite(copy.deepcopy(model).float().cpu()).eval()
     # torch.export first: it refuses a graph that holds only for some sizes (a shape guard)
     graph = torch.export.export(wrapper, example_inputs(), dynamic_shapes=dynamic_shapes())
+    check_sample(graph.module(), output)
     program = torch.onnx.export(graph, input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
                                 dynamic_shapes=dynamic_shapes(), dynamo=True, verbose=False)
     atomic_write(output, lambda tmp: program.save(tmp, external_data=False))
     return output
+
+
+def sample_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A deterministic content and style with texture (constant images hide overflows), the
+    style strength 1."""
+    generator = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, 64, 80, generator=generator)
+    style = torch.rand(1, 3, 72, 72, generator=generator)
+    return content, style, torch.tensor(1.0)
+
+
+@torch.inference_mode()
+def check_sample(exported: nn.Module, output: Path) -> None:
+    """Run the exported model on a sample before anything is written: NaN or infinite values
+    (an overflow) are refused in one line."""
+    try:
+        require_finite(exported(*sample_inputs()), torch.float32)
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"{output}: not written: on a sample image {exc}") from None
 
 
 def example_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

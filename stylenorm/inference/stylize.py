@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import numbers
 import os
@@ -15,12 +16,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..choices import MAX_WHOLE_PIXELS
-from ..errors import OptionError, StylenormError
+from ..errors import NonFiniteError, OptionError, StylenormError
 from ..hub.zoo import DEFAULT_MODEL, load_model
 from ..io.images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_image, save_image
 from ..models.protocol import FixedStyleModel, StyleCodeLike
 from ..nn.colour import match_colour
 from ..runtime import resolve_device, resolve_dtype
+from .finite import LOW_PRECISION, PRECISION_NAMES, cast_code, count_non_finite, require_finite
 from .progress import spinner
 from .tiling import (
     FeatureHook,
@@ -31,6 +33,7 @@ from .tiling import (
     tile_count,
 )
 
+DEFAULT_PRECISION = "fp32"  # of every command and API (stylize, batch, video, the web app)
 PROGRESS_DELAY_S = 1.0  # runs shorter than this show no progress bar
 MIN_IMAGE_SIZE = 16  # smaller images vanish inside the encoder's pooling layers
 
@@ -118,12 +121,20 @@ def parse_weights(text: str | None) -> list[float] | None:
 
 
 class Stylizer:
-    """A loaded model on a device at a precision, reusable across many images."""
+    """A loaded model on a device at a precision, reusable across many images.
+
+    Every output is checked for NaN and infinite values (:mod:`.finite`): in fp16 or bf16 the
+    model then moves to fp32 for good and the output is computed again (``log`` is told);
+    in fp32 it is refused with :class:`~stylenorm.errors.NonFiniteError`.
+    """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
-                 precision: str = "fp32", progress: bool = False) -> None:
+                 precision: str = DEFAULT_PRECISION, progress: bool = False,
+                 log: Callable[[str], None] | None = None) -> None:
         self.progress = progress  # a tile progress bar on stderr once a run passes a second
         self.on_tile: Callable[[int, int], None] | None = None  # told (done, total) per tile
+        self.log = log or logging.getLogger("stylenorm").warning  # notes (a retry in fp32)
+        self.name = str(model)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(precision, self.device)
         self.model = load_model(model).to(self.device, self.dtype)
@@ -131,11 +142,35 @@ class Stylizer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model.use_fast_path()  # fused inference kernels; same weights and outputs
 
+    def use_fp32(self) -> None:
+        """Move the model to fp32 for every later call (after an overflow)."""
+        self.model = self.model.float()
+        self.dtype = torch.float32
+
+    def finite(self, compute: Callable[[], object]):
+        """``compute()`` (an image or a style code), checked for NaN and infinite values: in
+        fp16 or bf16 the model moves to fp32 and ``compute`` runs again; a non-finite result
+        in fp32 raises :class:`NonFiniteError`."""
+        result = compute()
+        if not count_non_finite(result):
+            return result
+        if self.dtype in LOW_PRECISION:
+            self.log(f"note: {PRECISION_NAMES[self.dtype]} overflowed (NaN or infinite values); "
+                     "computing again in fp32")
+            self.use_fp32()
+            result = compute()
+        require_finite(result, self.dtype, self.name)
+        return result
+
     @torch.inference_mode()
     def style_code(self, styles: list[torch.Tensor], weights: list[float] | None,
                    content: torch.Tensor | None = None) -> StyleCodeLike:
         """The (mixed) code of several style images; with ``content``, styles are recoloured
         to the content's colours first (``--preserve-color``)."""
+        return self.finite(lambda: self._style_code(styles, weights, content))
+
+    def _style_code(self, styles: list[torch.Tensor], weights: list[float] | None,
+                    content: torch.Tensor | None) -> StyleCodeLike:
         codes = []
         for style in styles:
             if content is not None:
@@ -198,7 +233,8 @@ class Stylizer:
             weights = self.model.weights_for(options.style_index, options.style_weights)
         except ValueError as exc:
             raise StylenormError(str(exc)) from None
-        out = self.model.stylize(self.model.prepare(content), weights.to(self.device, self.dtype))
+        out = self.finite(lambda: self.model.stylize(self.model.prepare(content),
+                                                     weights.to(self.device, self.dtype)))
         out = options.alpha * out.float().cpu() + (1 - options.alpha) * content.float().cpu()
         return out.clamp(0, 1)
 
@@ -208,7 +244,12 @@ class Stylizer:
                ) -> torch.Tensor:
         """Stylise a (1, 3, H, W) content with a ready code; large contents go in tiles.
         ``adjust`` may replace the content's features and statistics between encoding and
-        decoding (video smooths the statistics over time)."""
+        decoding (video smooths the statistics over time). Checked by :meth:`finite`."""
+        return self.finite(lambda: self._render(content, cast_code(code, self.dtype), options,
+                                                mask, adjust))
+
+    def _render(self, content: torch.Tensor, code: StyleCodeLike, options: StylizeOptions,
+                mask: torch.Tensor | None, adjust: FeatureHook | None) -> torch.Tensor:
         h, w = content.shape[-2:]
         if should_tile(h, w, options.tile) and (options.tile or can_tile(self.model)):
             tiles = TileOptions(tile=options.tile_size)
@@ -233,7 +274,8 @@ class Stylizer:
                 mask = None if mask is None else self.model.mask_at(
                     mask, feats.features.shape[-2:])
                 out = self.model.decode_features(feats, code, options.alpha, mask)
-        return out[..., :h, :w].clamp(0, 1).float().cpu()
+        out = out[..., :h, :w].float().cpu()
+        return out if count_non_finite(out) else out.clamp(0, 1)  # NaN and inf stay to be seen
 
     def tile_done(self, bar: tqdm, done: itertools.count) -> None:
         bar.update(1)
@@ -267,8 +309,14 @@ class Stylizer:
         styles = self.load_styles([Path(p) for p in style_paths], options)
         mask = (load_mask(mask_path, content, options.max_pixels, log) if mask_path is not None
                 else None)
-        result = self.stylize_tensors(content.rgb, styles, options, mask)
-        return save_image(result, output, content.alpha)
+        previous, self.log = self.log, log or self.log
+        try:
+            result = self.stylize_tensors(content.rgb, styles, options, mask)
+        except NonFiniteError as exc:
+            raise NonFiniteError(f"{content_path}: {exc}") from None
+        finally:
+            self.log = previous
+        return save_image(result, output, content.alpha, log)
 
 
 def check_mask_styles(num_styles: int) -> None:
@@ -298,7 +346,7 @@ def load_mask(path: str | os.PathLike, content: LoadedImage,
 
 def stylize(content: str | os.PathLike, styles: str | os.PathLike | list,
             output: str | os.PathLike, *, model: str | os.PathLike = DEFAULT_MODEL,
-            device: str = "auto", precision: str = "fp32",
+            device: str = "auto", precision: str = DEFAULT_PRECISION,
             mask: str | os.PathLike | None = None, **options) -> Path:
     """Stylise ``content`` with one style (a path) or several (a list of paths; none for a CIN
     model) and write ``output``.

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,13 +239,30 @@ def to_pil(rgb: torch.Tensor, alpha: torch.Tensor | None = None) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).numpy())
 
 
+def on_white(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """``rgb`` composited over white by ``alpha`` (resized to it). Shape: (1, 3, H, W),
+    (1, 1, h, w) -> (1, 3, H, W)."""
+    rgb = rgb.detach().float().cpu().reshape(1, 3, *rgb.shape[-2:])
+    alpha = alpha.detach().float().cpu().reshape(1, 1, *alpha.shape[-2:])
+    alpha = resize_to(alpha, tuple(rgb.shape[-2:])).clamp(0, 1)
+    return rgb * alpha + (1 - alpha)
+
+
 def save_image(
-    rgb: torch.Tensor, path: str | os.PathLike, alpha: torch.Tensor | None = None
+    rgb: torch.Tensor, path: str | os.PathLike, alpha: torch.Tensor | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
-    """Write an image atomically; the format follows the extension."""
+    """Write an image atomically; the format follows the extension. With ``alpha``, a format
+    without transparency (JPEG, BMP, ...) gets the image composited on white (the pixels under
+    transparent areas are hidden, not shown), and ``log`` is told so."""
     path = Path(path)
     fmt = image_format(path)
-    image = to_pil(rgb, alpha if fmt in ALPHA_FORMATS else None)
+    if alpha is not None and fmt not in ALPHA_FORMATS:
+        rgb, alpha = on_white(rgb, alpha), None
+        if log is not None:
+            log(f"note: {path}: {fmt} has no transparency; transparent areas are on white "
+                "(write .png or .webp to keep them)")
+    image = to_pil(rgb, alpha)
     options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     try:
         atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **options))
