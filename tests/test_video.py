@@ -169,7 +169,7 @@ def test_a_scene_cut_restarts_the_filter():
 
 
 def test_an_interrupted_run_leaves_no_file(clip_file, tmp_path, monkeypatch):
-    from stylenorm.io.video import VideoWriter
+    from stylenorm.io.video_writer import VideoWriter
 
     write, written = VideoWriter.write, []
 

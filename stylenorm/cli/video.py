@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ..choices import DEFAULT_MODEL, DEFAULT_TILE_SIZE, MAX_WHOLE_PIXELS, Device, Precision
+from ..io.video import VIDEO_MAX_PIXELS
 from .batch import log_line, set_threads
 from .errors import say, user_errors
 from .options import (
@@ -46,7 +47,14 @@ def video(
     crf: int = typer.Option(None, min=0, max=63, help="Quality (lower is better): H.264 "
                             "default 18, VP9 default 30."),
     preset: str = typer.Option("medium", help="H.264 speed preset (ultrafast .. veryslow)."),
-    audio: bool = typer.Option(True, help="Copy the input's audio stream unchanged."),
+    audio: bool = typer.Option(True, help="Copy the input's audio streams unchanged."),
+    start: float = typer.Option(0.0, min=0.0, help="Start this many seconds into the clip "
+                                "(to try settings on a part; the audio is cut to match)."),
+    duration: float = typer.Option(0.0, min=0.0, help="Stylise at most this many seconds "
+                                   "(0: to the end)."),
+    frames: int = typer.Option(0, min=0, help="Stylise at most this many frames (0: all)."),
+    max_pixels: int = typer.Option(VIDEO_MAX_PIXELS, min=1, help="Refuse a video whose "
+                                   "frames declare more pixels than this (before decoding)."),
     device: DeviceOpt = Device.AUTO,
     precision: Precision = typer.Option(Precision.AUTO, help="Arithmetic precision; auto = "
                                         "bf16 on CPUs where it is faster, fp16 on GPUs."),
@@ -57,10 +65,11 @@ def video(
     progress: bool = typer.Option(True, help="Show a progress bar (frames, fps, ETA)."),
 ) -> None:
     """Stylise the video SOURCE with STYLE (several styles are mixed), stable from frame to
-    frame; frame rate, frame count, duration, rotation and audio are kept."""
+    frame; frame rate, frame count, duration, rotation and audio are kept (--start,
+    --duration and --frames stylise a part, to try settings)."""
     from ..inference.stylize import StylizeOptions, Stylizer, parse_weights
     from ..inference.temporal import TemporalOptions
-    from ..inference.video import EncodeOptions, VideoOptions, stylize_video
+    from ..inference.video import EncodeOptions, Span, VideoOptions, stylize_video
 
     options = VideoOptions(
         StylizeOptions(alpha=alpha, style_weights=parse_weights(style_weights),
@@ -68,7 +77,8 @@ def video(
                        tile=tile, tile_size=tile_size, style_index=style_index,
                        max_whole_pixels=max_whole_pixels),
         TemporalOptions(enabled=temporal, blend=blend),
-        EncodeOptions(crf=crf, preset=preset, audio=audio))
+        EncodeOptions(crf=crf, preset=preset, audio=audio),
+        Span(start=start, duration=duration, frames=frames), max_pixels=max_pixels)
     set_threads(threads)
     stylizer = Stylizer(model, device.value, precision.value)
     report = stylize_video(stylizer, source, styles or [], output, options, progress,

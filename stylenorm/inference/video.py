@@ -26,16 +26,10 @@ from tqdm.auto import tqdm
 from ..errors import StylenormError
 from ..io.atomic import atomic_write, stale_temporaries
 from ..io.images import resize_shorter_side
-from ..io.video import (
-    MAX_GIF_FRAMES,
-    EncodeOptions,
-    Frame,
-    VideoReader,
-    VideoWriter,
-    optional_module,
-    output_container,
-)
+from ..io.video import VIDEO_MAX_PIXELS, Frame, Span, VideoReader, optional_module
+from ..io.video_writer import MAX_GIF_FRAMES, EncodeOptions, VideoWriter, output_container
 from ..models.protocol import FixedStyleModel
+from .finite import finite_frame
 from .stylize import PROGRESS_DELAY_S, StylizeOptions, Stylizer
 from .temporal import TemporalFilter, TemporalOptions
 
@@ -51,6 +45,7 @@ class VideoReport:
     output: Path
     frames: int = 0
     seconds: float = 0.0
+    clip_seconds: float = 0.0  # the output's duration
     model_seconds: float = 0.0
     temporal_seconds: float = 0.0
     scene_cuts: int = 0
@@ -63,9 +58,11 @@ class VideoReport:
 
     def summary(self) -> str:
         per = 1000 / max(self.frames, 1)
-        return (f"{self.frames} frames at {self.size[0]}x{self.size[1]} in {self.seconds:.1f} s "
-                f"({self.fps:.2f} fps): model {self.model_seconds * per:.0f} ms/frame, "
-                f"temporal step {self.temporal_seconds * per:.0f} ms/frame")
+        share = self.temporal_seconds / self.model_seconds if self.model_seconds else 0.0
+        return (f"{self.frames} frames ({self.clip_seconds:.2f} s) at {self.size[0]}x"
+                f"{self.size[1]} in {self.seconds:.1f} s ({self.fps:.2f} fps): model "
+                f"{self.model_seconds * per:.0f} ms/frame, temporal step "
+                f"{self.temporal_seconds * per:.0f} ms/frame ({share:.2f}x the model)")
 
 
 def in_background(items: Iterable, size: int) -> Iterator:
@@ -138,12 +135,15 @@ class BackgroundWriter:
 
 @dataclass
 class VideoOptions:
-    """How the clip is made: stylisation (``stylize``), temporal consistency, encoding, and how
-    many frames may wait in each queue."""
+    """How the clip is made: stylisation (``stylize``), temporal consistency, encoding, the part
+    of the clip read (``span``), the most pixels a frame may declare, and how many frames may
+    wait in each queue."""
 
     stylize: StylizeOptions = field(default_factory=lambda: StylizeOptions(size=0))
     temporal: TemporalOptions = field(default_factory=TemporalOptions)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    span: Span = field(default_factory=Span)
+    max_pixels: int = VIDEO_MAX_PIXELS
     queue_frames: int = 4
 
 
@@ -208,6 +208,7 @@ def stylize_video(stylizer: Stylizer, source: str | Path, style_paths: list[Path
     options = options or VideoOptions()
     options.stylize.validate_values()
     options.temporal.validate()
+    options.span.validate()
     source, output = Path(source), Path(output)
     output_container(output)
     if output.exists() and output.resolve() == source.resolve():
@@ -217,10 +218,12 @@ def stylize_video(stylizer: Stylizer, source: str | Path, style_paths: list[Path
                                    output.name):
         stale.unlink(missing_ok=True)
     report = VideoReport(output)
-    with VideoReader(source) as reader:
-        if output.suffix.lower() == ".gif" and reader.info.frames > MAX_GIF_FRAMES:
-            raise StylenormError(f"{source}: {reader.info.frames} frames is too long for a GIF "
-                                 f"(at most {MAX_GIF_FRAMES}); write .mp4, .webm or .mkv")
+    with VideoReader(source, options.max_pixels, options.stylize.size, options.span) as reader:
+        frames = reader.estimate_frames() or 0
+        if output.suffix.lower() == ".gif" and frames > MAX_GIF_FRAMES:
+            raise StylenormError(f"{source}: about {frames} frames is too long for a GIF (at "
+                                 f"most {MAX_GIF_FRAMES}); write .mp4, .webm or .mkv, or read "
+                                 f"part of it (--duration, --frames)")
         if reader.info.has_audio and not options.encode.audio:
             report.notes.append("note: the audio stream is left out (--no-audio)")
         elif reader.info.has_audio and output.suffix.lower() == ".gif":
@@ -239,23 +242,24 @@ def _run(reader: VideoReader, clip: ClipStylizer, tmp: Path, output: Path,
          options: VideoOptions, progress: bool) -> None:
     frames = in_background(reader.frames(), options.queue_frames)
     writer = sink = None
-    total = reader.info.frames or None
-    with tqdm(total=total, unit="frame", desc="video", disable=not progress, file=sys.stderr,
-              dynamic_ncols=True, delay=PROGRESS_DELAY_S, leave=False) as bar:
+    gif = output.suffix.lower() == ".gif"
+    with tqdm(total=reader.estimate_frames(), unit="frame", desc="video", disable=not progress,
+              file=sys.stderr, dynamic_ncols=True, delay=PROGRESS_DELAY_S, leave=False) as bar:
         try:
             for frame in frames:
-                out = to_uint8(clip(frame))
+                out = to_uint8(finite_frame(clip(frame), clip.report.frames))
                 if writer is None:
-                    first = Frame(out, frame.pts, frame.time_base, frame.rotation)
+                    first = Frame(out, frame.pts, frame.time_base, frame.rotation, frame.time)
                     writer = VideoWriter(tmp, output, reader, first, options.encode)
                     sink = BackgroundWriter(lambda item, write=writer.write: write(*item),
                                             options.queue_frames)
                     clip.report.size = (out.shape[1], out.shape[0])
                 sink.put((out, frame.pts, frame.time_base))
-                clip.report.frames += 1
-                bar.update(1)
+                _count(reader, clip.report, frame, bar, gif)
             sink.close()
-            writer.finish()
+            writer.finish(reader.interval)
+            clip.report.clip_seconds = float((frame.pts - reader.first_pts) * frame.time_base) \
+                + reader.interval
         except BaseException:
             frames.close()
             if sink is not None:
@@ -264,6 +268,17 @@ def _run(reader: VideoReader, clip: ClipStylizer, tmp: Path, output: Path,
             if writer is not None:
                 writer.abort()
             raise
+
+
+def _count(reader: VideoReader, report: VideoReport, frame: Frame, bar, gif: bool) -> None:
+    """One more frame written: the GIF limit, the progress bar's total corrected from the
+    frames decoded so far (the header's count is only a first estimate)."""
+    report.frames += 1
+    if gif and report.frames > MAX_GIF_FRAMES:
+        raise StylenormError(f"{reader.path}: more than {MAX_GIF_FRAMES} frames is too long "
+                             f"for a GIF; write .mp4, .webm or .mkv")
+    bar.total = max(report.frames, reader.estimate_frames(report.frames, frame.time) or 0)
+    bar.update(1)
 
 
 def stylize_frames(stylizer: Stylizer, frames: Iterable[np.ndarray], styles: list[torch.Tensor],
