@@ -540,7 +540,7 @@ def test_missing_encoder_message_points_to_the_encoder_that_works(files):
     result = runner.invoke(app, [str(a) for a in stylize(files, extra=["--model", "adain"])])
     assert result.exit_code == 1
     line = assert_one_error_line(result.output, Expect([], "encoder .* is not installed", None))
-    assert "stylenorm weights import --encoder vgg_normalised.pth" in line
+    assert line.endswith("install it with `stylenorm weights fetch vgg19-normalised`")
     assert "vgg19-torchvision`" not in line
 
 

@@ -81,7 +81,7 @@ def test_missing_encoder_says_how_to_install(random_store, images, tmp_path):
     content, s1, _ = images
     result = run("stylize", content, s1, "-o", tmp_path / "o.png", "--model", "adain")
     assert result.exit_code == 1
-    assert "stylenorm weights import --encoder" in result.output
+    assert "`stylenorm weights fetch vgg19-normalised`" in result.output
 
 
 def test_empty_store_lists_nothing(tmp_path, monkeypatch):

@@ -308,7 +308,7 @@ def test_init_starts_from_a_trained_decoder(random_store, tmp_path, folders):
     continued, meta = load_weights(second.model_path)
     assert meta.provenance["init"] == first.model_path.name
     assert all(torch.allclose(continued[k], trained[k], atol=1e-6) for k in trained)
-    with pytest.raises(StylenormError, match="do not fit"):
+    with pytest.raises(StylenormError, match="norm none in the file, batch asked for$"):
         train_adain(tiny(tmp_path, folders, out=str(tmp_path / "third"), norm="batch"),
                     progress=False, init=str(first.model_path))
 

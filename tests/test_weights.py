@@ -1,18 +1,13 @@
-"""Weights files, the store, the ``.pth`` importers and ``weights fetch`` (local HTTP server)."""
+"""Weights files, the store and the ``.pth`` importers (downloads: test_fetch.py)."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
 import torch
 
 from stylenorm.errors import WeightsError
-from stylenorm.hub.fetch import WeightsRecord, fetch
 from stylenorm.hub.weights import (
     installed_weights,
     load_pth,
@@ -152,50 +147,6 @@ def test_unknown_name_lists_installed(random_store):
     with pytest.raises(WeightsError, match=r"no weights named 'nope'.*adain"):
         resolve_weights("nope")
     assert read_meta(resolve_weights("adain")).kind == "adain"
-
-
-@pytest.fixture
-def http_folder(tmp_path):
-    """Serve ``tmp_path/www`` on 127.0.0.1 for the duration of a test."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_fetch_downloads_verifies_and_installs(tmp_path, http_folder):
-    root, base = http_folder
-    torch.save(public_encoder_state("torchvision", True), root / "vgg19.pth")
-    digest = hashlib.sha256((root / "vgg19.pth").read_bytes()).hexdigest()
-    record = WeightsRecord("vgg19-torchvision", f"{base}/vgg19.pth", digest[:8],
-                           "encoder:torchvision", "test")
-    home = tmp_path / "store"
-    path = fetch("vgg19-torchvision", progress=False, home=home, records={record.name: record})
-    assert read_meta(path).config == {"family": "torchvision"}
-    assert [p.name for p in home.iterdir()] == [path.name]
-
-
-def test_fetch_rejects_wrong_hash_and_keeps_nothing(tmp_path, http_folder):
-    root, base = http_folder
-    (root / "file.pth").write_bytes(b"tampered")
-    record = WeightsRecord("x", f"{base}/file.pth", "0" * 64, "encoder:normalised", "test")
-    home = tmp_path / "store"
-    with pytest.raises(WeightsError, match="does not match"):
-        fetch("x", progress=False, home=home, records={"x": record})
-    assert list(home.iterdir()) == []
-
-
-def test_fetch_unreachable_is_one_clear_error(tmp_path, http_folder):
-    _, base = http_folder
-    record = WeightsRecord("x", f"{base}/absent.pth", "0" * 8, "encoder:normalised", "test")
-    with pytest.raises(WeightsError, match="download failed"):
-        fetch("x", progress=False, home=tmp_path / "s", records={"x": record})
 
 
 def test_pack_halves_floats_changes_config_and_adds_provenance(tmp_path):

@@ -148,6 +148,7 @@ def echo_result(result) -> None:
 @user_errors
 @with_loop_options
 def adain(
+    context: typer.Context,
     content: Folder,
     style: Folder,
     out: Out = Path("runs/adain"),
@@ -171,8 +172,9 @@ def adain(
     from ..training.adain import AdaINTrainConfig, train_adain
 
     run = run_options(loop)
+    arch = from_init(context, init, "adain", {"norm": norm.value})
     config = AdaINTrainConfig(
-        content=str(content), style=str(style), out=str(out), encoder=encoder, norm=norm.value,
+        content=str(content), style=str(style), out=str(out), encoder=encoder, norm=arch["norm"],
         style_loss=style_loss.value, content_weight=content_weight, style_weight=style_weight,
         mix_lr_scale=mix_lr_scale, iterations=iterations, lr=lr, lr_decay=lr_decay,
         **loop_config(loop),
@@ -205,7 +207,9 @@ def lite(
     identity_weight: Annotated[float, typer.Option(
         help="Weight of reconstructing a content from its own code.")] = 5.0,
     augment: Annotated[bool, typer.Option(help="Flip, turn and recolour styles.")] = True,
-    init: Annotated[Path, typer.Option(help="Start from this lite model.")] = None,
+    init: Annotated[Path, typer.Option(
+        exists=True, dir_okay=False, help="Start from this lite model; --widths, --res-blocks, "
+        "--style-mlp and --style-deep not given are read from it.")] = None,
     teacher: Annotated[str, typer.Option(
         help="Distil this installed AdaIN model (name or .safetensors file): its outputs on "
         "cached crops become the targets.")] = None,
@@ -258,10 +262,12 @@ def lite(
     if len(width_values) != 3 or len(widths.split(",")) != 3:
         raise StylenormError(f"--widths must be three integers like 16,32,64; got {widths!r}")
     run = run_options(loop)
+    arch = from_init(context, init, "lite", {"widths": width_values, "res_blocks": res_blocks,
+                                             "style_mlp": style_mlp, "style_deep": style_deep},
+                     grow=True)
     fields = dict(
-        content=str(content), style=str(style), out=str(out), encoder=encoder,
-        widths=width_values, res_blocks=res_blocks, style_mlp=style_mlp,
-        style_deep=style_deep, content_weight=content_weight,
+        content=str(content), style=str(style), out=str(out), encoder=encoder, **arch,
+        content_weight=content_weight,
         style_weight=style_weight, identity_weight=identity_weight, augment=augment,
         iterations=iterations, lr=lr, lr_decay=lr_decay, **loop_config(loop),
     )
@@ -299,6 +305,19 @@ def refuse_teacher_options_without_teacher(context: typer.Context) -> None:
         raise StylenormError(f"{options}: distillation options; they need --teacher NAME|FILE")
 
 
+def from_init(context: typer.Context, init: Path | None, kind: str, asked: dict,
+              grow: bool = False) -> dict:
+    """The architecture settings ``asked``, those not on the command line read from the
+    ``--init`` file (one error line if one given differs from it)."""
+    if init is None:
+        return asked
+    from ..training.common import init_architecture
+
+    given = [name for name in asked
+             if getattr(context.get_parameter_source(name), "name", "") == "COMMANDLINE"]
+    return init_architecture(str(init), kind, asked, given, grow)
+
+
 def parse_widths(text: str) -> tuple[int, int, int]:
     from ..errors import StylenormError
 
@@ -313,6 +332,7 @@ def parse_widths(text: str) -> tuple[int, int, int]:
 @user_errors
 @with_loop_options
 def cin(
+    context: typer.Context,
     content: Folder,
     styles: Annotated[Path, typer.Option(
         exists=True, file_okay=False, help="Folder of style images: each image is one style "
@@ -343,7 +363,8 @@ def cin(
     pixel_weight: Annotated[float, typer.Option(
         help="With --teacher: weight of the L1 to the teacher's output.")] = 10.0,
     init: Annotated[Path, typer.Option(
-        exists=True, dir_okay=False, help="Start from this CIN model (same styles).")] = None,
+        exists=True, dir_okay=False, help="Start from this CIN model (same styles); --widths "
+        "and --res-blocks not given are read from it.")] = None,
     iterations: Iterations = 40_000,
     lr: Lr = 1e-3,
     lr_decay: LrDecay = 5e-5,
@@ -353,9 +374,11 @@ def cin(
     from ..training.cin import CINTrainConfig, train_cin
 
     run = run_options(loop)
+    arch = from_init(context, init, "cin", {"widths": parse_widths(widths),
+                                            "res_blocks": res_blocks})
     config = CINTrainConfig(
         content=str(content), styles=str(styles), extend=str(extend) if extend else "",
-        out=str(out), encoder=encoder, widths=parse_widths(widths), res_blocks=res_blocks,
+        out=str(out), encoder=encoder, **arch,
         style_size=style_size, content_layer=content_layer, content_weight=content_weight,
         style_weight=style_weight, tv_weight=tv_weight, teacher=teacher,
         pixel_weight=pixel_weight, iterations=iterations, lr=lr, lr_decay=lr_decay,

@@ -8,7 +8,7 @@ import typer
 
 from ..choices import EncoderFamily
 from ..errors import StylenormError
-from .errors import say, user_errors
+from .errors import fail, say, user_errors
 
 weights_app = typer.Typer(help="Install, import, fetch and list weights.", no_args_is_help=True)
 
@@ -72,10 +72,14 @@ def parse_entries(items: list[str] | None, option: str) -> dict:
 @weights_app.command("list")
 @user_errors
 def weights_list() -> None:
-    """Show installed weights (the store first, then the weights shipped with stylenorm)."""
+    """Show installed weights (the store first, then the weights shipped with stylenorm), what
+    each still needs, and what `stylenorm weights fetch` can add."""
+    from ..hub.records import KNOWN_WEIGHTS, install_command
     from ..hub.weights import installed_weights, search_path, shadows_shipped
+    from ..hub.zoo import missing_weights
 
     rows = installed_weights()
+    names = {path.stem for path, _ in rows}
     say("searched: " + ", ".join(str(p) for p in search_path()))
     if not rows:
         say("no weights installed")
@@ -85,16 +89,51 @@ def weights_list() -> None:
             continue
         params = meta.provenance.get("num_params", "?")
         hides = "  (hides the shipped model of this name)" if shadows_shipped(path) else ""
-        say(f"{path.stem:<24} {meta.kind:<12} {params:>10} params  {path}{hides}")
+        needs = "".join(f"  (needs {n}: {install_command(n) or 'stylenorm weights import'})"
+                        for n in missing_weights(meta, names))
+        say(f"{path.stem:<24} {meta.kind:<12} {params:>10} params  {path}{hides}{needs}")
+    available = [r for r in KNOWN_WEIGHTS.values() if r.name not in names]
+    if available:
+        say("not installed (stylenorm weights fetch NAME):")
+    for record in available:
+        say(f"  {record.name:<22} {record.size_text():>12}  for {record.unlocks}")
 
 
 @weights_app.command("fetch")
 @user_errors
 def weights_fetch(
-    name: str = typer.Argument(..., help="A known weights name (see --help)."),
+    name: str = typer.Argument(..., help="What to install: vgg19-normalised (the VGG loss "
+                               "network and AdaIN encoder), adain (the reference AdaIN "
+                               "decoder, with its encoder) or vgg19-torchvision."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Download without asking."),
+    force: bool = typer.Option(False, help="Download again what is already installed."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Download a known public checkpoint, verify its hash, and install it."""
-    from ..hub.fetch import fetch
+    """Download public weights (size and licence shown first), check each file's SHA-256, and
+    install it in the store as `weights import` does."""
+    from ..hub.fetch import fetch, fetch_plan
+    from ..hub.weights import weights_home
 
-    say(f"installed {fetch(name, progress=progress)}")
+    home = weights_home()
+    plan = fetch_plan(name, home, force=force)
+    if not plan:
+        say(f"{name} is already installed in {home} (--force downloads it again)")
+        return
+    for record in plan:
+        say(f"{record.name}: {record.description}, {record.size_text()}, from {record.url}")
+        say(f"  licence: {record.licence}")
+        say(f"  for: {record.unlocks}")
+    total = sum(r.size for r in plan)
+    about = "" if all(r.size_exact for r in plan) else "about "
+    if not yes and not confirmed(f"download {about}{total / 1e6:.0f} MB into {home}?"):
+        raise fail("nothing downloaded (--yes downloads without asking)")
+    for record in plan:
+        say(f"installed {fetch(record.name, progress=progress, home=home)}")
+
+
+def confirmed(question: str) -> bool:
+    """The user's yes (the default) to ``question``; no answer (end of input) is a no."""
+    try:
+        return typer.confirm(question, default=True)
+    except typer.Abort:
+        return False

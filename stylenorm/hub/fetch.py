@@ -1,93 +1,101 @@
-"""Known public weight files: where to download them, their hashes, and how to install them."""
+"""Download the known public weight files (:mod:`.records`): stream each into a temporary folder
+outside the store, check its SHA-256, and import it into the store as ``stylenorm weights
+import`` does. A failed, short or tampered download leaves nothing in the store."""
 
 from __future__ import annotations
 
 import hashlib
-import os
+import http.client
+import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..errors import WeightsError
-from ..io.atomic import atomic_write
-from .weights import weights_home
+from .records import KNOWN_WEIGHTS, WeightsRecord
+from .weights import SUFFIX, weights_home
+
+__all__ = ["KNOWN_WEIGHTS", "WeightsRecord", "fetch", "fetch_plan", "installed_in"]
 
 
-@dataclass(frozen=True)
-class WeightsRecord:
-    """A downloadable checkpoint: its address, the hash (or hash prefix) it must have, and the
-    importer that converts it into the store."""
-
-    name: str
-    url: str
-    sha256: str
-    importer: str  # "encoder:<family>" or "decoder:<family>"
-    description: str
+def _known(name: str, records: dict[str, WeightsRecord]) -> WeightsRecord:
+    if name not in records:
+        raise WeightsError(f"unknown weights {name!r}; `stylenorm weights fetch` knows "
+                           f"{sorted(records)}")
+    return records[name]
 
 
-KNOWN_WEIGHTS: dict[str, WeightsRecord] = {
-    record.name: record
-    for record in (
-        WeightsRecord(
-            name="vgg19-torchvision",
-            url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-            sha256="dcbb9e9d",  # torchvision publishes the first 8 hex digits in the name
-            importer="encoder:torchvision",
-            description="torchvision's ImageNet VGG-19 (features up to relu4_1 are kept)",
-        ),
-    )
-}
+def installed_in(home: Path, name: str) -> Path | None:
+    """The store file of weights ``name`` in ``home``, if there is one."""
+    path = home / f"{name}{SUFFIX}"
+    return path if path.is_file() else None
+
+
+def fetch_plan(name: str, home: Path | None = None, force: bool = False,
+               records: dict[str, WeightsRecord] | None = None) -> list[WeightsRecord]:
+    """What ``stylenorm weights fetch name`` downloads: the records it requires that ``home``
+    lacks, then the record itself (unless installed there and not ``force``)."""
+    records = KNOWN_WEIGHTS if records is None else records
+    home = home or weights_home()
+    record = _known(name, records)
+    plan = [_known(r, records) for r in record.requires if installed_in(home, r) is None]
+    if force or installed_in(home, name) is None:
+        plan.append(record)
+    return plan
 
 
 def _download(url: str, dest: Path, progress: bool) -> str:
-    """Stream ``url`` into ``dest``; returns the SHA-256 of what arrived."""
+    """Stream ``url`` into ``dest``; the SHA-256 of what arrived. A download that ends before
+    its announced length is an error."""
     digest = hashlib.sha256()
+    received, total = 0, None
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with open(dest, "wb") as out, tqdm(
-                total=total, unit="B", unit_scale=True, desc=dest.name.split(".part")[0],
-                disable=not progress,
-            ) as bar:
+            with open(dest, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
+                                               desc=dest.name, disable=not progress) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     digest.update(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise WeightsError(f"{url}: download failed ({exc})") from None
+    except http.client.IncompleteRead as exc:
+        raise WeightsError(f"{url}: the download ended after {received + len(exc.partial)} of "
+                           f"{total} bytes; nothing was installed") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            reason = f"HTTP {exc.code} {exc.reason}"
+        else:
+            reason = getattr(exc, "reason", None) or exc
+        raise WeightsError(f"{url}: download failed ({reason}); nothing was installed") from None
+    if total is not None and received != total:
+        raise WeightsError(f"{url}: the download ended after {received} of {total} bytes; "
+                           "nothing was installed")
     return digest.hexdigest()
 
 
 def fetch(name: str, progress: bool = True, home: Path | None = None,
           records: dict[str, WeightsRecord] | None = None) -> Path:
-    """Download the record ``name``, verify its hash, and import it into the store."""
+    """Download the record ``name`` (not what it requires: see :func:`fetch_plan`), verify its
+    hash, and import it into the store ``home``; the installed file."""
     from .zoo import import_decoder, import_encoder
 
-    records = KNOWN_WEIGHTS if records is None else records
-    if name not in records:
-        raise WeightsError(f"unknown weights {name!r}; known: {sorted(records)}")
-    record = records[name]
+    record = _known(name, KNOWN_WEIGHTS if records is None else records)
     home = home or weights_home()
-    home.mkdir(parents=True, exist_ok=True)
-    download = home / f".{record.name}.download"
-    hashes: list[str] = []
-
-    def write(tmp: Path) -> None:
-        hashes.append(_download(record.url, tmp, progress))
-        if not hashes[0].startswith(record.sha256.lower()):
-            raise WeightsError(
-                f"{record.url}: SHA-256 {hashes[0]} does not match the expected {record.sha256}; "
-                "the file was discarded"
-            )
-
-    atomic_write(download, write)
-    try:
+    with tempfile.TemporaryDirectory(prefix="stylenorm-fetch-") as folder:
+        download = Path(folder) / record.file_name  # the import records this name
+        digest = _download(record.url, download, progress)
+        if not digest.startswith(record.sha256.lower()):
+            raise WeightsError(f"{record.url}: SHA-256 {digest} does not match the expected "
+                               f"{record.sha256}; the file was discarded")
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WeightsError(f"{home}: cannot create the weights store "
+                               f"({exc.strerror or exc})") from None
         role, family = record.importer.split(":")
         if role == "encoder":
             return import_encoder(download, family, home)
         return import_decoder(download, record.name, family, home)
-    finally:
-        os.unlink(download)

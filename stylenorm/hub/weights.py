@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from .._version import __version__
 from ..errors import WeightsError
 from ..io.atomic import atomic_write
+from .records import install_command
 
 SUFFIX = ".safetensors"
 
@@ -206,9 +207,10 @@ def resolve_weights(name_or_path: str | os.PathLike) -> Path:
         if path.is_file():
             return path
     names = sorted({p.stem for p, _ in installed_weights()})
+    how = install_command(str(name_or_path))
     raise WeightsError(
         f"no weights named {str(name_or_path)!r} in {[str(p) for p in search_path()]}; "
-        f"installed: {names or 'none'}"
+        f"installed: {names or 'none'}" + (f"; install it with `{how}`" if how else "")
     )
 
 

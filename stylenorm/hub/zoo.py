@@ -27,7 +27,10 @@ from ..models.cin import CINConfig, CINTransformer
 from ..models.decoder import AdaINDecoder, DecoderConfig, adain_decoder_key_map
 from ..models.lite import LiteConfig, LiteModel
 from ..models.vgg import EncoderConfig, EncoderFamily, VGGEncoder, sequential_key_map
+from .records import install_command
 from .weights import (
+    WeightsMeta,
+    installed_weights,
     load_pth,
     load_state_strict,
     load_weights,
@@ -49,21 +52,36 @@ def encoder_name(family: str | EncoderFamily) -> str:
 
 
 def load_encoder(family: str | EncoderFamily = EncoderFamily.NORMALISED) -> VGGEncoder:
-    """The installed encoder of ``family``, with a hint on how to install it if absent."""
+    """The installed encoder of ``family``, with the command that installs it if absent."""
     name = encoder_name(family)
     try:
         path = resolve_weights(name)
     except WeightsError:
-        if EncoderFamily(family) is EncoderFamily.TORCHVISION:
-            how = "`stylenorm weights fetch vgg19-torchvision`"
-        else:  # the AdaIN models' encoder: torchvision's VGG-19 is another network
-            how = ("`stylenorm weights import --encoder vgg_normalised.pth` (the public AdaIN "
-                   "encoder file)")
         raise WeightsError(
             f"the {EncoderFamily(family).value} VGG-19 encoder ({name}) that this model needs "
-            f"is not installed in {weights_home()}; install it with {how}"
+            f"is not installed in {weights_home()}; install it with `{install_command(name)}`"
         ) from None
     return encoder_from_file(path)
+
+
+def required_weights(meta: WeightsMeta) -> list[str]:
+    """The store names of the weights a model of ``meta`` cannot run without (an AdaIN
+    decoder's VGG encoder; the lite and CIN models need none)."""
+    if meta.kind != "adain":
+        return []
+    encoder = meta.config.get("encoder")
+    family = encoder.get("family") if isinstance(encoder, dict) else None
+    try:
+        return [encoder_name(family or EncoderFamily.NORMALISED)]
+    except ValueError:  # an unknown family: loading the model says so
+        return []
+
+
+def missing_weights(meta: WeightsMeta, installed: set[str] | None = None) -> list[str]:
+    """:func:`required_weights` that are not ``installed`` (default: on the search path)."""
+    if installed is None:
+        installed = {path.stem for path, _ in installed_weights()}
+    return [name for name in required_weights(meta) if name not in installed]
 
 
 def encoder_from_file(path: Path, what: str = "") -> VGGEncoder:
@@ -81,10 +99,10 @@ def load_frozen_encoder(name_or_path: str) -> tuple[VGGEncoder, dict]:
     try:
         path = resolve_weights(name_or_path)
     except WeightsError as exc:
-        raise WeightsError(
-            f"--encoder: {exc}. Install the encoder with `stylenorm weights import --encoder "
-            "vgg_normalised.pth`, or pass a .safetensors path"
-        ) from None
+        hint = "" if install_command(str(name_or_path)) else (
+            "; give an installed encoder's name or a .safetensors path (`stylenorm weights "
+            "import --encoder FILE.pth` installs a .pth)")
+        raise WeightsError(f"--encoder: {exc}{hint}") from None
     encoder = encoder_from_file(path, "--encoder ")
     return encoder, {"encoder": path.name, "encoder_sha256": file_sha256(path)}
 

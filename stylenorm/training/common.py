@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from enum import Enum
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import StylenormError
-from ..hub.weights import load_state_strict, load_weights
+from ..errors import StylenormError, WeightsError
+from ..hub.weights import load_state_strict, load_weights, read_meta
+from ..models.cin import CINConfig
+from ..models.decoder import DecoderConfig
+from ..models.lite import LiteConfig
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.conditional import adain
 from ..nn.losses import content_loss, gram_style_loss, mean_std_style_loss
@@ -22,7 +25,7 @@ from .data import CropConfig, find_images, make_data, validation_images
 from .distributed import join_job
 
 __all__ = ["AdaINObjective", "FrozenEncoder", "StyleLoss", "crop_data", "find_inputs", "paired",
-           "sample_pairs", "start_from", "validation_pairs"]
+           "init_architecture", "sample_pairs", "start_from", "validation_pairs"]
 
 
 class StyleLoss(str, Enum):
@@ -103,14 +106,82 @@ def validation_pairs(config: TrainConfig, device: torch.device
                     for f in folders))
 
 
+# Settings in which a --init model may differ from the trained one because ``complete`` grows
+# it (the lite model: :func:`~..models.lite.grown_state`): (kind, setting) -> rule(file, asked).
+GROWS = {
+    ("lite", "res_blocks"): lambda in_file, asked: asked > in_file,
+    ("lite", "style_mlp"): lambda in_file, asked: in_file == 0 < asked,
+    ("lite", "style_deep"): lambda in_file, asked: in_file == 0 < asked,
+}
+
+
+def architecture(kind: str, config) -> dict:
+    """The settings that fix the tensor shapes of a ``kind`` model, from its config dataclass.
+    A CIN model's style count is its styles folder's, so it is named apart from the flags."""
+    if kind == "lite":
+        return {"widths": tuple(config.widths), "res_blocks": config.res_blocks,
+                "style_mlp": config.style_mlp, "style_deep": config.style_deep}
+    if kind == "cin":
+        return {"widths": tuple(config.widths), "res_blocks": config.res_blocks,
+                "style count": config.num_styles}
+    return {"norm": config.norm}  # adain: the decoder's
+
+
+def file_architecture(path: str, kind: str) -> dict:
+    """:func:`architecture` of the ``kind`` model file ``path`` (``--init``), from its metadata."""
+    meta = read_meta(path)
+    if meta.kind != kind:
+        raise StylenormError(f"--init {path}: a {meta.kind!r} model, not {kind!r}")
+    try:
+        if kind == "lite":
+            return architecture(kind, LiteConfig.from_dict(meta.config))
+        if kind == "cin":
+            return architecture(kind, CINConfig(**meta.config))
+        return architecture(kind, DecoderConfig(**meta.config.get("decoder", {})))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise WeightsError(f"--init {path}: its config does not describe a {kind!r} model "
+                             f"({exc})") from None
+
+
+def check_architecture(path: str, kind: str, in_file: dict, asked: dict,
+                       grow: bool = False) -> None:
+    """One line naming the first setting in which ``asked`` differs from the ``--init`` file,
+    unless ``grow`` and the model grows that way (:data:`GROWS`)."""
+    for setting, value in asked.items():
+        old = in_file.get(setting, value)
+        rule = GROWS.get((kind, setting))
+        if old == value or (grow and rule is not None and rule(old, value)):
+            continue
+        params = (setting,) if " " not in setting else ()
+        raise WeightsError(f"--init {path}: {setting} {_show(old)} in the file, "
+                           f"{_show(value)} asked for", params=params)
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def init_architecture(path: str, kind: str, asked: dict, given: Collection[str] = (),
+                      grow: bool = False) -> dict:
+    """``--init``: the architecture settings ``asked`` for (:func:`architecture`'s names), with
+    each one not in ``given`` (not set by the user) read from the file ``path``; a setting
+    given that differs from the file's is refused in one line (unless ``grow`` may grow it)."""
+    in_file = file_architecture(path, kind)
+    settings = {k: (v if k in given else in_file.get(k, v)) for k, v in asked.items()}
+    check_architecture(path, kind, in_file, settings, grow)
+    return settings
+
+
 def start_from(network: nn.Module, path: str, kind: str,
                complete: Callable[[nn.Module, dict], dict] | None = None) -> None:
     """``--init``: load the weights of the ``kind`` model file ``path`` into ``network`` (same
-    shapes). ``complete(network, state)``, if given, may fill in tensors the file lacks (the
-    lite model grows new residual blocks this way)."""
-    state, meta = load_weights(path)
-    if meta.kind != kind:
-        raise StylenormError(f"--init {path}: a {meta.kind!r} model, not {kind!r}")
+    architecture, or one line naming the setting that differs). ``complete(network, state)``,
+    if given, may fill in tensors the file lacks (the lite model grows new residual blocks, a
+    StyleFilm and a deep style level this way)."""
+    config = network.config
+    check_architecture(path, kind, file_architecture(path, kind), architecture(kind, config),
+                       grow=complete is not None)
+    state, _ = load_weights(path)
     if complete is not None:
         state = complete(network, state)
     load_state_strict(network, state, f"--init {path}")

@@ -28,7 +28,7 @@ def load_teacher(name: str, device: torch.device, dtype: torch.dtype):
     if getattr(model, "kind", None) != "adain":
         raise StylenormError(f"--teacher {name}: a {getattr(model, 'kind', '?')!r} model; the "
                              "teacher must be an AdaIN model (VGG encoder and decoder), e.g. "
-                             "one installed with `stylenorm weights import`")
+                             "the reference one: `stylenorm weights fetch adain`")
     model = model.to(device, dtype).to(memory_format=torch.channels_last)
     return model.use_fast_path(), file_sha256(path)
 
