@@ -287,3 +287,53 @@ def test_a_part_of_real_footage(tmp_path):
     got = decode(out)
     assert len(got.times) == 24 and got.times[0] == pytest.approx(0, abs=1e-3)
     assert len(got.audio) == 1 and 0.95 <= got.audio_seconds[0] <= 1.05
+
+
+def write_large(path: Path, width: int, height: int, frames: int = 2) -> Path:
+    """A few flat frames at a large size: H.264 (ultrafast) keeps the file a few kB."""
+    codec = H264 or "mpeg4"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=25,
+                                     options={"preset": "ultrafast"} if H264 else {})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            for plane, level in zip(frame.planes, (60 + 40 * i, 100, 150), strict=True):
+                plane.update(bytes([level]) * plane.buffer_size)
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+    return path
+
+
+@pytest.fixture(scope="session")
+def large_clip(tmp_path_factory) -> Path:
+    return write_large(tmp_path_factory.mktemp("large") / "large.mkv", 2400, 1600)
+
+
+def test_a_declared_frame_size_past_the_limit_is_one_line(large_clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = run(large_clip, STYLE, "-o", out, "--max-pixels", "3000000", "--size", "32")
+    assert result.exit_code == 1, result.output
+    assert result.output == (f"error: {large_clip}: declares 2400x1600 frames (3840000 pixels); "
+                             "the limit is 3000000 (raise it with --max-pixels)\n")
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_default_limit_refuses_more_than_8k(tmp_path):
+    huge = write_large(tmp_path / "huge.mkv", 8200, 4400, frames=1)  # 36 Mpx, 100 kB on disk
+    assert huge.stat().st_size < 1_000_000
+    result = run(huge, STYLE, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 1 and "declares 8200x4400 frames" in result.output
+    assert result.output.count("\n") == 1 and not (tmp_path / "out.mp4").exists()
+
+
+def test_frames_are_reduced_while_8_bit(large_clip, tmp_path):
+    with VideoReader(large_clip, size=32) as reader:
+        frames = [f.rgb for f in reader.frames()]
+    assert [f.shape for f in frames] == [(32, 48, 3)] * 2 and frames[0].dtype == np.uint8
+    assert frames[1].mean() > frames[0].mean()  # the two frames, in order
+    out = tmp_path / "small.mp4"
+    result = run(large_clip, STYLE, "-o", out, "--size", "32")
+    assert result.exit_code == 0, result.output
+    assert decode(out).frames[0].shape == (32, 48, 3)
