@@ -185,7 +185,7 @@ def test_cli_train_cin_and_stylize(random_store, folders):
     assert result.exit_code == 0, result.output
     assert Image.open(image).size == (40, 36)
     result = runner.invoke(app, ["stylize", content, "--model", model, "-o", str(image)])
-    assert result.exit_code == 1 and "--style-index" in result.output
+    assert result.exit_code == 2 and "--style-index" in result.output  # a usage error
     result = runner.invoke(app, ["train", "cin", "--content", str(folders / "content"),
                                  "--styles", str(folders / "styles"), "--widths", "4,8"])
     assert result.exit_code == 1 and "--widths must be three" in result.output
@@ -194,7 +194,7 @@ def test_cli_train_cin_and_stylize(random_store, folders):
 def test_adain_model_still_needs_style_images(random_store, folders):
     result = CliRunner().invoke(app, ["stylize", str(folders / "content" / "c0.png"),
                                       "-o", str(folders / "x.png")])
-    assert result.exit_code == 1 and "at least one style image" in result.output
+    assert result.exit_code == 2 and "at least one style image" in result.output
 
 
 def test_teacher_targets_are_the_teachers_stylisations_and_are_recorded(random_store, folders):

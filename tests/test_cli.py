@@ -234,3 +234,63 @@ def test_stylizing_imports_neither_torchvision_nor_the_compiler():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_train_ctrl_c_exits_130_after_its_checkpoint(random_store, tmp_path, monkeypatch):
+    """As stylize and batch: Ctrl-C ends with exit code 130 (SIGTERM: 143) and one line."""
+    import os
+    import signal
+
+    from stylenorm.training import loop as train
+
+    for folder, count in (("content", 3), ("style", 2)):
+        for i in range(count):
+            make_image(tmp_path / folder / f"{i}.png", (48, 40), seed=i)
+    real_step = train.train_step
+
+    def step(*args):
+        losses = real_step(*args)
+        if args[-1] == 1:  # the iteration  # the 2nd iteration: Ctrl-C arrives while it runs
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+    monkeypatch.setattr(train, "train_step", step)
+    result = run("train", "adain", "--content", tmp_path / "content", "--style",
+                 tmp_path / "style", "--out", tmp_path / "run", "--iterations", 5,
+                 "--batch-size", 2, "--crop-size", 32, "--sample-every", 0, "--workers", 0,
+                 "--no-progress", "--threads", 1)
+    assert result.exit_code == 130, result.output
+    assert "error: stopped at iteration 2; the checkpoint in " in result.output
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_batch_ctrl_c_says_how_many_outputs_were_written(random_store, tmp_path, monkeypatch):
+    from stylenorm.inference import batch as batch_module
+
+    for i in range(3):
+        make_image(tmp_path / "c" / f"{i}.png", (40, 32), seed=i)
+    make_image(tmp_path / "s" / "x.png", (32, 32), seed=9)
+    real, calls = batch_module._guarded, []
+
+    def guarded(run_, item):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(item)
+        real(run_, item)
+
+    monkeypatch.setattr(batch_module, "_guarded", guarded)
+    result = run("batch", tmp_path / "c", tmp_path / "s", "-o", tmp_path / "out",
+                 "--no-progress", "--model", "adain")
+    assert result.exit_code == 130, result.output
+    assert result.output.strip() == ("error: interrupted: 2 of 3 outputs written (each "
+                                     "complete); run the same command again to make the other 1")
+    assert len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_a_closed_pipe_ends_quietly():
+    """``stylenorm weights list | head``: no "Broken pipe" error when the reader goes."""
+    proc = subprocess.Popen([sys.executable, "-m", "stylenorm", "weights", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before it writes: importing takes longer than this
+    assert proc.stderr.read() == b""
+    proc.wait(timeout=60)

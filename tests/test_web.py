@@ -125,7 +125,8 @@ def test_serve_without_gradio_says_how_to_install_it(monkeypatch):
                         lambda name, *a: None if name == "gradio" else real(name, *a))
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 1
-    assert result.output.strip() == 'error: the web app needs Gradio: pip install "stylenorm[web]"'
+    assert result.output.strip() == ('error: the web app needs Gradio: pip install -e ".[web]" '
+                                     'in the stylenorm repository folder')
 
 
 def test_serve_listens_on_this_machine_only_by_default(monkeypatch):
@@ -242,15 +243,16 @@ def declared_png(side: int) -> bytes:
 @pytest.mark.parametrize(("content_bytes", "data", "status", "message"), [
     (b"this is not an image", {}, 400, "content.png: not a readable image"),
     (declared_png(30000), {}, 400, "could be decompression bomb"),
-    (declared_png(3000), {}, 400, "9000000 pixels); the limit is 4000000"),
+    (declared_png(3000), {}, 400, "9000000 pixels); this server's limit is 4000000"),
     (b"\0" * (2 * 2**20 + 1), {}, 413, "over the limit of 2 MiB"),
     (None, {"alpha": "2"}, 422, "alpha must be a number between 0 and 1"),
     (None, {"model": "../../etc/passwd"}, 422, "unknown model"),
     (None, {"style_weights": "1,2,3"}, 422, "has 3 values for 1 style images"),
     (None, {"size": "5000"}, 422, "above the server's limit of 1024"),
+    (None, {"alpha": "strong"}, 422, "alpha: Input should be a valid number"),
+    (None, {"size": "big"}, 422, "size: Input should be a valid integer"),
 ], ids=["not-an-image", "decompression-bomb", "over-max-pixels", "huge-upload", "alpha",
-        "model-path",
-        "weights-count", "size"])
+        "model-path", "weights-count", "size", "alpha-type", "size-type"])
 def test_api_refuses_bad_input_with_a_4xx_and_one_line(server, tmp_path, content_bytes, data,
                                                        status, message):
     content = CAT
@@ -260,9 +262,41 @@ def test_api_refuses_bad_input_with_a_4xx_and_one_line(server, tmp_path, content
     response = post(server[0], [("content", content), ("style", STROKES)],
                     {"size": "64", "style_size": "64", **data})
     assert response.status_code == status, response.text
-    error = response.json()["error"] if status != 422 or "error" in response.json() else ""
+    assert list(response.json()) == ["error"]  # the documented shape, FastAPI's errors too
+    error = response.json()["error"]
     assert message in error and "Traceback" not in response.text and "\n" not in error
     assert str(tmp_path) not in error  # no server folder in the message
+    assert "--" not in error  # no advice about the server's command-line options
+
+
+def test_api_answers_missing_fields_and_wrong_routes_in_one_json_line(server):
+    import httpx
+
+    base = server[0]
+    missing = post(base, [("style", STROKES)])
+    assert missing.status_code == 422 and missing.json() == {"error": "content: Field required"}
+    wrong_method = httpx.get(f"{base}/api/stylize", timeout=10)
+    assert wrong_method.status_code == 405
+    assert wrong_method.json() == {"error": "/api/stylize takes POST, not GET"}
+    nowhere = httpx.get(f"{base}/api/nowhere", timeout=10)
+    assert nowhere.status_code == 404 and nowhere.json()["error"].startswith("no such API route")
+
+
+def test_visitors_see_no_server_folders_nor_command_line_advice():
+    from stylenorm.errors import ImageError, NonFiniteError
+    from stylenorm.web.api import error_response
+    from stylenorm.web.service import visitor_message
+
+    tmp = Path("/tmp/stylenorm-web-x")
+    limit = ImageError(f"{tmp}/sessions/ab/cat.png: image is 30x30 (900 pixels); the limit is "
+                       "100 (raise it with --max-pixels)")
+    assert visitor_message(limit, [tmp]) == "cat.png: image is 30x30 (900 pixels); this " \
+                                            "server's limit is 100"
+    overflow = NonFiniteError("cat.png: model '/home/me/.stylenorm/weights/odd.safetensors' "
+                              "gave NaN or infinite values in fp32")
+    response = error_response(overflow, [tmp])
+    assert response.status_code == 422
+    assert b"/home/me" not in response.body and b"'odd.safetensors'" in response.body
 
 
 def test_api_mask_splits_two_styles(server, tmp_path):
@@ -276,7 +310,7 @@ def test_api_mask_splits_two_styles(server, tmp_path):
     assert np.abs(masked[:, :40].astype(float) - first[:, :40]).mean() < np.abs(
         masked[:, 56:].astype(float) - first[:, 56:]).mean()  # the left half is the first's
     one_style = post(server[0], [*files[:2], ("mask", tmp_path / "mask.png")], data)
-    assert one_style.status_code == 400
+    assert one_style.status_code == 422
     assert one_style.json()["error"] == "mask needs exactly 2 style images; got 1"
 
 

@@ -11,7 +11,7 @@ import sys
 import typer
 import typer.core
 
-from ..errors import OptionError, StylenormError
+from ..errors import Interrupted, OptionError, StylenormError
 from ..ranks import leave_group
 
 # click's base of usage errors, wherever this Typer takes click from (recent ones vendor it).
@@ -34,9 +34,9 @@ class OneLineErrors(typer.core.TyperGroup):
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             say(f"error: {exc.format_message()}{hint}", err=True)
             sys.exit(exc.exit_code)
-        except typer.Abort:
-            typer.echo("error: aborted", err=True)
-            sys.exit(1)
+        except typer.Abort:  # click's name for Ctrl-C outside a command (and end of input)
+            typer.echo("error: interrupted", err=True)
+            sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -100,8 +100,11 @@ def user_errors(command):
                 leave_group()
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, ClickException):
-            raise  # the command's own exit code or usage error
+        except (typer.Exit, typer.Abort, ClickException, BrokenPipeError):
+            raise  # the command's own exit code or usage error; a closed pipe (`| head`):
+            # click exits quietly with 1 and nothing more to flush into the pipe
+        except Interrupted as exc:
+            raise fail(as_flags(exc), exc.exit_code) from None
         except OptionError as exc:
             raise fail(as_flags(exc), 2) from None
         except StylenormError as exc:

@@ -15,9 +15,10 @@ from ..choices import (
     SERVE_QUEUE_SIZE,
     Device,
 )
+from ..errors import install_hint
 from .errors import fail, say, user_errors
 
-WEB_EXTRA = 'the web app needs Gradio: pip install "stylenorm[web]"'
+WEB_EXTRA = f"the web app needs Gradio: {install_hint('web')}"
 
 
 @user_errors

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import DiskFullError, Interrupted, NonFiniteError, StylenormError
+from ..errors import DiskFullError, Interrupted, NonFiniteError, OptionError, StylenormError
 from ..hub.zoo import DEFAULT_MODEL
 from ..io.images import LoadedImage, load_image, save_image
 from ..models.protocol import FixedStyleModel, StyleCodeLike
@@ -293,7 +293,7 @@ def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | Non
     options = options or StylizeOptions()
     options.validate(1)
     if isinstance(stylizer.model, FixedStyleModel):
-        raise StylenormError("batch takes its styles from images; a CIN model holds its own "
+        raise OptionError("batch takes its styles from images; a CIN model holds its own "
                              "(use `stylenorm stylize --style-index K` for it)")
     if options.tile:
         check_tileable(stylizer.model)
@@ -362,10 +362,10 @@ def batch_stylize(contents: str | Path | None, styles: str | Path | None, out_di
     """
     if pairs is not None:
         if contents is not None or styles is not None:
-            raise StylenormError("give either CONTENT_DIR and STYLE_DIR or --pairs, not both")
+            raise OptionError("give either CONTENT_DIR and STYLE_DIR or --pairs, not both")
         jobs = plan_pairs(read_pairs(pairs), out_dir, ext)
     elif contents is None or styles is None:
-        raise StylenormError("give a content folder and a style folder (or --pairs FILE)")
+        raise OptionError("give a content folder and a style folder (or --pairs FILE)")
     else:
         jobs = plan_folders(contents, styles, out_dir, ext, recursive)
     stylize_options = StylizeOptions(**options)

@@ -191,11 +191,11 @@ class Stylizer:
             options.check_whole("the content", *content.shape[-2:], "size")
             return self.stylize_cin(content, styles, options, mask)
         if not styles:
-            raise StylenormError("give at least one style image: this model takes its style "
+            raise OptionError("give at least one style image: this model takes its style "
                                  "from images (style_index is for CIN models)",
                                  params=("style_index",))
         if options.style_index is not None:
-            raise StylenormError("style_index picks a style of a CIN model; this model takes "
+            raise OptionError("style_index picks a style of a CIN model; this model takes "
                                  "its styles from images (mix them with style_weights)",
                                  params=("style_index", "style_weights"))
         options.validate(len(styles))
@@ -217,15 +217,15 @@ class Stylizer:
         names = self.model.style_names
         listing = ", ".join(f"{i}={n}" for i, n in enumerate(names))
         if styles:
-            raise StylenormError(f"this CIN model has its own styles ({listing}); give no style "
+            raise OptionError(f"this CIN model has its own styles ({listing}); give no style "
                                  "images, and style_index K or style_weights",
                                  params=("style_index", "style_weights"))
         if mask is not None or options.preserve_color or options.tile:
-            raise StylenormError("mask, preserve_color and tile work with the AdaIN and "
+            raise OptionError("mask, preserve_color and tile work with the AdaIN and "
                                  "lite models, not with a CIN model",
                                  params=("mask", "preserve_color", "tile"))
         if (options.style_index is None) == (options.style_weights is None):
-            raise StylenormError(f"a CIN model needs exactly one of style_index K or "
+            raise OptionError(f"a CIN model needs exactly one of style_index K or "
                                  f"style_weights w0,...,w{len(names) - 1} ({listing})",
                                  params=("style_index", "style_weights"))
         options.validate(len(options.style_weights or []))  # their count: weights_for
@@ -321,7 +321,7 @@ class Stylizer:
 
 def check_mask_styles(num_styles: int) -> None:
     if num_styles != 2:
-        raise StylenormError(f"mask needs exactly 2 style images; got {num_styles}",
+        raise OptionError(f"mask needs exactly 2 style images; got {num_styles}",
                              params=("mask",))
 
 

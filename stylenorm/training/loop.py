@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import StylenormError
+from ..errors import Interrupted, StylenormError
 from ..hub.zoo import load_frozen_encoder
 from ..ranks import Place
 from ..runtime import Precision, autocast, processor_name, resolve_device, training_dtype
@@ -304,9 +304,9 @@ def _run(loop: _Loop, data, progress: bool) -> None:
             time_up = bool(config.time_limit) and agree_to_stop(time.perf_counter() >= deadline)
             if agree_to_stop(stop.requested) and done < config.iterations:
                 _stop_with_checkpoint(loop, done, tick)
-                raise StylenormError(
+                raise Interrupted(
                     f"stopped at iteration {done}; the checkpoint in {loop.run_dir} holds it: "
-                    "repeat the command with --resume to continue")
+                    "repeat the command with --resume to continue", exit_code=stop.exit_code)
             if time_up and done < config.iterations:  # finish here, model and all
                 _stop_with_checkpoint(loop, done, tick)
                 loop.done = done

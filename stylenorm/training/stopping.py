@@ -17,6 +17,7 @@ class StopRequest:
 
     def __init__(self, second_interrupts: bool = True) -> None:
         self.requested = False
+        self.exit_code = 128 + signal.SIGINT  # a shell's code for the signal that asked
         self.previous: dict = {}
         # Under torchrun a Ctrl-C reaches a rank twice (from the terminal and forwarded by the
         # launcher), and the launcher kills ranks that are still running 30 s later.
@@ -33,6 +34,7 @@ class StopRequest:
         if self.requested and signum == signal.SIGINT and self.second_interrupts:
             raise KeyboardInterrupt
         self.requested = True
+        self.exit_code = 128 + signum
         tqdm.write("stopping after this iteration with a checkpoint (Ctrl-C again: at once)")
 
     def __exit__(self, *exc) -> None:

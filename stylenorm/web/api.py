@@ -8,10 +8,13 @@ import logging
 import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
-from ..errors import OptionError, StylenormError
+from ..errors import NonFiniteError, OptionError, StylenormError
 from ..inference.stylize import StylizeOptions, parse_weights
 from ..io.images import IMAGE_SUFFIXES
 from .service import (
@@ -21,11 +24,12 @@ from .service import (
     UploadTooLarge,
     WebRequest,
     model_choices,
-    safe_message,
+    visitor_message,
 )
 
 log = logging.getLogger("stylenorm.web")
 CHUNK = 2**20
+ROUTES = {"models": "GET", "stylize": "POST"}
 RETRY_AFTER_S = 5
 
 
@@ -35,7 +39,7 @@ def error_response(exc: BaseException, folders: list[Path]) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, 503, {"Retry-After": str(RETRY_AFTER_S)})
     if isinstance(exc, UploadTooLarge):
         status = 413
-    elif isinstance(exc, OptionError):
+    elif isinstance(exc, (OptionError, NonFiniteError)):
         status = 422
     elif isinstance(exc, StylenormError):
         status = 400
@@ -44,7 +48,7 @@ def error_response(exc: BaseException, folders: list[Path]) -> JSONResponse:
     else:
         log.exception("request failed")
         return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, 500)
-    return JSONResponse({"error": safe_message(exc, folders)}, status)
+    return JSONResponse({"error": visitor_message(exc, folders)}, status)
 
 
 def save_upload(upload: UploadFile, folder: Path, stem: str, limit: int) -> Path:
@@ -104,7 +108,44 @@ def api_router(service: StyleService) -> APIRouter:
             except Exception as exc:  # every failure becomes one JSON line
                 return error_response(exc, [folder])
 
+    @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+                      include_in_schema=False)
+    def unknown(rest: str, request: Request) -> JSONResponse:
+        if rest in ROUTES:
+            return JSONResponse({"error": f"/api/{rest} takes {ROUTES[rest]}, not "
+                                 f"{request.method}"}, 405, {"Allow": ROUTES[rest]})
+        return JSONResponse({"error": f"no such API route /api/{rest}; the routes are GET "
+                             "/api/models and POST /api/stylize"}, 404)
+
     return router
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """FastAPI's list of field errors as one line: ``alpha: Input should be a valid number,
+    unable to parse string as a number; got 'abc'``."""
+    parts = []
+    for error in exc.errors():
+        where = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "header")]
+        got = error.get("input")
+        shown = f"; got {got!r}" if isinstance(got, (str, int, float)) and len(str(got)) < 40 \
+            else ""
+        parts.append(f"{'.'.join(where) or 'request'}: {error.get('msg', 'invalid')}{shown}")
+    return " ".join("; ".join(parts).split())
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error of an ``/api/`` request as ``{"error": "one line"}`` (FastAPI's own answer to
+    a missing or mistyped field is ``{"detail": [...]}``)."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": validation_message(exc)}, 422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        if not request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, exc.headers)
 
 
 async def refuse_huge_requests(request: Request, call_next, config: ServeConfig):

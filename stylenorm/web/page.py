@@ -12,7 +12,7 @@ from PIL import Image
 from ..errors import StylenormError
 from ..inference.stylize import StylizeOptions, parse_weights
 from ..io.images import IMAGE_SUFFIXES, image_size
-from .service import ServerBusy, StyleService, WebRequest, model_choices, safe_message
+from .service import ServerBusy, StyleService, WebRequest, model_choices, visitor_message
 from .sessions import SessionFiles
 
 INTRO = ("Drop a content photo and one or more style images (or pick samples), then press "
@@ -28,9 +28,7 @@ def sample_names(folder: Path | None) -> list[str]:
 def error_line(exc: BaseException, files: SessionFiles) -> str:
     """One line for the page: no traceback, no server folders."""
     if isinstance(exc, (StylenormError, ServerBusy)):
-        text = safe_message(exc, [files.root])
-        head, colon, rest = text.partition(": ")
-        return f"{Path(head).name}: {rest}" if colon and "/" in head else text  # upload's name
+        return visitor_message(exc, [files.root])
     if isinstance(exc, MemoryError) or "out of memory" in str(exc):
         return "out of memory; try a smaller output size"
     return f"internal error ({type(exc).__name__}); see the server's log"

@@ -38,7 +38,7 @@ def build_app(config: ServeConfig, cache: Path, load: Callable | None = None):
     import gradio as gr
     from fastapi import FastAPI
 
-    from .api import api_router, refuse_huge_requests
+    from .api import add_error_handlers, api_router, refuse_huge_requests
     from .page import build_page
     from .sessions import SessionFiles
 
@@ -47,6 +47,7 @@ def build_app(config: ServeConfig, cache: Path, load: Callable | None = None):
     app = FastAPI(title="stylenorm", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.middleware("http")(functools.partial(refuse_huge_requests, config=config))
+    add_error_handlers(app)
     app.include_router(api_router(service))
     app.state.service = service  # for tests and tools in the same process
     demo = build_page(service, SessionFiles(cache))

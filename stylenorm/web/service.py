@@ -133,6 +133,21 @@ def safe_message(exc: BaseException, folders: list[Path]) -> str:
     return re.sub(r"\s+", " ", message).strip()
 
 
+# A folder path (two parts or more) before a file name: the server's folders stay private.
+SERVER_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:'\"()]+/)+(?=[^\s/:'\"()]*)")
+# Advice for the command line ("(raise it with --max-pixels)", "(lower --size)"): a visitor
+# cannot change the server's options.
+CLI_HINT = re.compile(r" \((?:[^()]*--[a-z]|raise |lower |styles are encoded)[^()]*\)")
+
+
+def visitor_message(exc: BaseException, folders: list[Path]) -> str:
+    """The error's one line as a web visitor should read it: no server folders (the temporary
+    ones, the weights store), no advice about the server's command-line options."""
+    message = safe_message(SERVER_PATH.sub("", str(exc)), folders)
+    message = CLI_HINT.sub("", message)
+    return message.replace("; the limit is", "; this server's limit is")
+
+
 class StyleService:
     """Stylises requests one at a time through the :class:`RequestGate`, with models from the
     :class:`ModelCache`."""
