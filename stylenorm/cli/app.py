@@ -30,6 +30,7 @@ from .options import (
     TileSizeOpt,
 )
 from .serve import serve
+from .tune import tune
 from .video import video
 from .weights import weights_app
 
@@ -136,6 +137,7 @@ app.command()(batch)
 app.command()(bench)
 app.command()(serve)
 app.command()(video)
+app.command()(tune)
 
 
 def main() -> None:

@@ -1,0 +1,113 @@
+"""`stylenorm tune`: one style over the user's photos, installed under a name; refusals before
+any work, Ctrl-C keeps what was learnt, and the tuned model is an ordinary lite model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_image
+from typer.testing import CliRunner
+
+from stylenorm.cli.app import app
+from stylenorm.hub.weights import read_meta, save_weights
+from stylenorm.hub.zoo import load_model
+from stylenorm.models.lite import LiteConfig, LiteModel
+from stylenorm.training import tune as tune_module
+from stylenorm.training.tune import TuneConfig, tune
+
+
+@pytest.fixture
+def setting(random_store, tmp_path, one_thread):
+    """A tiny lite model to start from, 9 photos and a style image."""
+    torch.manual_seed(0)
+    model = LiteModel(LiteConfig(widths=(4, 8, 8), res_blocks=1, style_size=32))
+    init = save_weights(tmp_path / "tiny.safetensors", model.state_dict(), "lite",
+                        model.config.to_dict())
+    for i in range(9):
+        make_image(tmp_path / "photos" / f"{i}.png", (56, 48), seed=i)
+    style = make_image(tmp_path / "style.png", (64, 64), seed=99)
+    return tmp_path, init, style
+
+
+def config_for(tmp_path, init, style, **changes) -> TuneConfig:
+    values = dict(style=str(style), content=str(tmp_path / "photos"), name="mine",
+                  init=str(init), minutes=5, steps=3, batch_size=2, crop_size=32,
+                  content_size=40, style_size=48, val_count=2, precision="fp32")
+    return TuneConfig(**{**values, **changes})
+
+
+def test_tune_installs_a_lite_model_with_its_provenance(setting):
+    tmp_path, init, style = setting
+    result = tune(config_for(tmp_path, init, style), progress=False)
+    assert result.iterations == 3 and not result.stopped
+    assert result.path == setting[0] / "home" / "mine.safetensors"
+    meta = read_meta(result.path)
+    assert meta.kind == "lite"
+    prov = meta.provenance
+    assert prov["trained_with"] == "stylenorm tune" and prov["iterations"] == 3
+    assert prov["style_image"] == "style.png" and len(prov["style_sha256"]) == 64
+    assert prov["teacher"] == "adain" and len(prov["teacher_sha256"]) == 64
+    assert prov["content_images"] == 7 and prov["held_out_photos"] == 2
+    assert not prov["held_out_are_training_photos"]
+    assert prov["processor"] and prov["validation"]["style_ratio"] > 0
+    # An ordinary lite model: by name, with any style, and alpha.
+    model = load_model("mine")
+    content, other = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 36, 36)
+    with torch.no_grad():
+        out = model(content, model.style_code(other), alpha=0.5)
+    assert out.shape == content.shape and torch.isfinite(out).all()
+
+
+def test_tuning_lowers_the_loss_it_is_given(setting):
+    """Only the style term, 40 steps at a high rate: the held-out style loss falls."""
+    tmp_path, init, style = setting
+    result = tune(config_for(tmp_path, init, style, steps=40, lr=3e-3, pixel_weight=0,
+                             feature_weight=0, adain_weight=0, identity_weight=0,
+                             val_every_s=1e9), progress=False)
+    assert result.figures["style_loss"] < 0.7 * result.first_figures["style_loss"]
+
+
+def test_ctrl_c_installs_what_was_learnt(setting, monkeypatch):
+    tmp_path, init, style = setting
+    drawn = []
+    real = tune_module._Photos.batch
+
+    def interrupted(self, count):
+        drawn.append(count)
+        if len(drawn) == 3:
+            raise KeyboardInterrupt
+        return real(self, count)
+
+    monkeypatch.setattr(tune_module._Photos, "batch", interrupted)
+    result = tune(config_for(tmp_path, init, style, steps=10), progress=False)
+    assert result.stopped and result.iterations == 2
+    assert read_meta(result.path).provenance["stopped_early"] is True
+
+
+def test_cli_reports_and_refuses_in_one_line_before_any_work(setting):
+    tmp_path, init, style = setting
+    runner = CliRunner()
+    base = ["tune", str(style), "--content", str(tmp_path / "photos"), "--init", str(init),
+            "--steps", "1", "--no-progress", "--threads", "1", "--size", "40", "--style-size",
+            "48", "--crop-size", "32", "--precision", "fp32"]
+    done = runner.invoke(app, [*base, "--name", "mine"])
+    assert done.exit_code == 0, done.output
+    assert "installed mine" in done.output and "--model mine" in done.output
+
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    (tmp_path / "empty").mkdir()
+    cases = {
+        "bad.jpg": ["tune", str(tmp_path / "bad.jpg"), *base[2:], "--name", "x"],
+        "no images found": [*base[:2], "--content", str(tmp_path / "empty"), *base[4:],
+                            "--name", "x"],
+        "already installed|is installed": [*base, "--name", "mine"],
+        "shipped with stylenorm": [*base, "--name", "lite"],
+        "'nope'": [*base, "--name", "y", "--teacher", "nope"],
+    }
+    for expected, args in cases.items():
+        result = runner.invoke(app, args)
+        assert result.exit_code != 0, (expected, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+        assert any(e in lines[0] for e in expected.split("|")), (expected, lines[0])
+    assert not any((tmp_path / "home" / f"{n}.safetensors").exists() for n in "xy")
