@@ -62,6 +62,31 @@ def print_per_style(per_style: dict[str, dict[str, dict[str, float]]],
         print(f"| {style} | {cells} |")
 
 
+def print_ratios(results: dict, reference: str) -> None:
+    """Each model's content and style loss as multiples of ``reference``'s, then per style the
+    style-loss ratio, highest (the worst styles) first."""
+    if reference not in results or "per_style" not in results[reference]:
+        raise SystemExit(f"--ratio-to {reference}: no such model with per-style figures")
+    base = results[reference]
+    labels = [k for k, v in results.items() if k != reference and "per_style" in v]
+    print(f"\n| model / {reference} | content | style | SSIM |\n|---|---|---|---|")
+    for label in labels:
+        r = results[label]
+        print(f"| {label} | {r['content_loss'] / base['content_loss']:.2f}x | "
+              f"{r['style_loss'] / base['style_loss']:.2f}x | {r['ssim'] - base['ssim']:+.3f} |")
+    styles = base["per_style"]
+
+    def ratio(label: str, style: str) -> float:
+        return results[label]["per_style"][style]["style_loss"] / styles[style]["style_loss"]
+
+    worst = sorted(styles, key=lambda s: -max(ratio(k, s) for k in labels))
+    print(f"\n| style (style loss / {reference}'s) | {' | '.join(labels)} |\n"
+          f"|---|{'---|' * len(labels)}")
+    for style in worst:
+        cells = " | ".join(f"{ratio(k, style):.2f}x" for k in labels)
+        print(f"| {style} | {cells} |")
+
+
 def reusable(path: Path | None, size: int, contents: int, styles: int) -> dict:
     """Scores from an earlier run's JSON when it measured the same size and image counts."""
     if path is None:
@@ -77,7 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", required=True, help="label=name-or-path")
     parser.add_argument("--contents", type=Path, required=True)
-    parser.add_argument("--styles", type=Path, required=True)
+    parser.add_argument("--styles", type=Path, action="append", required=True,
+                        help="a folder of styles; repeat to join folders")
     parser.add_argument("--encoder", default="normalised")
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--grid", type=Path)
@@ -87,10 +113,13 @@ def main() -> None:
     parser.add_argument("--per-style", action="store_true", help="also a table of each "
                         "style's mean style loss per model (models measured in this run, or "
                         "reused with their per-style figures)")
+    parser.add_argument("--ratio-to", metavar="LABEL", help="also each model's losses as "
+                        "multiples of this model's, and per style, worst first")
     parser.add_argument("--reuse", type=Path, help="an earlier --json: its scores of models "
                         "with the same label, size and image counts are reused, not recomputed")
     args = parser.parse_args()
-    contents, styles = list_images(args.contents), list_images(args.styles)
+    contents = list_images(args.contents)
+    styles = [path for folder in args.styles for path in list_images(folder)]
     encoder = load_encoder(args.encoder)
     stylizers = {label: Stylizer(m, device="cpu", precision="fp32")
                  for label, m in parse_models(args.model).items()}
@@ -118,6 +147,8 @@ def main() -> None:
         per_style = {k: v["per_style"] for k, v in results.items() if "per_style" in v}
         print_per_style(per_style)
         print_per_style(per_style, "grid")
+    if args.ratio_to:
+        print_ratios(results, args.ratio_to)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"size": args.size, "contents": len(contents),
