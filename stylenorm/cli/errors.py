@@ -13,6 +13,7 @@ import typer.core
 
 from ..errors import Interrupted, OptionError, StylenormError
 from ..ranks import leave_group
+from .helptext import plain_help
 
 # click's base of usage errors, wherever this Typer takes click from (recent ones vendor it).
 ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -21,6 +22,10 @@ ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Cl
 class OneLineErrors(typer.core.TyperGroup):
     """The app's group: usage errors (a bad option value, a missing argument) print one
     ``error:`` line too, like the library's errors, instead of a usage panel."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        plain_help(self)
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:

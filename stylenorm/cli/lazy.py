@@ -8,6 +8,7 @@ import typer
 import typer.core
 
 from .errors import OneLineErrors
+from .helptext import plain_help
 
 TRAIN_HELP = ("Train AdaIN decoders (adain), the small arbitrary-style lite model (lite, from "
               "scratch or distilled from an AdaIN teacher) and multi-style CIN networks (cin).")
@@ -21,6 +22,7 @@ class LazyTrain(OneLineErrors):
         super().__init__(*args, **kwargs)
         placeholder = typer.core.TyperGroup(name="train", help=TRAIN_HELP)
         placeholder.placeholder = True
+        plain_help(placeholder)
         self.commands.setdefault("train", placeholder)
 
     def resolve_command(self, ctx, args):
@@ -35,4 +37,5 @@ class LazyTrain(OneLineErrors):
 
         group = typer.main.get_group(train_app)
         group.name = "train"
+        plain_help(group)
         self.commands["train"] = group
