@@ -373,16 +373,19 @@ def test_time_limit_finishes_early_with_a_checkpoint_and_a_model(random_store, t
     from stylenorm.training import loop as train
 
     clock = iter(range(0, 10_000, 25))  # every reading 25 s later than the one before
-    monkeypatch.setattr(train.time, "perf_counter", lambda: next(clock))
     config = tiny(tmp_path, folders, out=str(tmp_path / "t"), iterations=50, checkpoint_every=50,
                   sample_every=0, time_limit=1.0)  # one minute of training
-    result = train_adain(config, progress=False)
+    # Only the fake clock is undone after this block: random_store's STYLENORM_HOME must stay set
+    # for the resumed run (a plain monkeypatch.undo() also dropped it, and the run then read the
+    # encoder from ~/.cache/stylenorm, or failed where that was empty).
+    with monkeypatch.context() as patch:
+        patch.setattr(train.time, "perf_counter", lambda: next(clock))
+        result = train_adain(config, progress=False)
     assert 1 < result.iterations < 50
     state = torch.load(tmp_path / "t" / "checkpoint.pt", weights_only=True)
     assert state["iteration"] == result.iterations
     meta = read_meta(result.model_path)
     assert meta.provenance["iterations"] == result.iterations
-    monkeypatch.undo()
     resumed = train_adain(AdaINTrainConfig(**{**config.to_dict(), "iterations": 50,
                                               "time_limit": 0.0}), resume=True, progress=False)
     assert resumed.iterations == 50
