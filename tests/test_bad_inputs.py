@@ -284,7 +284,7 @@ CASES: dict[str, Callable[[Files], Expect]] = {
                                           f.content, extra=["--max-pixels", "100"]),
     # memory: every size that decides it is checked before anything is allocated
     "size_enlarges_past_max_pixels": lambda f: refused(
-        f, r"image is 700x390, 35897x20000 after resizing .*; the limit is 400000000 \(raise it "
+        f, r"image is 700x390, 35897x20000 after resizing .*; the limit is 150000000 \(raise it "
         "with --max-pixels", f.dir / "photo.png", png_header(f.dir / "photo.png", 700, 390),
         extra=["--size", "20000"]),
     "style_size_past_whole_limit": lambda f: refused(

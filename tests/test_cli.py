@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import make_image
 from PIL import Image
@@ -294,3 +295,55 @@ def test_a_closed_pipe_ends_quietly():
     proc.stdout.close()  # before it writes: importing takes longer than this
     assert proc.stderr.read() == b""
     proc.wait(timeout=60)
+
+
+def test_jpeg_output_puts_transparent_areas_on_white_and_says_so(random_store, tmp_path):
+    content = Image.new("RGBA", (40, 32), (200, 30, 30, 255))
+    content.paste((0, 0, 255, 0), (0, 0, 20, 32))  # the left half: hidden blue, transparent
+    content.save(tmp_path / "content.png")
+    style = make_image(tmp_path / "style.png", (32, 32), seed=1)
+    result = run("stylize", tmp_path / "content.png", style, "-o", tmp_path / "out.jpg",
+                 "--size", 0)
+    assert result.exit_code == 0, result.output
+    assert (f"note: {tmp_path / 'out.jpg'}: JPEG has no transparency; transparent areas are on "
+            "white") in result.output
+    pixels = np.asarray(Image.open(tmp_path / "out.jpg").convert("RGB"), dtype=float)
+    assert pixels[:, 2:18].mean() > 250  # white, not the hidden pixels' stylisation
+    assert pixels[:, 24:].mean() < 240
+
+
+def test_every_command_shares_one_precision_default_and_serve_takes_threads():
+    import typer.main
+
+    from stylenorm.choices import DEFAULT_PRECISION
+
+    group = typer.main.get_command(app)
+    for name in ("stylize", "batch", "video"):
+        precision = next(p for p in group.commands[name].params if p.name == "precision")
+        assert precision.default == DEFAULT_PRECISION, name
+    assert any(p.name == "threads" for p in group.commands["serve"].params)
+
+
+def test_no_progress_bar_off_a_terminal_nor_for_nothing_to_do(random_store, tmp_path):
+    make_image(tmp_path / "c" / "a.png", (40, 32), seed=1)
+    make_image(tmp_path / "s" / "x.png", (32, 32), seed=2)
+    for _ in range(2):  # the second run has nothing to do
+        result = run("batch", tmp_path / "c", tmp_path / "s", "-o", tmp_path / "out",
+                     "--model", "adain")  # --progress is the default; stderr is no terminal
+        assert result.exit_code == 0, result.output
+        assert "image/s" not in result.output and "0image" not in result.output
+        assert "\r" not in result.output
+
+
+def test_max_pixels_default_is_pillows_cap_too():
+    from stylenorm.choices import DEFAULT_MAX_PIXELS
+    from stylenorm.io.images import agree_with_pillow
+
+    assert DEFAULT_MAX_PIXELS == 150_000_000
+    assert Image.MAX_IMAGE_PIXELS >= DEFAULT_MAX_PIXELS
+    before = Image.MAX_IMAGE_PIXELS
+    try:
+        agree_with_pillow(4 * DEFAULT_MAX_PIXELS)  # a raised --max-pixels raises Pillow's cap
+        assert Image.MAX_IMAGE_PIXELS == 4 * DEFAULT_MAX_PIXELS
+    finally:
+        Image.MAX_IMAGE_PIXELS = before

@@ -495,3 +495,12 @@ def test_page_says_when_the_server_is_busy(server, browser):
     page.wait_for_function("document.querySelector('#status').innerText.startsWith('Done')",
                            timeout=30_000)
     page.close()
+
+
+def test_style_uploads_are_shown_as_thumbnails():
+    pytest.importorskip("gradio")
+    from stylenorm.web.page import style_thumbnails
+
+    shown = style_thumbnails([str(STROKES), str(MOSAIC)])
+    assert shown["value"] == [str(STROKES), str(MOSAIC)] and shown["visible"]
+    assert style_thumbnails(None)["visible"] is False

@@ -9,6 +9,7 @@ import typer
 from ..choices import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MODEL,
+    DEFAULT_PRECISION,
     DEFAULT_TILE_SIZE,
     MAX_WHOLE_PIXELS,
     Device,
@@ -19,6 +20,7 @@ from .batch import batch, bench, set_threads
 from .errors import say, user_errors
 from .lazy import LazyTrain
 from .options import (
+    PRECISION_HELP,
     AlphaOpt,
     DeviceOpt,
     MaxWholePixelsOpt,
@@ -92,7 +94,7 @@ def stylize(
     style_size: StyleSizeOpt = 512,
     crop: bool = typer.Option(False, help="Centre-crop content and style to squares."),
     device: DeviceOpt = Device.AUTO,
-    precision: Precision = typer.Option(Precision.FP32, help="Arithmetic precision."),
+    precision: Precision = typer.Option(DEFAULT_PRECISION, help=PRECISION_HELP),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1,
                                    help="Refuse larger inputs (checked before decoding)."),
     max_whole_pixels: MaxWholePixelsOpt = MAX_WHOLE_PIXELS,

@@ -11,6 +11,7 @@ import typer
 from ..choices import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MODEL,
+    DEFAULT_PRECISION,
     DEFAULT_TILE_SIZE,
     MAX_WHOLE_PIXELS,
     Device,
@@ -18,6 +19,7 @@ from ..choices import (
 )
 from .errors import printable, say, user_errors
 from .options import (
+    PRECISION_HELP,
     AlphaOpt,
     DeviceOpt,
     MaxWholePixelsOpt,
@@ -67,8 +69,7 @@ def batch(
     tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
     tile_size: TileSizeOpt = DEFAULT_TILE_SIZE,
     device: DeviceOpt = Device.AUTO,
-    precision: Precision = typer.Option(Precision.AUTO, help="Arithmetic precision; auto = bf16 "
-                                        "on CPUs where it is faster, fp16 on GPUs."),
+    precision: Precision = typer.Option(DEFAULT_PRECISION, help=PRECISION_HELP),
     batch_size: int = typer.Option(0, min=0, help="Same-size contents per model call "
                                    "(0: 4 on GPUs, 1 on CPUs)."),
     workers: int = typer.Option(2, min=1, help="Background threads reading/writing images."),

@@ -12,6 +12,9 @@ from ..choices import Device
 THREADS_HELP = ("CPU threads (0: one per core). On a machine where another job holds a core, "
                 "1 is several times faster than 2.")
 
+PRECISION_HELP = ("Arithmetic precision; auto = bf16 on CPUs where it is faster, fp16 on "
+                  "GPUs (an overflow is computed again in fp32).")
+
 ModelOpt = Annotated[str, typer.Option(help="Installed model name or a .safetensors path.")]
 AlphaOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Style strength, 0..1.")]
 StyleWeightsOpt = Annotated[str, typer.Option(help="Mix several styles, e.g. 0.7,0.3.")]

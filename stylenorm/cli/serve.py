@@ -16,7 +16,9 @@ from ..choices import (
     Device,
 )
 from ..errors import install_hint
+from .batch import set_threads
 from .errors import fail, say, user_errors
+from .options import ThreadsOpt
 
 WEB_EXTRA = f"the web app needs Gradio: {install_hint('web')}"
 
@@ -40,6 +42,7 @@ def serve(
     device: Device = typer.Option(Device.AUTO, help="Where to run."),
     samples: Path = typer.Option(None, file_okay=False, help="Folder with content/ and style/ "
                                  "sample images (default: the repository's samples/)."),
+    threads: ThreadsOpt = 0,
 ) -> None:
     """Start a local web page (and an HTTP API) to stylise images by dropping them in."""
     if importlib.util.find_spec("gradio") is None:
@@ -48,6 +51,7 @@ def serve(
     from ..web.server import serve as run_server
     from ..web.service import ServeConfig
 
+    set_threads(threads)
     samples = samples or (REPO_SAMPLES if REPO_SAMPLES.is_dir() else None)
     config = ServeConfig(host=host, port=port, model=model, max_pixels=max_pixels,
                          max_upload_bytes=max_upload_mb * 2**20, max_size=max_size,

@@ -21,6 +21,7 @@ outputs are counted as failed, and the run goes on.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +31,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..choices import DEFAULT_PRECISION
 from ..errors import DiskFullError, Interrupted, NonFiniteError, OptionError, StylenormError
 from ..hub.zoo import DEFAULT_MODEL
 from ..io.images import LoadedImage, load_image, save_image
@@ -45,6 +47,7 @@ from .batchplan import (
     split_existing,
 )
 from .finite import LOW_PRECISION, PRECISION_NAMES, require_finite
+from .progress import on_terminal
 from .shards import share_of
 from .stylize import MIN_IMAGE_SIZE, StylizeOptions, Stylizer
 from .tiling import TileOptions, can_tile, check_tileable, decode_tiled, encode_content, should_tile
@@ -299,7 +302,9 @@ def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | Non
         check_tileable(stylizer.model)
     for folder in {job.output.parent for job in plan.todo}:
         folder.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=len(plan.todo), unit="image", disable=not progress, desc="batch") as bar:
+    shown = on_terminal(progress) and bool(plan.todo)  # no "0image" bar for nothing to do
+    with tqdm(total=len(plan.todo), unit="image", disable=not shown, desc="batch",
+              file=sys.stderr) as bar:
         run = _Run(stylizer, options, batch or BatchOptions(), bar, log)
         run.report.skipped = [job.output for job in plan.existing]
         interrupted = False
@@ -350,7 +355,7 @@ def _guarded(run: _Run, item: list[_Content] | _Content) -> None:
 
 def batch_stylize(contents: str | Path | None, styles: str | Path | None, out_dir: str | Path, *,
                   pairs: str | Path | None = None, model: str | Path = DEFAULT_MODEL,
-                  device: str = "auto", precision: str = "auto", recursive: bool = False,
+                  device: str = "auto", precision: str = DEFAULT_PRECISION, recursive: bool = False,
                   ext: str = "jpg", overwrite: bool = False, batch_size: int = 0,
                   workers: int = 2, progress: bool = True, log: Log | None = None,
                   part: Place | None = None, **options) -> BatchReport:

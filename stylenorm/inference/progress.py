@@ -10,6 +10,12 @@ import time
 from collections.abc import Iterator
 
 
+def on_terminal(progress: bool) -> bool:
+    """Whether to draw progress: asked for, and stderr is a terminal (a bar's carriage returns
+    in a log file are noise)."""
+    return progress and sys.stderr.isatty()
+
+
 @contextlib.contextmanager
 def spinner(enabled: bool, desc: str = "stylize", delay: float = 1.0,
             period: float = 0.25) -> Iterator[None]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..choices import MAX_WHOLE_PIXELS
+from ..choices import DEFAULT_PRECISION, MAX_WHOLE_PIXELS
 from ..errors import NonFiniteError, OptionError, StylenormError
 from ..hub.zoo import DEFAULT_MODEL, load_model
 from ..io.images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_image, save_image
@@ -23,7 +23,7 @@ from ..models.protocol import FixedStyleModel, StyleCodeLike
 from ..nn.colour import match_colour
 from ..runtime import resolve_device, resolve_dtype
 from .finite import LOW_PRECISION, PRECISION_NAMES, cast_code, count_non_finite, require_finite
-from .progress import spinner
+from .progress import on_terminal, spinner
 from .tiling import (
     FeatureHook,
     TileOptions,
@@ -33,7 +33,6 @@ from .tiling import (
     tile_count,
 )
 
-DEFAULT_PRECISION = "fp32"  # of every command and API (stylize, batch, video, the web app)
 PROGRESS_DELAY_S = 1.0  # runs shorter than this show no progress bar
 MIN_IMAGE_SIZE = 16  # smaller images vanish inside the encoder's pooling layers
 
@@ -258,14 +257,14 @@ class Stylizer:
                                 "tile_size")
             done = itertools.count(1)
             with tqdm(total=tile_count(self.model, h, w, tiles), unit="tile", desc="stylize",
-                      disable=not self.progress, delay=PROGRESS_DELAY_S, leave=False,
+                      disable=not on_terminal(self.progress), delay=PROGRESS_DELAY_S, leave=False,
                       file=sys.stderr) as bar:
                 return stylize_tiled(self.model, content, code, options.alpha, tiles, mask,
                                      on_tile=lambda stage, shape: self.tile_done(bar, done),
                                      adjust=adjust)
         options.check_whole("the content", h, w, "size")
         # one model call, no count to show: a spinner, on a terminal only (no \r into logs)
-        with spinner(self.progress and sys.stderr.isatty(), delay=PROGRESS_DELAY_S):
+        with spinner(on_terminal(self.progress), delay=PROGRESS_DELAY_S):
             if adjust is None:
                 out = self.model(self.model.prepare(content), code, options.alpha, mask)
             else:

@@ -34,6 +34,12 @@ def error_line(exc: BaseException, files: SessionFiles) -> str:
     return f"internal error ({type(exc).__name__}); see the server's log"
 
 
+def style_thumbnails(files: list[str] | None):
+    """The style uploads as pictures (their file names alone are cut off in the file list)."""
+    paths = [str(f) for f in files or []]
+    return gr.update(value=paths or None, visible=bool(paths))
+
+
 def painted_mask(editor: dict | None, folder: Path) -> Path | None:
     """The strokes painted over the content as a black-and-white mask file (white where
     painted), or None when nothing was painted."""
@@ -117,6 +123,9 @@ def input_column(page: Page, config) -> dict:
     ui["sample_content"] = gr.Dropdown(contents, value=None, label="...or a sample content",
                                        visible=bool(contents), elem_id="sample-content")
     ui["styles"] = gr.File(label="Style images", file_count="multiple", elem_id="styles")
+    ui["style_thumbs"] = gr.Gallery(label="Styles", columns=4, height=140, preview=False,
+                                    object_fit="cover", interactive=False, visible=False,
+                                    elem_id="style-thumbs")
     ui["sample_styles"] = gr.Dropdown(styles, value=[], multiselect=True,
                                       label="...or sample styles", visible=bool(styles),
                                       elem_id="sample-styles")
@@ -164,6 +173,7 @@ def build_page(service: StyleService, files: SessionFiles) -> gr.Blocks:
                                     ui["sample_content"], ui["content"])
         ui["sample_styles"].change(lambda ns: [page.sample_path("style", n) for n in ns] or None,
                                    ui["sample_styles"], ui["styles"])
+        ui["styles"].change(style_thumbnails, ui["styles"], ui["style_thumbs"])
         ui["content"].change(page.show_content, ui["content"],
                              [shown, ui["mask_paint"], ui["status"]])
         names = ["content", "styles", "mask_file", "mask_paint", "model", "alpha", "weights",
