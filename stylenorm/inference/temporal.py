@@ -34,7 +34,16 @@ import numpy as np
 from ..errors import OptionError
 from ..io.video import optional_module
 from ..models.protocol import ContentFeatures
-from .flow import FLOW_SIDE, FlowEstimator, FrameMotion, grey, motion, resize_flow, warp
+from .flow import (
+    FLOW_SIDE,
+    FlowEstimator,
+    FrameMotion,
+    channel_max,
+    grey,
+    motion,
+    resize_flow,
+    warp,
+)
 
 
 @dataclass
@@ -108,7 +117,7 @@ class TemporalFilter:
         """1 where the flow is consistent and predicts the input's colour, 0 elsewhere,
         feathered (at the flow's size). Shape: (h, w) float32."""
         cv2 = optional_module("cv2")
-        error = np.abs(small - warp(previous, step.backward)).max(axis=-1)
+        error = channel_max(cv2.absdiff(small, warp(previous, step.backward)))
         trusted = (step.valid & (error < self.options.colour_tolerance)).astype(np.float32)
         k = self.options.feather * small.shape[0] / full_height
         if k >= 0.5:
