@@ -189,6 +189,7 @@ def test_stylize_shows_tile_progress_and_takes_threads(random_store, tmp_path, m
     import torch
 
     monkeypatch.setattr("stylenorm.inference.stylize.PROGRESS_DELAY_S", 0)
+    monkeypatch.setattr("stylenorm.inference.stylize.on_terminal", lambda progress: progress)
     content = make_image(tmp_path / "big.png", (160, 128))
     style = make_image(tmp_path / "s.png", (32, 32), seed=1)
     args = ["stylize", content, style, "-o", tmp_path / "o.png", "--size", 0, "--style-size", 0,
@@ -335,15 +336,28 @@ def test_no_progress_bar_off_a_terminal_nor_for_nothing_to_do(random_store, tmp_
         assert "\r" not in result.output
 
 
-def test_max_pixels_default_is_pillows_cap_too():
+def test_max_pixels_is_pillows_cap_too(tmp_path):
+    """Pillow's own cap (179 MP) would refuse a raised --max-pixels; it follows the limit."""
+    import struct
+    import zlib
+
     from stylenorm.choices import DEFAULT_MAX_PIXELS
-    from stylenorm.io.images import agree_with_pillow
+    from stylenorm.io.images import image_size, pillow_cap
 
     assert DEFAULT_MAX_PIXELS == 150_000_000
-    assert Image.MAX_IMAGE_PIXELS >= DEFAULT_MAX_PIXELS
-    before = Image.MAX_IMAGE_PIXELS
-    try:
-        agree_with_pillow(4 * DEFAULT_MAX_PIXELS)  # a raised --max-pixels raises Pillow's cap
-        assert Image.MAX_IMAGE_PIXELS == 4 * DEFAULT_MAX_PIXELS
-    finally:
-        Image.MAX_IMAGE_PIXELS = before
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+
+    side = 14_000  # 196 MP: over the default and over Pillow's own cap (179 MP)
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    (tmp_path / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                                       + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
+    with pytest.raises(ValueError, match=r"\(196000000 pixels\); the limit is 150000000 "
+                                         r"\(raise it with --max-pixels\)"):
+        image_size(tmp_path / "big.png")  # the limit speaks, not Pillow
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(tmp_path / "big.png")  # Pillow alone
+    with pillow_cap(4 * 10**8):  # as while `--max-pixels 400000000` reads a header
+        assert Image.open(tmp_path / "big.png").size == (side, side)

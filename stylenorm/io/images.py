@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,15 +75,23 @@ def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
 DECODE_BYTES, RESULT_BYTES = 40, 64
 
 
-def agree_with_pillow(max_pixels: int) -> None:
-    """Pillow's decompression-bomb cap follows ``max_pixels``: its warning at the limit (the
-    limit's own message, which names --max-pixels, speaks first) and its error at twice it, a
-    backstop for headers far beyond. A larger limit raises it; it never falls below the
-    default (other threads may be reading with it)."""
-    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
+PILLOW_CAP = threading.Lock()
 
 
-Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+@contextlib.contextmanager
+def pillow_cap(max_pixels: int):
+    """Pillow's decompression-bomb cap agreeing with ``max_pixels`` while a header is read:
+    Pillow warns above ``Image.MAX_IMAGE_PIXELS`` and refuses above twice it, so with the cap at
+    the limit (never under the default) the limit's own message, naming --max-pixels, speaks
+    for any image up to twice it, and Pillow's refusal is the backstop beyond. A raised
+    ``max_pixels`` raises the cap with it (Pillow's fixed 179 MP would otherwise refuse)."""
+    with PILLOW_CAP:
+        before = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max(max_pixels, DEFAULT_MAX_PIXELS)
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = before
 
 
 def available_memory() -> int | None:
@@ -139,8 +148,8 @@ def _open(path: Path, max_pixels: int, size: int = 0, crop: bool = False,
             # max_pixels is the limit (Pillow's DecompressionBombError stays as a backstop); the
             # other warnings are about odd metadata (corrupt EXIF, long tags): the pixels decide
             warnings.simplefilter("ignore")
-            agree_with_pillow(max_pixels)
-            image = Image.open(path)
+            with pillow_cap(max_pixels):
+                image = Image.open(path)
             _check_limits(path, *image.size, size, crop, max_pixels, result_limit)
             image.seek(0)  # first frame of animations
             if decode:
