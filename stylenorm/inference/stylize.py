@@ -22,6 +22,7 @@ from ..io.images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_imag
 from ..models.protocol import FixedStyleModel, StyleCodeLike
 from ..nn.colour import match_colour
 from ..runtime import resolve_device, resolve_dtype
+from .faint import keep_faint
 from .finite import LOW_PRECISION, PRECISION_NAMES, cast_code, count_non_finite, require_finite
 from .progress import on_terminal, spinner
 from .tiling import (
@@ -243,9 +244,11 @@ class Stylizer:
                ) -> torch.Tensor:
         """Stylise a (1, 3, H, W) content with a ready code; large contents go in tiles.
         ``adjust`` may replace the content's features and statistics between encoding and
-        decoding (video smooths the statistics over time). Checked by :meth:`finite`."""
-        return self.finite(lambda: self._render(content, cast_code(code, self.dtype), options,
-                                                mask, adjust))
+        decoding (video smooths the statistics over time). Checked by :meth:`finite`; faint
+        content (dark, flat) stays faint (:func:`~.faint.keep_faint`)."""
+        out = self.finite(lambda: self._render(content, cast_code(code, self.dtype), options,
+                                               mask, adjust))
+        return keep_faint(content, out)
 
     def _render(self, content: torch.Tensor, code: StyleCodeLike, options: StylizeOptions,
                 mask: torch.Tensor | None, adjust: FeatureHook | None) -> torch.Tensor:

@@ -1,0 +1,65 @@
+"""Faint content stays faint: black and near-black frames, fades from black and flat images are
+not painted as loud blocks (inference/faint.py, applied by Stylizer.render to stills and
+video frames alike)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylenorm.inference.faint import keep_faint, stylisation_weight
+from stylenorm.inference.stylize import StylizeOptions, Stylizer
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def load(path: Path, side: int = 96) -> torch.Tensor:
+    image = Image.open(path).convert("RGB")
+    image.thumbnail((side, side))
+    return torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)[None]
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    return 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+
+
+@pytest.fixture(scope="module")
+def stylise():
+    stylizer = Stylizer("lite", "cpu", "fp32")
+    style = [load(SAMPLES / "style" / "mosaic.png", 128)]
+    return lambda content: stylizer.stylize_tensors(content, style, StylizeOptions())
+
+
+def test_black_and_flat_frames_stay_as_they_are(stylise):
+    for level in (0.0, 0.5):  # black (was flat mauve, 104/255), mid grey
+        content = torch.full((1, 3, 64, 96), level)
+        assert torch.allclose(stylise(content), content, atol=1e-6)
+
+
+def test_a_near_black_frame_stays_dark(stylise):
+    photo = load(SAMPLES / "content" / "rocket.jpg")
+    content = photo * (1.5 / 255 / float(luma(photo).mean()))  # mean 1.5/255
+    out = stylise(content)
+    assert float(luma(out).mean()) * 255 < 3  # was 118/255 with std 43: bright blocks
+    assert float(luma(out).std()) * 255 < 2
+
+
+def test_a_fade_from_black_brings_the_style_in_smoothly(stylise):
+    photo = load(SAMPLES / "content" / "rocket.jpg")
+    means = [float(luma(stylise(photo * f)).mean()) for f in np.linspace(0, 0.4, 9)]
+    assert means[0] == 0  # the style's own brightness varies by a level or two when full
+    assert all(b >= a - 2 / 255 for a, b in zip(means, means[1:], strict=False)), means
+    assert max(np.diff(means)) < 0.2  # brought in over several steps (measured 0.15 at most)
+    assert means[1] < 5 / 255 and means[-1] > 100 / 255  # 1 % bright: dark; 7 %: styled
+
+
+def test_ordinary_photos_are_untouched():
+    for name in ("rocket.jpg", "cat.jpg", "astronaut.jpg", "coffee.jpg"):
+        content = load(SAMPLES / "content" / name)
+        assert float(stylisation_weight(content)) == 1.0
+        stylised = torch.rand_like(content)
+        assert keep_faint(content, stylised) is stylised
