@@ -224,7 +224,7 @@ def test_tiled_frames_match_whole_frames(clip_file, tmp_path):
 
 @pytest.mark.parametrize(("styles", "flags", "code", "message"), [
     ([STYLE], ["--style-weights", "1,2"], 2, "--style-weights has 2 values for 1 style"),
-    ([], [], 1, "give at least one style image"),
+    ([], [], 2, "give at least one style image"),  # a usage error (OptionError)
     ([STYLE], ["--blend", "2"], 2, "--blend"),
 ])
 def test_bad_options_are_one_line(clip_file, tmp_path, styles, flags, code, message):
