@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from seams import seam_ratio, tile_borders  # benchmarks/seams.py
 
 from stylenorm.hub.zoo import load_model
 from stylenorm.inference.batch import BatchOptions, run_batch
 from stylenorm.inference.batchplan import plan_pairs, split_existing
 from stylenorm.inference.bench import describe_machine
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
-from stylenorm.inference.tiling import TileOptions, seam_ratio, tile_borders
+from stylenorm.inference.tiling import TileOptions
 from stylenorm.io.images import load_image, save_image
 from stylenorm.models.adain import StyleCode
 from stylenorm.nn.conditional import mean_std

@@ -5,7 +5,7 @@
 
 A clip with known motion is made from the project's own samples (samples/content/rocket.jpg
 panned and zoomed, samples/content/cat.jpg sliding over it as an occluding sprite;
-inference.motion). Both pipelines run in this process on the same frames with the same model:
+known_motion.py). Both pipelines run in this process on the same frames with the same model:
 
 * per-frame: `--no-temporal` (one style code, each frame stylised on its own);
 * temporal: the default (smoothed content statistics, flow-guided blending).
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from known_motion import CameraPath, pan_zoom_clip
 from PIL import Image
 
 from stylenorm.inference.bench import describe_machine
 from stylenorm.inference.flow import FlowEstimator, clip_warping_error, full_motion, grey
-from stylenorm.inference.motion import CameraPath, pan_zoom_clip
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.inference.temporal import TemporalOptions
 from stylenorm.inference.video import VideoOptions, VideoReport, stylize_frames

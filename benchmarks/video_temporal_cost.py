@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from known_motion import CameraPath, pan_zoom_clip
 from PIL import Image
 
 import stylenorm.inference.video as video
 from stylenorm.inference.flow import clip_warping_error
-from stylenorm.inference.motion import CameraPath, pan_zoom_clip
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.inference.temporal import TemporalFilter, TemporalOptions
 from stylenorm.inference.video import VideoOptions, VideoReport, stylize_frames

@@ -1,12 +1,22 @@
 """Colour matching for --preserve-color (stylenorm.nn.colour.match_colour), and how it differs
-from CORAL (stylenorm.nn.conditional.coral)."""
+from CORAL."""
 
 from __future__ import annotations
 
 import torch
 
 from stylenorm.nn.colour import match_colour
-from stylenorm.nn.conditional import coral
+from stylenorm.nn.conditional import wct
+
+
+def coral(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CORAL colour transfer: ``source`` recoloured to the target's channel means and 3x3
+    covariance, C_t^{1/2} C_s^{-1/2} (x_s - mu_s) + mu_t; on colours that is WCT.
+
+    Shape:
+        (N, 3, H, W); target (N or 1, 3, H', W') -> (N, 3, H, W)
+    """
+    return wct(source, target)
 
 
 def image(seed: int, shape=(1, 3, 20, 24)) -> torch.Tensor:

@@ -14,7 +14,6 @@ from stylenorm.nn.conditional import (
     WhiteningColoring,
     adain,
     adain_with_stats,
-    coral,
     mean_std,
     one_hot_weights,
     wct,
@@ -98,7 +97,7 @@ def test_gradcheck_mean_std_and_adain():
     assert torch.autograd.gradcheck(AdaIN(), (x, s))
 
 
-# --- wct / coral ----------------------------------------------------------------------------
+# --- wct ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("style_batch", [2, 1])
@@ -136,26 +135,6 @@ def test_whitening_coloring_blends_with_alpha():
     torch.testing.assert_close(module(content, style, alpha=0.0), content)
     with pytest.raises(ValueError, match="alpha"):
         module(content, style, alpha=1.5)
-
-
-@pytest.mark.parametrize("batched", [False, True])
-def test_coral_matches_target_mean_and_covariance(batched):
-    source = torch.rand(3, 8, 8)
-    target = torch.rand(3, 6, 5) * 0.5 + 0.25
-    target = (target + 0.5 * target.roll(1, dims=0)) / 1.5
-    if batched:
-        source, target = source.expand(2, -1, -1, -1).contiguous(), target[None]
-    out = unchanged_after(lambda s, t: coral(s, t, eps=1e-8), source, target)
-    assert out.shape == source.shape and out.dtype == source.dtype
-    out_mean, out_cov = _channel_moments(out.reshape(-1, 3, 8, 8).double())
-    t_mean, t_cov = _channel_moments(target.reshape(1, 3, 6, 5).double())
-    torch.testing.assert_close(out_mean, t_mean.expand_as(out_mean), atol=1e-5, rtol=0)
-    torch.testing.assert_close(out_cov, t_cov.expand_as(out_cov), atol=1e-5, rtol=0)
-
-
-def test_coral_explains_mismatched_shapes():
-    with pytest.raises(ValueError, match="both"):
-        coral(torch.rand(3, 4, 4), torch.rand(1, 3, 4, 4))
 
 
 # --- conditional instance norm ---------------------------------------------------------------

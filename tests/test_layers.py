@@ -1,13 +1,19 @@
-"""The package's layers: no module imports from a layer above its own, and the packaging config
-names every sub-package."""
+"""The package's layers: no module imports from a layer above its own, no modules import each
+other in a circle (inside a sub-package too), and the packaging config names every
+sub-package."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10, which pyproject allows
+    tomllib = None
 
 PACKAGE = Path(__file__).resolve().parent.parent / "stylenorm"
 
@@ -92,9 +98,106 @@ def test_the_package_init_does_not_import_itself_for_the_version():
             assert target[1:] != ["__version__"], f"{path}:{line}: import _version instead"
 
 
+def module_of(target: list[str]) -> str | None:
+    """The module file an import of ``target`` runs: its longest prefix that is a module or a
+    package (``from .weights import X`` -> ``stylenorm.hub.weights``)."""
+    for end in range(len(target), 0, -1):
+        base = PACKAGE.parent.joinpath(*target[:end])
+        if base.with_suffix(".py").is_file() or (base / "__init__.py").is_file():
+            return ".".join(target[:end])
+    return None
+
+
+def import_graph() -> dict[str, dict[str, tuple[Path, int]]]:
+    """module -> {imported module: (file, line)}, for every stylenorm import anywhere in a file
+    (deferred imports inside functions too: a circle of them is still two modules that each
+    need the other)."""
+    graph: dict[str, dict[str, tuple[Path, int]]] = {}
+    for path in MODULES:
+        own = ".".join(module_name(path))
+        edges = graph.setdefault(own, {})
+        for line, target in imported(path):
+            if target[1:2] == ["bundled"]:  # the weights folder, not code
+                continue
+            other = module_of(target)
+            if other is not None and other != own:
+                edges.setdefault(other, (path, line))
+    return graph
+
+
+def circles(graph: dict[str, dict]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in graph.get(node, {}):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_circles_are_found():
+    graph = {"a": {"b": 0}, "b": {"c": 0}, "c": {"a": 0}, "d": {"a": 0}, "e": {}}
+    assert circles(graph) == [["a", "b", "c"]]
+    assert circles({"a": {"b": 0}, "b": {}}) == []
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    graph = import_graph()
+    assert "stylenorm.hub.weights" in graph["stylenorm.hub.zoo"]  # the graph sees sub-modules
+    messages = []
+    for circle in circles(graph):
+        edges = [f"{graph[a][b][0].relative_to(PACKAGE)}:{graph[a][b][1]} imports {b}"
+                 for a in circle for b in circle if b in graph[a]]
+        messages.append(f"{' <-> '.join(circle)}: " + "; ".join(edges))
+    assert not messages, "modules import each other in a circle:\n" + "\n".join(messages)
+
+
+def setuptools_packages(text: str) -> list[str]:
+    """``[tool.setuptools] packages`` of a pyproject: by tomllib where Python has it, else read
+    as the one array of strings it is (comments allowed)."""
+    if tomllib is not None:
+        return tomllib.loads(text)["tool"]["setuptools"]["packages"]
+    return packages_array(text)
+
+
+def packages_array(text: str) -> list[str]:
+    section = text.split("[tool.setuptools]", 1)[1].split("\n[", 1)[0]
+    found = re.search(r"^packages\s*=\s*(\[.*?\])", section, re.S | re.M)
+    assert found, "pyproject's [tool.setuptools] has no packages array"
+    body = "\n".join(line.split("#", 1)[0] for line in found[1].splitlines())
+    return ast.literal_eval(body)
+
+
+@pytest.mark.skipif(tomllib is None, reason="compares the fallback with tomllib")
+def test_the_fallback_reads_the_packages_as_tomllib_does():
+    text = (PACKAGE.parent / "pyproject.toml").read_text()
+    assert packages_array(text) == tomllib.loads(text)["tool"]["setuptools"]["packages"]
+
+
 def test_packaging_names_every_sub_package():
-    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
-    listed = set(config["tool"]["setuptools"]["packages"])
+    listed = set(setuptools_packages((PACKAGE.parent / "pyproject.toml").read_text()))
     on_disk = {".".join(p.parent.relative_to(PACKAGE.parent).parts)
                for p in PACKAGE.rglob("__init__.py")}
     assert on_disk <= listed, f"pyproject's packages misses {sorted(on_disk - listed)}"

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import make_image
 from PIL import Image
+from seams import seam_ratio, tile_borders
 from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
@@ -17,11 +18,9 @@ from stylenorm.inference.tiling import (
     GRID,
     TileOptions,
     encode_content,
-    seam_ratio,
     should_tile,
     spans,
     stylize_tiled,
-    tile_borders,
     tile_count,
     window_weights,
 )

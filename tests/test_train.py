@@ -57,7 +57,7 @@ def test_every_norm_trains_saves_and_stylizes(random_store, tmp_path, folders, n
     result = train_adain(tiny(tmp_path, folders, norm=norm), progress=False)
     run = tmp_path / "run"
     meta = read_meta(result.model_path)
-    assert meta.kind == "adain" and meta.config["decoder"] == {"norm": norm}
+    assert meta.kind == "adain" and meta.config["decoder"] == {"norm": norm, "affine": True}
     assert meta.config["encoder"] == {"family": "normalised"}
     prov = meta.provenance
     assert prov["iterations"] == 2 and prov["training_config"]["norm"] == norm

@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 av = pytest.importorskip("av", reason="PyAV (the video extra) is not installed")
 pytest.importorskip("cv2", reason="OpenCV (the video extra) is not installed")
 
+from known_motion import CameraPath, pan_zoom_clip, save_clip  # noqa: E402
+
 from stylenorm.cli.app import app  # noqa: E402
 from stylenorm.inference.flow import clip_warping_error  # noqa: E402
-from stylenorm.inference.motion import CameraPath, pan_zoom_clip, save_clip  # noqa: E402
 from stylenorm.inference.stylize import StylizeOptions, Stylizer  # noqa: E402
 from stylenorm.inference.temporal import TemporalFilter, TemporalOptions  # noqa: E402
 from stylenorm.inference.video import VideoOptions, stylize_frames  # noqa: E402

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import pytest
@@ -88,20 +90,27 @@ def test_import_names_the_offending_tensor(tmp_path):
 
 
 class Payload:
+    """Unpickling this runs ``os.mkdir(marker)``: what an attacker's ``.pth`` would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
     def __reduce__(self):
-        return (Path.touch, (Path(PAYLOAD_MARKER),))
-
-
-PAYLOAD_MARKER = ""
+        return (os.mkdir, (self.marker,))
 
 
 def test_pickle_payload_is_refused_without_running(tmp_path):
-    global PAYLOAD_MARKER
-    PAYLOAD_MARKER = str(tmp_path / "payload_ran")
-    torch.save({"0.weight": Payload()}, tmp_path / "evil.pth")
+    live = tmp_path / "payload_is_live"
+    torch.save({"0.weight": Payload(live)}, tmp_path / "probe.pth")
+    with contextlib.suppress(Exception):  # unpickled the unsafe way, the payload must run
+        torch.load(tmp_path / "probe.pth", weights_only=False)
+    assert live.exists(), "the payload does not run even when unpickled: the test proves nothing"
+
+    marker = tmp_path / "payload_ran"
+    torch.save({"0.weight": Payload(marker)}, tmp_path / "evil.pth")
     with pytest.raises(WeightsError, match="evil.pth: refused"):
         load_pth(tmp_path / "evil.pth")
-    assert not Path(PAYLOAD_MARKER).exists()
+    assert not marker.exists(), "the pickle payload ran"
 
 
 def test_round_trip_identical_outputs(tmp_path):
@@ -110,12 +119,27 @@ def test_round_trip_identical_outputs(tmp_path):
     path = save_weights(tmp_path / "d.safetensors", decoder.state_dict(), "adain-test",
                         decoder.config.to_dict(), {"note": "test"})
     tensors, meta = load_weights(path)
-    assert meta.config == {"norm": "switchable"} and meta.provenance["note"] == "test"
+    assert meta.config == {"norm": "switchable", "affine": True}
+    assert meta.provenance["note"] == "test"
     assert meta.provenance["num_params"] == sum(t.numel() for t in decoder.state_dict().values())
     clone = AdaINDecoder(DecoderConfig(**meta.config))
     load_state_strict(clone, tensors, path)
     x = torch.randn(1, 512, 4, 4)
     assert torch.equal(decoder.eval()(x), clone.eval()(x))
+
+
+def test_decoder_config_keeps_affine_and_reads_old_files_as_affine(tmp_path):
+    plain = AdaINDecoder(DecoderConfig(norm="instance", affine=False))
+    assert not any(".norm." in key for key in plain.state_dict())  # no gamma, no beta
+    path = save_weights(tmp_path / "d.safetensors", plain.state_dict(), "adain",
+                        {"decoder": plain.config.to_dict()})
+    tensors, meta = load_weights(path)
+    clone = AdaINDecoder(DecoderConfig(**meta.config["decoder"]))
+    assert clone.config.affine is False
+    load_state_strict(clone, tensors, path)
+    # a file from before affine was saved: its norms were built with the default, affine
+    old = AdaINDecoder(DecoderConfig(**{"norm": "instance"}))
+    assert old.config.affine is True and "blocks.conv4_1.norm.weight" in old.state_dict()
 
 
 def test_strict_load_names_missing_and_unexpected(tmp_path):

@@ -9,6 +9,11 @@ import re
 
 import typer.core
 
+# The train group's help: shown by the app's placeholder (cli/lazy.py) and the group itself
+# (cli/train.py) alike.
+TRAIN_HELP = ("Train AdaIN decoders (adain), the small arbitrary-style lite model (lite, from "
+              "scratch or distilled from an AdaIN teacher) and multi-style CIN networks (cin).")
+
 # Python annotations -> what the help shows for a value of that type
 VALUE_NAMES = {int: "INTEGER", float: "NUMBER", str: "TEXT", bool: "BOOLEAN"}
 

@@ -8,10 +8,7 @@ import typer
 import typer.core
 
 from .errors import OneLineErrors
-from .helptext import plain_help
-
-TRAIN_HELP = ("Train AdaIN decoders (adain), the small arbitrary-style lite model (lite, from "
-              "scratch or distilled from an AdaIN teacher) and multi-style CIN networks (cin).")
+from .helptext import TRAIN_HELP, plain_help
 
 
 class LazyTrain(OneLineErrors):

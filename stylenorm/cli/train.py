@@ -1,5 +1,7 @@
-"""``stylenorm train``: the Typer commands over :mod:`stylenorm.training.adain` and
-:mod:`stylenorm.training.cin` (registered on the main app by :mod:`stylenorm.cli.app`)."""
+"""``stylenorm train``: the Typer commands over :mod:`stylenorm.training.adain`,
+:mod:`stylenorm.training.lite` (with :mod:`stylenorm.training.distill` under ``--teacher``) and
+:mod:`stylenorm.training.cin` (loaded by :mod:`stylenorm.cli.lazy` when a command line names
+``train``)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from ..training.adain import StyleLoss
 from ..training.config import Schedule
 from ..training.data import DataMode
 from .errors import say, user_errors
-from .lazy import TRAIN_HELP
+from .helptext import TRAIN_HELP
 
 train_app = typer.Typer(help=TRAIN_HELP,
                         no_args_is_help=True)

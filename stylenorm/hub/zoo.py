@@ -6,6 +6,8 @@ Kinds of weights file:
   standard name of its family and shared by every AdaIN decoder.
 * ``adain``: an AdaIN decoder (config: ``{"decoder": DecoderConfig, "encoder": EncoderConfig}``);
   loading it also loads the matching encoder from the store.
+* ``lite``: the small VGG-free arbitrary-style model (config: :class:`LiteConfig`); needs no
+  encoder.
 * ``cin``: a multi-style CIN transformer network (config: :class:`CINConfig`, with the style
   names); needs no encoder and no style images.
 """

@@ -9,7 +9,7 @@ import numbers
 import os
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -53,7 +53,6 @@ class StylizeOptions:
     tile_size: int = TileOptions.tile
     style_index: int | None = None  # CIN models: which of the model's styles
     max_whole_pixels: int = MAX_WHOLE_PIXELS  # the most pixels the model runs in one piece
-    extra: dict = field(default_factory=dict)
 
     def check_whole(self, what: str, height: int, width: int, lower: str) -> None:
         """Refuse ``what`` (run by the model in one piece) above ``max_whole_pixels``."""
@@ -370,7 +369,7 @@ def stylize(content: str | os.PathLike, styles: str | os.PathLike | list,
             if not isinstance(value, (str, os.PathLike)):
                 raise OptionError(f"{name} must be a path (str or os.PathLike); got {value!r}",
                                   params=(name,))
-    unknown = sorted(set(options) - {f.name for f in fields(StylizeOptions)} - {"extra"})
+    unknown = sorted(set(options) - {f.name for f in fields(StylizeOptions)})
     if unknown:
         raise OptionError(f"unknown option(s) {unknown}; StylizeOptions has "
                           f"{sorted(f.name for f in fields(StylizeOptions))}")

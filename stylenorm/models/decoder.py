@@ -37,7 +37,11 @@ ADAIN_SEQUENTIAL_INDEX = {
 
 @dataclass
 class DecoderConfig:
+    """The decoder's norm layer by registry name, and whether it has a learnt per-channel
+    affine map (files written before ``affine`` was saved read as True, as they were built)."""
+
     norm: str = NormName.NONE.value
+    affine: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,7 +73,7 @@ class AdaINDecoder(nn.Module):
     def __init__(self, config: DecoderConfig | None = None) -> None:
         super().__init__()
         self.config = config or DecoderConfig()
-        norm_layer = norm_factory(self.config.norm)
+        norm_layer = norm_factory(self.config.norm, affine=self.config.affine)
         last = DECODER_LAYERS[-1][0]
         self.blocks = nn.ModuleDict(
             {

@@ -1,7 +1,7 @@
 """Conditional normalization: statistics taken from a style, a style index or a class.
 
 Pure functions (they never modify their inputs): `mean_std`, `adain`, `adain_with_stats`,
-`wct` and `coral`. Thin modules with a visible condition argument, ``forward(x, cond)``:
+`modulate` and `wct`. Thin modules with a visible condition argument, ``forward(x, cond)``:
 `AdaIN`, `ConditionalInstanceNorm2d`, `ConditionalBatchNorm2d` and `WhiteningColoring`.
 """
 
@@ -15,7 +15,7 @@ from .statistics import mean_std
 
 __all__ = [
     "AdaIN", "ConditionalBatchNorm2d", "ConditionalInstanceNorm2d", "WhiteningColoring", "adain",
-    "adain_with_stats", "coral", "mean_std", "modulate", "one_hot_weights", "wct",
+    "adain_with_stats", "mean_std", "modulate", "one_hot_weights", "wct",
 ]
 
 
@@ -143,27 +143,6 @@ def modulate(feat: Tensor, content_mean: Tensor, content_std: Tensor, style_mean
     scale = alpha * ratio + (1.0 - alpha)
     shift = alpha * (style_mean - content_mean * ratio)
     return torch.addcmul(shift, feat.float(), scale)
-
-
-def coral(source: Tensor, target: Tensor, eps: float = 1e-5) -> Tensor:
-    """Colour transfer: recolour ``source`` to target's channel means and 3x3 covariance.
-
-    out = C_t^{1/2} C_s^{-1/2} (x_s - mu_s) + mu_t with symmetric square roots (eigh): CORAL
-    on covariances, the batched sibling of WCT. ``--preserve-color`` does not use it: it uses
-    :func:`~stylenorm.nn.colour.match_colour`, AdaIN's variant on correlations (see
-    ``tests/test_colour.py`` for how the two compare). The result is not clamped to [0, 1].
-
-    Shape:
-        (3, H, W) or (N, 3, H, W); target (3, H', W') or (N or 1, 3, H', W') -> source's shape
-    """
-    if source.dim() != target.dim() or source.dim() not in (3, 4):
-        raise ValueError(
-            f"coral expects source and target both (C, H, W) or both (N, C, H, W); "
-            f"got {tuple(source.shape)} and {tuple(target.shape)}"
-        )
-    if source.dim() == 3:
-        return _per_sample_match(source[None], target[None], eps, "coral")[0]
-    return _per_sample_match(source, target, eps, "coral")
 
 
 def one_hot_weights(index: int | Tensor, num: int) -> Tensor:

@@ -165,11 +165,9 @@ class LiteTask:
 
 
 def build_lite_task(config: LiteTrainConfig, device: torch.device, contents, styles,
-                    encoder: VGGEncoder | None = None) -> LiteTask:
-    """The lite model (initialised from torch's global RNG after the encoder, which is loaded
-    here unless given) and sample images on ``device``."""
-    if encoder is None:
-        encoder, _ = load_frozen_encoder(config.encoder)
+                    encoder: VGGEncoder) -> LiteTask:
+    """The lite model (initialised from torch's global RNG, drawn from after the loss network
+    ``encoder`` was loaded) and sample images on ``device``."""
     model = LiteModel(config.lite_config())
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
     encoder.to(device, memory_format=fmt)

@@ -1,10 +1,11 @@
-"""Clips with known motion, for measuring temporal consistency without an estimated flow.
+"""Clips with known motion, for measuring temporal consistency without an estimated flow
+(benchmarks/video_temporal*.py and tests/test_video.py).
 
 :func:`pan_zoom_clip` moves a virtual camera over a photo (a steady pan and zoom) while a second
 image, a rectangular sprite, slides across the frame on its own path, so the clip has
 occlusions (the sprite covers and uncovers the background) and content entering at the edges.
 Every frame's true backward flow and the pixels visible in both frames are known exactly, which
-:func:`~.flow.warping_error` takes in place of an estimated flow.
+:func:`stylenorm.inference.flow.warping_error` takes in place of an estimated flow.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.video import optional_module
-from .flow import FrameMotion, inside_frame
+from stylenorm.inference.flow import FrameMotion, inside_frame
+from stylenorm.io.video import optional_module
 
 
 @dataclass
