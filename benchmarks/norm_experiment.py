@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from stylenorm.hub.weights import read_meta
+from stylenorm.hub.files import read_meta
 from stylenorm.runtime import processor_name
 from stylenorm.training.adain import AdaINTrainConfig, train_adain
 from stylenorm.training.plots import loss_curve, mixture_table

@@ -60,7 +60,7 @@ def train_rate(ranks: int, threads: int, args, out: Path) -> float:
                 str(args.global_batch // ranks), "--crop-size", str(args.crop_size),
                 "--checkpoint-every", str(args.iterations), "--sample-every", "0",
                 "--workers", "0", "--threads", str(threads), "--no-progress"), threads)
-    from stylenorm.hub.weights import read_meta
+    from stylenorm.hub.files import read_meta
 
     return args.iterations / read_meta(out / "model.safetensors").provenance["wall_time_s"]
 

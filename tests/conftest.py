@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylenorm.hub.weights import save_weights
+from stylenorm.hub.files import save_weights
 from stylenorm.models.decoder import AdaINDecoder, DecoderConfig
 from stylenorm.models.vgg import EncoderConfig, VGGEncoder
 
@@ -67,7 +67,7 @@ def shared_images() -> Path:
 
 @pytest.fixture(scope="session")
 def real_store_template(shared_weights, tmp_path_factory) -> Path:
-    from stylenorm.hub.zoo import import_decoder, import_encoder
+    from stylenorm.hub.importers import import_decoder, import_encoder
 
     home = tmp_path_factory.mktemp("real_store")
     import_encoder(shared_weights / "vgg_normalised.pth", home=home)

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
 from stylenorm.errors import ImageError, StylenormError
-from stylenorm.hub.weights import load_weights, save_weights
+from stylenorm.hub.files import load_weights, save_weights
 from stylenorm.io.images import load_image
 from stylenorm.models.decoder import AdaINDecoder, adain_decoder_key_map
 from stylenorm.models.lite import LiteConfig, LiteModel
@@ -443,7 +443,7 @@ CASES: dict[str, Callable[[Files], Expect]] = {
         ["weights", "import", "--decoder", decoder_pth(f), "--name", "adain"],
         "cannot write weights .No space left on device", f.home / "adain.safetensors",
         untouched=[f.home / "adain.safetensors"],
-        patch=fail_with("stylenorm.hub.weights.save_file", ENOSPC)),
+        patch=fail_with("stylenorm.hub.files.save_file", ENOSPC)),
 }
 
 

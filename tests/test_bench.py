@@ -96,7 +96,7 @@ def test_auto_precision_follows_native_bf16(monkeypatch, amx, avx512_bf16):
 
 @pytest.fixture
 def lite_file(tmp_path):
-    from stylenorm.hub.weights import save_weights
+    from stylenorm.hub.files import save_weights
     from stylenorm.models.lite import LiteConfig, LiteModel
 
     torch.manual_seed(0)

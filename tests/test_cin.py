@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError
-from stylenorm.hub.weights import read_meta, save_weights
+from stylenorm.hub.files import read_meta, save_weights
 from stylenorm.hub.zoo import load_model
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.models.cin import CINConfig, CINTransformer

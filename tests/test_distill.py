@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError
-from stylenorm.hub.weights import read_meta
+from stylenorm.hub.files import read_meta
 from stylenorm.hub.zoo import load_frozen_encoder, load_model
 from stylenorm.models.vgg import TAPS
 from stylenorm.training.distill import DistillConfig, train_distill

@@ -21,7 +21,7 @@ from conftest import REPO, make_image
 from PIL import Image
 
 from stylenorm.errors import OptionError, StylenormError
-from stylenorm.hub.weights import read_meta
+from stylenorm.hub.files import read_meta
 from stylenorm.inference.batchplan import plan_folders
 from stylenorm.inference.shards import share_of, split_jobs
 from stylenorm.nn.norms import BatchNorm2d, SwitchableNorm2d

@@ -7,7 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
-from stylenorm.hub.weights import save_weights
+from stylenorm.hub.files import save_weights
 from stylenorm.inference.export import ExportableLite, export_onnx, round_ratio
 from stylenorm.models.lite import LiteConfig, LiteModel
 

@@ -19,9 +19,16 @@ from typer.testing import CliRunner
 from stylenorm.cli.app import app
 from stylenorm.errors import WeightsError
 from stylenorm.hub.fetch import fetch, fetch_plan
-from stylenorm.hub.records import KNOWN_WEIGHTS, WeightsRecord, install_command
-from stylenorm.hub.weights import load_weights, save_weights, store_path
-from stylenorm.hub.zoo import import_encoder
+from stylenorm.hub.files import load_weights, save_weights
+from stylenorm.hub.importers import import_encoder
+from stylenorm.hub.records import (
+    KNOWN_WEIGHTS,
+    Converts,
+    Importer,
+    WeightsRecord,
+    install_command,
+)
+from stylenorm.hub.store import store_path
 from stylenorm.models.decoder import AdaINDecoder, DecoderConfig, adain_decoder_key_map
 from stylenorm.models.vgg import EncoderConfig, EncoderFamily
 
@@ -117,8 +124,9 @@ def test_every_known_record_is_complete(name, tmp_path):
     assert record.file_name.endswith(".pth")
     assert re.fullmatch(r"[0-9a-f]{64}", record.sha256), "a full SHA-256"
     assert record.size > 1_000_000 and record.licence and record.description and record.unlocks
-    role, family = record.importer.split(":")
-    assert role in ("encoder", "decoder") and EncoderFamily(family)
+    assert isinstance(record.importer, Importer)
+    assert isinstance(record.importer.converts, Converts)
+    assert isinstance(record.importer.family, EncoderFamily)
     assert all(r in KNOWN_WEIGHTS and r != name for r in record.requires)
     assert install_command(name) == f"stylenorm weights fetch {name}"
     assert store_path(name, tmp_path).name == f"{name}.safetensors"  # a plain store name
@@ -162,7 +170,7 @@ def test_plan_puts_requirements_first_and_skips_what_is_installed(tmp_path, serv
 
 
 def record_for(url: str, sha256: str = "0" * 64) -> dict[str, WeightsRecord]:
-    return {"x": WeightsRecord("x", url, sha256, 1000, "MIT", "encoder:normalised", "test",
+    return {"x": WeightsRecord("x", url, sha256, 1000, "MIT", Importer(Converts.ENCODER), "test",
                                "tests")}
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import stylenorm.inference.stylize as stylize_module
 from stylenorm.cli.app import app
 from stylenorm.errors import NonFiniteError
-from stylenorm.hub.weights import save_weights
+from stylenorm.hub.files import save_weights
 from stylenorm.inference.finite import cast_code, count_non_finite, finite_frame
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.models.lite import LiteCode, LiteConfig, LiteModel

@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
 from stylenorm.errors import ImageError
-from stylenorm.hub.weights import save_weights
+from stylenorm.hub.files import save_weights
 from stylenorm.io.images import load_image
 from stylenorm.models.lite import LiteConfig, LiteModel
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError, WeightsError
-from stylenorm.hub.weights import read_meta, save_weights
+from stylenorm.hub.files import read_meta, save_weights
 from stylenorm.models.cin import CINConfig, CINTransformer
 from stylenorm.models.decoder import AdaINDecoder, DecoderConfig
 from stylenorm.models.lite import LiteConfig, LiteModel, grown_state

@@ -7,7 +7,7 @@ import torch
 from conftest import make_image
 
 from stylenorm.errors import WeightsError
-from stylenorm.hub.weights import save_weights
+from stylenorm.hub.files import save_weights
 from stylenorm.hub.zoo import load_model
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.models.lite import LiteCode, LiteConfig, LiteModel, grown_state

@@ -158,7 +158,7 @@ def test_stylize_command_tiles(random_store, tmp_path):
 
 @pytest.fixture
 def lite_stylizer(tmp_path):
-    from stylenorm.hub.weights import save_weights
+    from stylenorm.hub.files import save_weights
     from stylenorm.models.lite import LiteConfig, LiteModel
 
     torch.manual_seed(3)

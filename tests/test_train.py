@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError
-from stylenorm.hub.weights import read_meta
+from stylenorm.hub.files import read_meta
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.nn.norms import NormName
 from stylenorm.training.adain import AdaINTrainConfig, train_adain
@@ -300,7 +300,7 @@ def test_validation_needs_both_folders(random_store, tmp_path, folders):
 def test_init_starts_from_a_trained_decoder(random_store, tmp_path, folders):
     first = train_adain(tiny(tmp_path, folders, out=str(tmp_path / "first"), sample_every=0),
                         progress=False)
-    from stylenorm.hub.weights import load_weights
+    from stylenorm.hub.files import load_weights
 
     trained, _ = load_weights(first.model_path)
     second = train_adain(tiny(tmp_path, folders, out=str(tmp_path / "second"), sample_every=0,

@@ -9,7 +9,7 @@ from conftest import make_image
 from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
-from stylenorm.hub.weights import read_meta, save_weights
+from stylenorm.hub.files import read_meta, save_weights
 from stylenorm.hub.zoo import load_model
 from stylenorm.models.lite import LiteConfig, LiteModel
 from stylenorm.training import tune as tune_module

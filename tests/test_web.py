@@ -24,6 +24,7 @@ from conftest import REPO, make_image
 from PIL import Image
 from web_browser import chromium_path
 
+from stylenorm.errors import OptionError
 from stylenorm.web.service import ModelCache, RequestGate, ServeConfig, ServerBusy
 from stylenorm.web.sessions import SessionFiles
 
@@ -67,6 +68,39 @@ def test_model_cache_loads_each_model_once_and_drops_the_least_recent():
     assert cache.get("a") is first
     cache.get("b"), cache.get("a"), cache.get("c")
     assert loads == ["a", "b", "c"] and list(cache.loaded) == ["a", "c"]
+
+
+def test_models_lacking_weights_are_not_offered_and_the_operator_is_told(tmp_path,
+                                                                        monkeypatch):
+    """The shipped adain-stylenorm needs the VGG encoder: without it the page and the API
+    leave it out (a request for it says why, without command-line advice), and serve prints
+    the command that installs it; the CIN model never shows (it takes no style images)."""
+    from stylenorm.web.server import unavailable_notes
+    from stylenorm.web.service import (
+        StyleService,
+        WebRequest,
+        model_choices,
+        unavailable_models,
+        visitor_message,
+    )
+
+    monkeypatch.setenv("STYLENORM_HOME", str(tmp_path / "empty"))
+    assert model_choices() == ["lite"]
+    assert unavailable_models() == {"adain-stylenorm": ["vgg19-normalised"]}
+    assert unavailable_notes() == ["note: adain-stylenorm is not offered: it needs "
+                                   "vgg19-normalised (stylenorm weights fetch vgg19-normalised)"]
+    content = make_image(tmp_path / "c.png")
+    request = WebRequest(content, [content], model="adain-stylenorm")
+    with pytest.raises(OptionError, match="adain-stylenorm' needs weights") as refused:
+        StyleService(ServeConfig()).check(request)
+    assert "stylenorm weights" not in visitor_message(refused.value, [])
+
+
+def test_models_with_their_weights_are_offered(random_store):
+    from stylenorm.web.service import model_choices, unavailable_models
+
+    assert model_choices() == ["adain", "adain-stylenorm", "lite"]
+    assert unavailable_models() == {}
 
 
 def test_service_reports_tile_progress_and_keeps_the_model(tmp_path, one_thread):

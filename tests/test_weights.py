@@ -10,16 +10,10 @@ import pytest
 import torch
 
 from stylenorm.errors import WeightsError
-from stylenorm.hub.weights import (
-    installed_weights,
-    load_pth,
-    load_state_strict,
-    load_weights,
-    read_meta,
-    resolve_weights,
-    save_weights,
-)
-from stylenorm.hub.zoo import import_decoder, import_encoder, load_model
+from stylenorm.hub.files import load_state_strict, load_weights, read_meta, save_weights
+from stylenorm.hub.importers import import_decoder, import_encoder, load_pth
+from stylenorm.hub.store import installed_weights, resolve_weights
+from stylenorm.hub.zoo import load_model
 from stylenorm.models.decoder import AdaINDecoder, DecoderConfig
 from stylenorm.models.vgg import (
     NORMALISED_SEQUENTIAL_INDEX,
@@ -177,7 +171,7 @@ def test_pack_halves_floats_changes_config_and_adds_provenance(tmp_path):
     from typer.testing import CliRunner
 
     from stylenorm.cli.app import app
-    from stylenorm.hub.weights import load_weights, read_meta, save_weights
+    from stylenorm.hub.files import load_weights, read_meta, save_weights
     from stylenorm.models.lite import LiteConfig, LiteModel
 
     model = LiteModel(LiteConfig(widths=(8, 8, 8), res_blocks=1, style_size=32))

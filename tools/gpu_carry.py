@@ -27,7 +27,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from stylenorm.hub.weights import pack_weights, read_meta, resolve_weights
+from stylenorm.hub.files import pack_weights, read_meta
+from stylenorm.hub.store import resolve_weights
 from stylenorm.hub.zoo import encoder_name
 from stylenorm.io.images import list_images
 

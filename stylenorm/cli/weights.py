@@ -24,7 +24,7 @@ def weights_import(
                                         "import then hides it; `weights list` says so)."),
 ) -> None:
     """Convert public .pth checkpoints (loaded without unpickling code) into the store."""
-    from ..hub.zoo import import_decoder, import_encoder
+    from ..hub.importers import import_decoder, import_encoder
 
     if encoder is None and decoder is None:
         raise StylenormError("give --encoder and/or --decoder")
@@ -46,7 +46,7 @@ def weights_pack(
     note: list[str] = typer.Option(None, help="Add a provenance entry, e.g. data=\"...\"."),
 ) -> None:
     """Copy a trained model for shipping (fp16, changed config, added provenance)."""
-    from ..hub.weights import pack_weights
+    from ..hub.files import pack_weights
 
     path = pack_weights(source, target, half=half, config=parse_entries(set_config, "--set"),
                         provenance=parse_entries(note, "--note"))
@@ -75,7 +75,7 @@ def weights_list() -> None:
     """Show installed weights (the store first, then the weights shipped with stylenorm), what
     each still needs, and what `stylenorm weights fetch` can add."""
     from ..hub.records import KNOWN_WEIGHTS, install_command
-    from ..hub.weights import installed_weights, search_path, shadows_shipped
+    from ..hub.store import installed_weights, search_path, shadows_shipped
     from ..hub.zoo import missing_weights
 
     rows = installed_weights()
@@ -112,7 +112,7 @@ def weights_fetch(
     """Download public weights (size and licence shown first), check each file's SHA-256, and
     install it in the store as `weights import` does."""
     from ..hub.fetch import fetch, fetch_plan
-    from ..hub.weights import weights_home
+    from ..hub.store import weights_home
 
     home = weights_home()
     plan = fetch_plan(name, home, force=force)

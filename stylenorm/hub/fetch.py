@@ -14,8 +14,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import WeightsError
+from .files import SUFFIX
 from .records import KNOWN_WEIGHTS, WeightsRecord
-from .weights import SUFFIX, weights_home
+from .store import weights_home
 
 __all__ = ["KNOWN_WEIGHTS", "WeightsRecord", "fetch", "fetch_plan", "installed_in"]
 
@@ -80,7 +81,7 @@ def fetch(name: str, progress: bool = True, home: Path | None = None,
           records: dict[str, WeightsRecord] | None = None) -> Path:
     """Download the record ``name`` (not what it requires: see :func:`fetch_plan`), verify its
     hash, and import it into the store ``home``; the installed file."""
-    from .zoo import import_decoder, import_encoder
+    from .importers import run_importer
 
     record = _known(name, KNOWN_WEIGHTS if records is None else records)
     home = home or weights_home()
@@ -95,7 +96,4 @@ def fetch(name: str, progress: bool = True, home: Path | None = None,
         except OSError as exc:
             raise WeightsError(f"{home}: cannot create the weights store "
                                f"({exc.strerror or exc})") from None
-        role, family = record.importer.split(":")
-        if role == "encoder":
-            return import_encoder(download, family, home)
-        return import_decoder(download, record.name, family, home)
+        return run_importer(record.importer, download, record.name, home)

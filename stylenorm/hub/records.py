@@ -4,8 +4,26 @@ licence, and what it installs (data only; :mod:`.fetch` downloads them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
+
+from ..choices import EncoderFamily
 
 ADAIN_RELEASE = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0"
+
+
+class Converts(str, Enum):
+    """What a public checkpoint holds, hence which importer converts it."""
+
+    ENCODER = "encoder"  # a VGG-19, installed under its family's standard name
+    DECODER = "decoder"  # a PyTorch-AdaIN decoder, installed under the record's name
+
+
+@dataclass(frozen=True)
+class Importer:
+    """How ``stylenorm weights import`` converts a checkpoint: its role and VGG family."""
+
+    converts: Converts
+    family: EncoderFamily = EncoderFamily.NORMALISED
 
 
 @dataclass(frozen=True)
@@ -14,9 +32,8 @@ class WeightsRecord:
 
     ``sha256`` is the file's full SHA-256 (or the hex prefix a publisher puts in the file name);
     ``size`` its size in bytes, ``size_exact`` False where that is the publisher's round figure;
-    ``importer`` the converter into the store (``"encoder:<family>"`` or
-    ``"decoder:<family>"``, as ``stylenorm weights import`` does); ``requires`` the records the
-    installed model cannot run without.
+    ``importer`` the converter into the store (as ``stylenorm weights import`` does);
+    ``requires`` the records the installed model cannot run without.
     """
 
     name: str
@@ -24,7 +41,7 @@ class WeightsRecord:
     sha256: str
     size: int
     licence: str
-    importer: str
+    importer: Importer
     description: str
     unlocks: str
     requires: tuple[str, ...] = ()
@@ -49,7 +66,7 @@ KNOWN_WEIGHTS: dict[str, WeightsRecord] = {
             size=80_102_481,
             licence="MIT (naoto0804/pytorch-AdaIN); a conversion of the AdaIN authors' Torch "
                     "file, whose VGG-19 derives from Oxford VGG's ImageNet model (CC BY 4.0)",
-            importer="encoder:normalised",
+            importer=Importer(Converts.ENCODER, EncoderFamily.NORMALISED),
             description="the normalised VGG-19 of AdaIN (vgg_normalised.pth; layers up to "
                         "relu4_1 are kept)",
             unlocks="training (the VGG loss network of train adain/lite/cin) and every AdaIN "
@@ -63,7 +80,7 @@ KNOWN_WEIGHTS: dict[str, WeightsRecord] = {
             size_exact=False,
             licence="MIT (naoto0804/pytorch-AdaIN); converted from the AdaIN authors' Torch "
                     "release (xunhuang1995/AdaIN-style)",
-            importer="decoder:normalised",
+            importer=Importer(Converts.DECODER, EncoderFamily.NORMALISED),
             description="the reference AdaIN decoder (decoder.pth)",
             unlocks="the reference AdaIN model: --model adain, and the teacher of "
                     "train lite --teacher adain and train cin --teacher adain",
@@ -75,7 +92,7 @@ KNOWN_WEIGHTS: dict[str, WeightsRecord] = {
             sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
             size=574_673_361,
             licence="BSD-3-Clause (torchvision); trained on ImageNet",
-            importer="encoder:torchvision",
+            importer=Importer(Converts.ENCODER, EncoderFamily.TORCHVISION),
             description="torchvision's ImageNet VGG-19 (features up to relu4_1 are kept)",
             unlocks="--encoder vgg19-torchvision: training with torchvision's VGG-19 as the "
                     "loss network, and AdaIN decoders trained on it",

@@ -1,15 +1,20 @@
-"""The model zoo: builds models from weights files and imports public ``.pth`` checkpoints.
+"""The model zoo: the one place that knows the kinds of weights file, what each needs and how
+each is loaded.
 
-Kinds of weights file:
+Kinds (each a :class:`ModelKind` in :data:`KINDS`, but the encoder):
 
 * ``vgg-encoder``: a VGG-19 encoder (config: :class:`EncoderConfig`), installed once under the
-  standard name of its family and shared by every AdaIN decoder.
+  standard name of its family and shared by every AdaIN decoder; not a model by itself.
 * ``adain``: an AdaIN decoder (config: ``{"decoder": DecoderConfig, "encoder": EncoderConfig}``);
-  loading it also loads the matching encoder from the store.
+  loading it also loads the matching encoder from the store; takes styles from images.
 * ``lite``: the small VGG-free arbitrary-style model (config: :class:`LiteConfig`); needs no
-  encoder.
+  other weights; takes styles from images.
 * ``cin``: a multi-style CIN transformer network (config: :class:`CINConfig`, with the style
   names); needs no encoder and no style images.
+
+The web page, ``bench`` and ``weights list`` ask this module (:func:`takes_style_images`,
+:func:`missing_weights`, :func:`is_reference`) rather than naming kinds, so a new kind is one
+entry in :data:`KINDS`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,22 +32,17 @@ from ..choices import DEFAULT_MODEL
 from ..errors import WeightsError
 from ..models.adain import AdaINModel
 from ..models.cin import CINConfig, CINTransformer
-from ..models.decoder import AdaINDecoder, DecoderConfig, adain_decoder_key_map
+from ..models.decoder import AdaINDecoder, DecoderConfig
 from ..models.lite import LiteConfig, LiteModel
-from ..models.vgg import EncoderConfig, EncoderFamily, VGGEncoder, sequential_key_map
+from ..models.vgg import EncoderConfig, EncoderFamily, VGGEncoder
+from .files import WeightsMeta, load_state_strict, load_weights
 from .records import install_command
-from .weights import (
-    WeightsMeta,
-    installed_weights,
-    load_pth,
-    load_state_strict,
-    load_weights,
-    rename_state,
-    resolve_weights,
-    save_weights,
-    store_path,
-    weights_home,
-)
+from .store import installed_weights, resolve_weights, weights_home
+
+__all__ = ["DEFAULT_MODEL", "KINDS", "ModelKind", "load_model", "missing_weights"]
+
+ENCODER_KIND = "vgg-encoder"
+ADAIN_KIND, LITE_KIND, CIN_KIND = AdaINModel.kind, LiteModel.kind, CINTransformer.kind
 
 ENCODER_NAMES = {
     EncoderFamily.NORMALISED: "vgg19-normalised",
@@ -66,17 +67,21 @@ def load_encoder(family: str | EncoderFamily = EncoderFamily.NORMALISED) -> VGGE
     return encoder_from_file(path)
 
 
-def required_weights(meta: WeightsMeta) -> list[str]:
-    """The store names of the weights a model of ``meta`` cannot run without (an AdaIN
-    decoder's VGG encoder; the lite and CIN models need none)."""
-    if meta.kind != "adain":
-        return []
-    encoder = meta.config.get("encoder")
+def adain_needs(config: dict) -> list[str]:
+    """An AdaIN decoder's VGG encoder, by the store name of its family."""
+    encoder = config.get("encoder")
     family = encoder.get("family") if isinstance(encoder, dict) else None
     try:
         return [encoder_name(family or EncoderFamily.NORMALISED)]
     except ValueError:  # an unknown family: loading the model says so
         return []
+
+
+def required_weights(meta: WeightsMeta) -> list[str]:
+    """The store names of the weights a model of ``meta`` cannot run without (an AdaIN
+    decoder's VGG encoder; the lite and CIN models need none)."""
+    kind = KINDS.get(meta.kind)
+    return kind.needs(meta.config) if kind is not None else []
 
 
 def missing_weights(meta: WeightsMeta, installed: set[str] | None = None) -> list[str]:
@@ -86,11 +91,24 @@ def missing_weights(meta: WeightsMeta, installed: set[str] | None = None) -> lis
     return [name for name in required_weights(meta) if name not in installed]
 
 
+def takes_style_images(meta: WeightsMeta) -> bool:
+    """Whether a model of ``meta`` takes its styles from images (a CIN model holds its own)."""
+    kind = KINDS.get(meta.kind)
+    return kind is not None and kind.styles_from_images
+
+
+def is_reference(model: nn.Module) -> bool:
+    """Whether ``model`` is of the kind the public reference implementations run (AdaIN): the
+    model of ``bench``'s plain pipeline."""
+    kind = KINDS.get(getattr(model, "kind", None))
+    return kind is not None and kind.reference
+
+
 def encoder_from_file(path: Path, what: str = "") -> VGGEncoder:
     """The VGG encoder stored in ``path``; ``what`` prefixes errors (e.g. ``--encoder``)."""
     tensors, meta = load_weights(path)
-    if meta.kind != "vgg-encoder":
-        raise WeightsError(f"{what}{path}: holds a {meta.kind!r} model, not a vgg-encoder")
+    if meta.kind != ENCODER_KIND:
+        raise WeightsError(f"{what}{path}: holds a {meta.kind!r} model, not a {ENCODER_KIND}")
     encoder = VGGEncoder(EncoderConfig(**meta.config))
     load_state_strict(encoder, tensors, path)
     return encoder
@@ -127,13 +145,11 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> nn.Module:
     """A ready model (eval mode, fp32) from an installed name or a file path."""
     path = resolve_weights(name_or_path)
     tensors, meta = load_weights(path)
-    loader = MODEL_LOADERS.get(meta.kind)
-    if loader is None:
-        raise WeightsError(
-            f"{path}: holds a {meta.kind!r} model; stylize takes {sorted(MODEL_LOADERS)}"
-        )
+    kind = KINDS.get(meta.kind)
+    if kind is None:
+        raise WeightsError(f"{path}: holds a {meta.kind!r} model; stylize takes {sorted(KINDS)}")
     try:
-        model = loader(meta.config, tensors, path)
+        model = kind.loader(meta.config, tensors, path)
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         if isinstance(exc, WeightsError):
             raise
@@ -187,48 +203,31 @@ def load_cin(config: dict, tensors: dict[str, torch.Tensor], path: Path) -> CINT
     return model
 
 
-# kind -> loader(config, tensors, path); each kind's module adds its entry here.
-MODEL_LOADERS = {"adain": load_adain, "lite": load_lite, "cin": load_cin}
+Loader = Callable[[dict, dict[str, torch.Tensor], Path], nn.Module]
 
 
-# --------------------------------------------------------------------------- importers
+def needs_nothing(config: dict) -> list[str]:
+    return []
 
 
-def import_encoder(
-    pth: str | os.PathLike, family: str = "normalised", home: Path | None = None
-) -> Path:
-    """Convert a public VGG-19 ``.pth`` (normalised AdaIN layout, full or truncated after
-    relu4_1, or torchvision's ``vgg19-*.pth``) into the store."""
-    pth = Path(pth)
-    family_enum = EncoderFamily(family)
-    config = EncoderConfig(family=family_enum.value)
-    encoder = VGGEncoder(config)
-    state = load_pth(pth)
-    if family_enum is EncoderFamily.NORMALISED:
-        def later_layer(key: str) -> bool:  # layers past relu4_1 in the full file
-            head = key.split(".")[0]
-            return head.isdigit() and int(head) > 29
-    else:
-        def later_layer(key: str) -> bool:
-            head = key.split(".")
-            return head[0] == "classifier" or (head[0] == "features" and int(head[1]) > 19)
-    tensors = rename_state(state, sequential_key_map(family_enum), encoder.state_dict(), pth,
-                           ignore_extra=later_layer)
-    path = (home or weights_home()) / f"{encoder_name(family_enum)}.safetensors"
-    provenance = {"imported_from": pth.name, "layout": f"public {family_enum.value} VGG-19"}
-    return save_weights(path, tensors, "vgg-encoder", config.to_dict(), provenance)
+@dataclass(frozen=True)
+class ModelKind:
+    """What the zoo knows of one kind of model file: ``loader(config, tensors, path)`` builds
+    and fills the model; ``styles_from_images`` whether it takes its styles from images (else
+    it holds its own, chosen by index); ``needs(config)`` the store names of the other weights
+    it cannot run without; ``reference`` whether it is the model the public reference
+    implementations run (``bench``'s plain pipeline)."""
+
+    name: str
+    loader: Loader
+    styles_from_images: bool
+    needs: Callable[[dict], list[str]] = needs_nothing
+    reference: bool = False
 
 
-def import_decoder(
-    pth: str | os.PathLike, name: str, family: str = "normalised", home: Path | None = None,
-    shadow_shipped: bool = False,
-) -> Path:
-    """Convert a public PyTorch-AdaIN ``decoder.pth`` into the store as model ``name`` (a plain
-    name; one of a shipped model only with ``shadow_shipped``)."""
-    path = store_path(name, home, shadow_shipped)
-    pth = Path(pth)
-    decoder = AdaINDecoder(DecoderConfig())
-    tensors = rename_state(load_pth(pth), adain_decoder_key_map(), decoder.state_dict(), pth)
-    config = {"decoder": DecoderConfig().to_dict(), "encoder": {"family": family}}
-    provenance = {"imported_from": pth.name, "layout": "public PyTorch AdaIN decoder"}
-    return save_weights(path, tensors, "adain", config, provenance)
+KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
+    ModelKind(ADAIN_KIND, load_adain, styles_from_images=True, needs=adain_needs,
+              reference=True),
+    ModelKind(LITE_KIND, load_lite, styles_from_images=True),
+    ModelKind(CIN_KIND, load_cin, styles_from_images=False),
+)}

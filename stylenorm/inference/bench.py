@@ -32,14 +32,14 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..choices import DEFAULT_MODEL
 from ..errors import StylenormError
-from ..hub.zoo import DEFAULT_MODEL, load_model
+from ..hub.zoo import is_reference, load_model
 from ..models.protocol import StyleModel
 from ..runtime import processor_name
 from .stylize import StylizeOptions, Stylizer
 from .tiling import can_tile, should_tile
 
-REFERENCE_KIND = "adain"  # the reference pipeline is the plain AdaIN model
 Size = int | tuple[int, int]  # a square side, or (width, height)
 
 
@@ -229,7 +229,7 @@ def reference_model(config: BenchConfig, stylizer: Stylizer,
     lite model, no AdaIN model installed: a note says so)."""
     if not config.reference:
         return None
-    if stylizer.model.kind == REFERENCE_KIND:
+    if is_reference(stylizer.model):
         return load_model(config.model).to(stylizer.device)
     try:
         model = load_model(config.reference_model)
@@ -237,7 +237,7 @@ def reference_model(config: BenchConfig, stylizer: Stylizer,
         if log is not None:
             log(f"note: no reference pipeline ({exc})")
         return None
-    if getattr(model, "kind", None) != REFERENCE_KIND:
+    if not is_reference(model):
         raise StylenormError(f"reference_model must be an AdaIN model; "
                              f"{config.reference_model} is a {type(model).__name__}",
                              params=("reference_model",))

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import NonFiniteError, OptionError, StylenormError, WeightsError, install_hint
-from ..hub.weights import read_meta, resolve_weights
+from ..hub.files import read_meta
+from ..hub.store import resolve_weights
 from ..hub.zoo import load_model
 from ..io.atomic import atomic_write
 from ..models.lite import LiteCode, LiteModel

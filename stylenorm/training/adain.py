@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import StylenormError
-from ..hub.weights import save_weights
+from ..hub.files import save_weights
 from ..models.decoder import AdaINDecoder, DecoderConfig
 from ..models.vgg import VGGEncoder
 from ..nn.norms import NormName, SwitchableNorm2d

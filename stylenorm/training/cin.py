@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import ImageError, StylenormError
-from ..hub.weights import save_weights
+from ..hub.files import save_weights
 from ..io.images import load_image
 from ..models.cin import CINConfig, CINTransformer
 from ..models.vgg import TAPS, VGGEncoder

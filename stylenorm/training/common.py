@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import StylenormError, WeightsError
-from ..hub.weights import load_state_strict, load_weights, read_meta
+from ..hub.files import load_state_strict, load_weights, read_meta
 from ..models.cin import CINConfig
 from ..models.decoder import DecoderConfig
 from ..models.lite import LiteConfig

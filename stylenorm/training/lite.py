@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import StylenormError
-from ..hub.weights import save_weights
+from ..hub.files import save_weights
 from ..models.lite import LiteConfig, LiteModel, grown_state
 from ..models.vgg import VGGEncoder
 from .common import (

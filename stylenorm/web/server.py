@@ -12,7 +12,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .service import ServeConfig, StyleService
+from ..hub.records import install_command
+from .service import ServeConfig, StyleService, unavailable_models
 
 REPO_SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -59,6 +60,16 @@ def build_app(config: ServeConfig, cache: Path, load: Callable | None = None):
                                theme=system_font_theme())
 
 
+def unavailable_notes() -> list[str]:
+    """One line for the operator per installed model the page leaves out for want of weights,
+    with the command that installs them."""
+    lines = []
+    for name, missing in unavailable_models().items():
+        how = "; ".join(install_command(n) or "stylenorm weights import" for n in missing)
+        lines.append(f"note: {name} is not offered: it needs {', '.join(missing)} ({how})")
+    return lines
+
+
 def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -82,6 +93,8 @@ def serve(config: ServeConfig, say: Callable[[str], None] = print) -> None:
         app = build_app(config, cache)
         if not is_loopback(config.host):
             say(f"warning: listening on {config.host}: other machines can use this server")
+        for line in unavailable_notes():
+            say(line)
         say(f"stylenorm web app on http://{config.host}:{config.port}/ (Ctrl-C stops it); "
             f"API: POST http://{config.host}:{config.port}/api/stylize")
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning")

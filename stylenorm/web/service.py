@@ -20,11 +20,11 @@ from ..choices import (
     SERVE_QUEUE_SIZE,
 )
 from ..errors import ImageError, OptionError, StylenormError
-from ..hub.weights import installed_weights
+from ..hub.store import installed_weights
+from ..hub.zoo import missing_weights, takes_style_images
 from ..inference.stylize import StylizeOptions, Stylizer
 from ..io.images import image_size
 
-ARBITRARY_STYLE_KINDS = ("lite", "adain")  # models that take their styles from images
 MAX_STYLES = 8
 
 
@@ -105,10 +105,25 @@ class ModelCache:
             return stylizer
 
 
+def style_image_models() -> dict[str, list[str]]:
+    """Installed models that take their styles from images (the CIN models hold their own),
+    each with the weights it needs that are not installed (an AdaIN decoder's VGG encoder)."""
+    rows = installed_weights()
+    installed = {path.stem for path, _ in rows}
+    return {path.stem: missing_weights(meta, installed) for path, meta in rows
+            if meta is not None and takes_style_images(meta)}
+
+
 def model_choices() -> list[str]:
-    """Installed models that take their styles from images (the CIN models hold their own)."""
-    return [path.stem for path, meta in installed_weights()
-            if meta is not None and meta.kind in ARBITRARY_STYLE_KINDS]
+    """The models the page and the API offer: those of :func:`style_image_models` that have
+    every weights file they need."""
+    return [name for name, missing in style_image_models().items() if not missing]
+
+
+def unavailable_models() -> dict[str, list[str]]:
+    """Models left out of :func:`model_choices`, with the weights each lacks (for the server's
+    operator; a visitor cannot install weights)."""
+    return {name: missing for name, missing in style_image_models().items() if missing}
 
 
 @dataclass
@@ -160,9 +175,12 @@ class StyleService:
 
     def check(self, request: WebRequest) -> None:
         """Refuse what breaks the server's limits before any model runs."""
-        if request.model not in model_choices():
-            raise OptionError(f"unknown model {request.model!r}; choose from {model_choices()}",
-                              params=("model",))
+        choices = model_choices()
+        if request.model not in choices:
+            lacking = unavailable_models().get(request.model)
+            why = (f"model {request.model!r} needs weights this server has not installed "
+                   f"({', '.join(lacking)})" if lacking else f"unknown model {request.model!r}")
+            raise OptionError(f"{why}; choose from {choices}", params=("model",))
         if not request.styles:
             raise StylenormError("give at least one style image")
         if len(request.styles) > MAX_STYLES:
