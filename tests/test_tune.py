@@ -93,6 +93,18 @@ def test_cli_reports_and_refuses_in_one_line_before_any_work(setting):
     done = runner.invoke(app, [*base, "--name", "mine"])
     assert done.exit_code == 0, done.output
     assert "installed mine" in done.output and "--model mine" in done.output
+    # Used by name like any lite model: two styles under a mask, alpha.
+    from PIL import Image
+
+    Image.new("L", (160, 136), 255).save(tmp_path / "mask.png")
+    big = make_image(tmp_path / "big.png", (160, 136), seed=5)
+    used = runner.invoke(app, ["stylize", str(big), str(style),
+                               str(tmp_path / "photos" / "1.png"), "--mask",
+                               str(tmp_path / "mask.png"), "--model", "mine", "--alpha", "0.7",
+                               "--size", "0", "--style-size", "48",
+                               "--threads", "1", "-o", str(tmp_path / "out.png")])
+    assert used.exit_code == 0, used.output
+    assert Image.open(tmp_path / "out.png").size == (160, 136)
 
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     (tmp_path / "empty").mkdir()
