@@ -21,6 +21,7 @@ SERVE_MAX_PIXELS = 40_000_000
 SERVE_MAX_UPLOAD_MB = 32
 SERVE_MAX_SIZE = 4096
 SERVE_QUEUE_SIZE = 4
+VIDEO_MAX_PIXELS = 8192 * 4320  # 8K: the most pixels a video may declare per frame by default
 
 
 class Device(str, Enum):

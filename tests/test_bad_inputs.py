@@ -366,7 +366,7 @@ CASES: dict[str, Callable[[Files], Expect]] = {
                                          extra=["--alpha", "1.5"]),
     "alpha_nan": lambda f: refused(f, "Invalid value", "--alpha", code=2,
                                    extra=["--alpha", "nan"]),
-    "negative_size": lambda f: refused(f, "must be >= 0", "--size", code=2,
+    "negative_size": lambda f: refused(f, "greater than or equal to 0", "--size", code=2,
                                        extra=["--size", "-5"]),
     "tile_size_not_a_multiple_of_8": lambda f: refused(
         f, "--tile-size must be a multiple of 8 and >= 64; got 7", "--tile-size", code=2,

@@ -14,21 +14,24 @@ from ..choices import (
     MAX_WHOLE_PIXELS,
     Device,
     ExportFormat,
-    Precision,
 )
 from .batch import batch, bench, set_threads
 from .errors import say, user_errors
 from .lazy import LazyTrain
 from .options import (
-    PRECISION_HELP,
     AlphaOpt,
+    CropOpt,
     DeviceOpt,
+    MaxPixelsOpt,
     MaxWholePixelsOpt,
     ModelOpt,
+    PrecisionOpt,
+    SizeOpt,
     StyleIndexOpt,
     StyleSizeOpt,
     StyleWeightsOpt,
     ThreadsOpt,
+    TileOpt,
     TileSizeOpt,
 )
 from .serve import serve
@@ -90,15 +93,14 @@ def stylize(
     style_index: StyleIndexOpt = None,
     mask: Path = typer.Option(None, help="Mask image: style 1 where white, style 2 where black."),
     preserve_color: bool = typer.Option(False, help="Keep the content's colours."),
-    size: int = typer.Option(512, help="Content shorter side in px (0 keeps the original)."),
+    size: SizeOpt = 512,
     style_size: StyleSizeOpt = 512,
-    crop: bool = typer.Option(False, help="Centre-crop content and style to squares."),
+    crop: CropOpt = False,
     device: DeviceOpt = Device.AUTO,
-    precision: Precision = typer.Option(DEFAULT_PRECISION, help=PRECISION_HELP),
-    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1,
-                                   help="Refuse larger inputs (checked before decoding)."),
+    precision: PrecisionOpt = DEFAULT_PRECISION,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     max_whole_pixels: MaxWholePixelsOpt = MAX_WHOLE_PIXELS,
-    tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP)."),
+    tile: TileOpt = False,
     tile_size: TileSizeOpt = DEFAULT_TILE_SIZE,
     threads: ThreadsOpt = 0,
     progress: bool = typer.Option(True, help="Show a tile progress bar on stderr when a run "

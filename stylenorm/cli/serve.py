@@ -18,7 +18,7 @@ from ..choices import (
 from ..errors import install_hint
 from .batch import set_threads
 from .errors import fail, say, user_errors
-from .options import ThreadsOpt
+from .options import DeviceOpt, MaxPixelsOpt, ModelOpt, ThreadsOpt
 
 WEB_EXTRA = f"the web app needs Gradio: {install_hint('web')}"
 
@@ -28,9 +28,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: this machine "
                              "only; 0.0.0.0 opens it to the network)."),
     port: int = typer.Option(7860, min=1, max=65535, help="Port to listen on."),
-    model: str = typer.Option(DEFAULT_MODEL, help="The model the page starts with."),
-    max_pixels: int = typer.Option(SERVE_MAX_PIXELS, min=1,
-                                   help="Refuse uploaded images declaring more pixels."),
+    model: ModelOpt = DEFAULT_MODEL,
+    max_pixels: MaxPixelsOpt = SERVE_MAX_PIXELS,
     max_upload_mb: int = typer.Option(SERVE_MAX_UPLOAD_MB, min=1,
                                    help="Refuse uploaded files over this size (MiB)."),
     max_size: int = typer.Option(SERVE_MAX_SIZE, min=16,
@@ -39,7 +38,7 @@ def serve(
                                    help="Requests that may wait while one runs; more are "
                                         "refused as busy (HTTP 503)."),
     max_models: int = typer.Option(2, min=1, help="Models kept loaded at once."),
-    device: Device = typer.Option(Device.AUTO, help="Where to run."),
+    device: DeviceOpt = Device.AUTO,
     samples: Path = typer.Option(None, file_okay=False, help="Folder with content/ and style/ "
                                  "sample images (default: the repository's samples/)."),
     threads: ThreadsOpt = 0,

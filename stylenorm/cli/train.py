@@ -13,13 +13,14 @@ from typing import Annotated
 import typer
 from tqdm.auto import tqdm
 
+from ..choices import DEFAULT_PRECISION, Device
 from ..nn.norms import NormName
-from ..runtime import Device, Precision
 from ..training.adain import StyleLoss
 from ..training.config import Schedule
 from ..training.data import DataMode
 from .errors import say, user_errors
 from .helptext import TRAIN_HELP
+from .options import DeviceOpt, PrecisionOpt, ThreadsOpt, WidthsOpt, parse_widths
 
 train_app = typer.Typer(help=TRAIN_HELP,
                         no_args_is_help=True)
@@ -38,9 +39,6 @@ LogEvery = Annotated[int, typer.Option(min=1, help="Log the losses every N itera
 Out = Annotated[Path, typer.Option(help="Run folder: checkpoint, log, samples, final model.")]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")]
 Seed = Annotated[int, typer.Option(help="Seed for initialisation and data sampling.")]
-PrecisionOpt = Annotated[Precision, typer.Option(
-    help="Autocast precision; auto = bf16 on CPUs where it is faster and on GPUs that have it.")]
-DeviceOpt = Annotated[Device, typer.Option(help="Where to train.")]
 ChannelsLast = Annotated[bool, typer.Option(help="Channels-last memory format.")]
 Compile = Annotated[bool, typer.Option(help="torch.compile the trained network.")]
 Data = Annotated[DataMode, typer.Option(
@@ -52,8 +50,10 @@ ValFolder = Annotated[Path, typer.Option(
 ValEvery = Annotated[int, typer.Option(
     min=0, help="Losses on the held-out pairs every N iterations (0: off).")]
 ValCount = Annotated[int, typer.Option(min=1, help="Held-out pairs (content i with style i).")]
-Threads = Annotated[int, typer.Option(
-    min=0, help="CPU threads for torch (0: torch's default, one per core).")]
+LossNetwork = Annotated[str, typer.Option(
+    help="VGG loss network: an installed name or a .safetensors path.")]
+ContentWeight = Annotated[float, typer.Option(help="Content loss weight.")]
+StyleWeight = Annotated[float, typer.Option(help="Style loss weight.")]
 
 
 class TqdmHandler(logging.Handler):
@@ -83,7 +83,7 @@ def _loop_options(
     log_every: LogEvery = 10,
     resume: Resume = False,
     seed: Seed = 0,
-    precision: PrecisionOpt = Precision.AUTO,
+    precision: PrecisionOpt = DEFAULT_PRECISION,
     device: DeviceOpt = Device.AUTO,
     channels_last: ChannelsLast = True,
     compile: Compile = False,
@@ -99,24 +99,36 @@ def _loop_options(
     time_limit: Annotated[float, typer.Option(
         min=0.0, help="Minutes of training, then finish as if --iterations were reached: "
         "checkpoint and model (0: no limit; e.g. a leased GPU).")] = 0.0,
-    threads: Threads = 0,
+    threads: ThreadsOpt = 0,
     progress: Progress = True,
 ) -> None:
-    """The options every ``train`` command shares (see :func:`with_loop_options`)."""
+    """The options every ``train`` command shares (see :func:`with_options`)."""
 
 
-def with_loop_options(command):
-    """Append :func:`_loop_options`' parameters to ``command``'s signature (Typer reads it);
-    the command receives them in ``**loop``, for :func:`loop_config` and :func:`run_options`."""
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
-           if p.kind is not p.VAR_KEYWORD]
-    shared = inspect.signature(_loop_options, eval_str=True).parameters.values()
-    command.__signature__ = inspect.Signature([*own, *shared])
-    return command
+def with_options(*groups):
+    """Append the parameters of the option ``groups`` (functions such as :func:`_loop_options`)
+    to a command's signature, which Typer reads; the command receives them in ``**options``
+    (:func:`values_of` picks one group's)."""
+
+    def decorate(command):
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+               if p.kind is not p.VAR_KEYWORD]
+        shared = [p for group in groups
+                  for p in inspect.signature(group, eval_str=True).parameters.values()]
+        command.__signature__ = inspect.Signature([*own, *shared])
+        return command
+
+    return decorate
 
 
-def loop_config(loop: dict) -> dict:
+def values_of(group, options: dict) -> dict:
+    """The values of ``group``'s options among a command's ``options``."""
+    return {name: options[name] for name in inspect.signature(group).parameters}
+
+
+def loop_config(options: dict) -> dict:
     """The TrainConfig fields among the shared options."""
+    loop = values_of(_loop_options, options)
     values = {k: v for k, v in loop.items() if k not in ("resume", "threads", "progress")}
     for name in ("schedule", "precision", "device"):
         values[name] = values[name].value
@@ -127,10 +139,10 @@ def loop_config(loop: dict) -> dict:
     return values
 
 
-def run_options(loop: dict) -> dict:
+def run_options(options: dict) -> dict:
     """Set up logging and threads; the keyword arguments of the train function."""
-    setup(loop["threads"])
-    return {"resume": loop["resume"], "progress": loop["progress"]}
+    setup(options["threads"])
+    return {"resume": options["resume"], "progress": options["progress"]}
 
 
 def echo_result(result) -> None:
@@ -148,7 +160,7 @@ def echo_result(result) -> None:
 
 @train_app.command("adain")
 @user_errors
-@with_loop_options
+@with_options(_loop_options)
 def adain(
     context: typer.Context,
     content: Folder,
@@ -159,8 +171,8 @@ def adain(
     norm: Annotated[NormName, typer.Option(help="Norm layer of the decoder.")] = NormName.NONE,
     style_loss: Annotated[StyleLoss, typer.Option(
         help="mean-std (AdaIN) or gram style loss.")] = StyleLoss.MEAN_STD,
-    content_weight: Annotated[float, typer.Option(help="Content loss weight.")] = 1.0,
-    style_weight: Annotated[float, typer.Option(help="Style loss weight.")] = 10.0,
+    content_weight: ContentWeight = 1.0,
+    style_weight: StyleWeight = 10.0,
     mix_lr_scale: Annotated[float, typer.Option(
         min=0.0, help="Switchable norm: the mixture weights learn at lr times this.")] = 1.0,
     init: Annotated[Path, typer.Option(
@@ -168,50 +180,35 @@ def adain(
     iterations: Iterations = 160_000,
     lr: Lr = 1e-4,
     lr_decay: LrDecay = 5e-5,
-    **loop,
+    **options,
 ) -> None:
     """Train an AdaIN decoder on CONTENT and STYLE folders; writes OUT/model.safetensors."""
     from ..training.adain import AdaINTrainConfig, train_adain
 
-    run = run_options(loop)
+    run = run_options(options)
     arch = from_init(context, init, "adain", {"norm": norm.value})
     config = AdaINTrainConfig(
         content=str(content), style=str(style), out=str(out), encoder=encoder, norm=arch["norm"],
         style_loss=style_loss.value, content_weight=content_weight, style_weight=style_weight,
         mix_lr_scale=mix_lr_scale, iterations=iterations, lr=lr, lr_decay=lr_decay,
-        **loop_config(loop),
+        **loop_config(options),
     )
     echo_result(train_adain(config, **run, init=str(init) if init else None))
 
 
-@train_app.command("lite")
-@user_errors
-@with_loop_options
-def lite(
-    context: typer.Context,
-    content: Folder,
-    style: Folder,
-    out: Out = Path("runs/lite"),
-    encoder: Annotated[str, typer.Option(
-        help="VGG loss network: an installed name or a .safetensors path.")] = "vgg19-normalised",
-    widths: Annotated[str, typer.Option(
-        help="Channels at full, 1/2 and 1/4 resolution.")] = "16,32,64",
-    res_blocks: Annotated[int, typer.Option(min=1, help="Residual blocks per bottleneck.")] = 2,
-    style_mlp: Annotated[int, typer.Option(
-        min=0, help="Hidden units of an MLP from the whole style code to a FiLM on each "
-        "decoder residual block (0: none). --init from a model without it grows one.")] = 0,
-    style_deep: Annotated[int, typer.Option(
-        min=0, help="Channels of a 1/8-resolution level of the style encoder, read by the "
-        "--style-mlp FiLM (0: none). --init from a model without it grows one.")] = 0,
-    content_weight: Annotated[float, typer.Option(
-        help="Content loss weight (without --teacher; with it, see --adain-weight).")] = 1.0,
-    style_weight: Annotated[float, typer.Option(help="Style loss weight.")] = 10.0,
-    identity_weight: Annotated[float, typer.Option(
-        help="Weight of reconstructing a content from its own code.")] = 5.0,
-    augment: Annotated[bool, typer.Option(help="Flip, turn and recolour styles.")] = True,
-    init: Annotated[Path, typer.Option(
-        exists=True, dir_okay=False, help="Start from this lite model; --widths, --res-blocks, "
-        "--style-mlp and --style-deep not given are read from it.")] = None,
+StyleMlp = Annotated[int, typer.Option(
+    min=0, help="Hidden units of an MLP from the whole style code to a FiLM on each decoder "
+    "residual block (0: none). --init from a model without it grows one.")]
+StyleDeep = Annotated[int, typer.Option(
+    min=0, help="Channels of a 1/8-resolution level of the style encoder, read by the "
+    "--style-mlp FiLM (0: none). --init from a model without it grows one.")]
+TeacherStyleSide = Annotated[int, typer.Option(
+    min=320, help="With --teacher: styles enter the cache at their own shorter side up to this "
+    "many px (smaller ones at 320), cropped at that scale: the texture of large paintings as a "
+    "user's style image shows it.")]
+
+
+def _distill_options(
     teacher: Annotated[str, typer.Option(
         help="Distil this installed AdaIN model (name or .safetensors file): its outputs on "
         "cached crops become the targets.")] = None,
@@ -225,10 +222,7 @@ def lite(
         help="With --teacher: a further teacher cache, already built (other images, styles "
         "or seed; the same teacher, crop size and loss network), drawn from together with "
         "--cache. Repeat for more.")] = None,
-    style_side: Annotated[int, typer.Option(
-        min=320, help="With --teacher: styles enter the cache at their own shorter side up to "
-        "this many px (smaller ones at 320), cropped at that scale: the texture of large "
-        "paintings as a user's style image shows it.")] = 320,
+    style_side: TeacherStyleSide = 320,
     val_texture: Annotated[Path, typer.Option(
         help="With --teacher: a folder of further held-out styles (e.g. large paintings of "
         "fine texture and line), read at --style-side; validation reports every held-out "
@@ -250,45 +244,70 @@ def lite(
         min=0.0, help="With --teacher: weight of the content loss to the AdaIN target at "
         "relu4_1 (the teacher's own objective; 0: off). --content-weight applies without "
         "--teacher only.")] = 0.0,
+) -> None:
+    """The options of distillation, ``train lite --teacher`` (see :func:`lite_run`)."""
+
+
+@train_app.command("lite")
+@user_errors
+@with_options(_distill_options, _loop_options)
+def lite(
+    context: typer.Context,
+    content: Folder,
+    style: Folder,
+    out: Out = Path("runs/lite"),
+    encoder: LossNetwork = "vgg19-normalised",
+    widths: WidthsOpt = "16,32,64",
+    res_blocks: Annotated[int, typer.Option(min=1, help="Residual blocks per bottleneck.")] = 2,
+    style_mlp: StyleMlp = 0,
+    style_deep: StyleDeep = 0,
+    content_weight: Annotated[float, typer.Option(
+        help="Content loss weight (without --teacher; with it, see --adain-weight).")] = 1.0,
+    style_weight: StyleWeight = 10.0,
+    identity_weight: Annotated[float, typer.Option(
+        help="Weight of reconstructing a content from its own code.")] = 5.0,
+    augment: Annotated[bool, typer.Option(help="Flip, turn and recolour styles.")] = True,
+    init: Annotated[Path, typer.Option(
+        exists=True, dir_okay=False, help="Start from this lite model; --widths, --res-blocks, "
+        "--style-mlp and --style-deep not given are read from it.")] = None,
     iterations: Iterations = 160_000,
     lr: Lr = 5e-4,
     lr_decay: LrDecay = 1e-4,
-    **loop,
+    **options,
 ) -> None:
     """Train the VGG-free lite model (VGG is only its loss), or distil an AdaIN teacher into it
     (--teacher); writes OUT/model.safetensors."""
-    from ..errors import StylenormError
-    from ..training.lite import LiteTrainConfig, train_lite
+    run = run_options(options)
+    arch = from_init(context, init, "lite", {"widths": parse_widths(widths),
+                                             "res_blocks": res_blocks, "style_mlp": style_mlp,
+                                             "style_deep": style_deep}, grow=True)
+    fields = dict(content=str(content), style=str(style), out=str(out), encoder=encoder, **arch,
+                  content_weight=content_weight, style_weight=style_weight,
+                  identity_weight=identity_weight, augment=augment, iterations=iterations,
+                  lr=lr, lr_decay=lr_decay, **loop_config(options))
+    config, train = lite_run(context, fields, values_of(_distill_options, options))
+    echo_result(train(config, **run, init=str(init) if init else None))
 
-    width_values = tuple(int(v) for v in widths.split(",") if v.strip().isdigit())
-    if len(width_values) != 3 or len(widths.split(",")) != 3:
-        raise StylenormError(f"--widths must be three integers like 16,32,64; got {widths!r}")
-    run = run_options(loop)
-    arch = from_init(context, init, "lite", {"widths": width_values, "res_blocks": res_blocks,
-                                             "style_mlp": style_mlp, "style_deep": style_deep},
-                     grow=True)
-    fields = dict(
-        content=str(content), style=str(style), out=str(out), encoder=encoder, **arch,
-        content_weight=content_weight,
-        style_weight=style_weight, identity_weight=identity_weight, augment=augment,
-        iterations=iterations, lr=lr, lr_decay=lr_decay, **loop_config(loop),
-    )
-    if teacher is None:
+
+def lite_run(context: typer.Context, fields: dict, distill: dict):
+    """The config and train function of ``train lite``: plain from ``fields``, or with a
+    teacher the distillation's (``distill``: the values of :func:`_distill_options`)."""
+    if distill["teacher"] is None:
+        from ..training.lite import LiteTrainConfig, train_lite
+
         refuse_teacher_options_without_teacher(context)
-        echo_result(train_lite(LiteTrainConfig(**fields), **run,
-                               init=str(init) if init else None))
-        return
+        return LiteTrainConfig(**fields), train_lite
     from ..training.distill import DistillConfig, train_distill
 
-    config = DistillConfig(**fields, teacher=teacher, cache=str(cache) if cache else "",
-                           cache_pairs=cache_pairs, pixel_weight=pixel_weight,
-                           add_caches=tuple(str(f) for f in add_cache or ()),
-                           style_side=style_side,
-                           val_texture=str(val_texture) if val_texture else "",
-                           feature_weight=feature_weight, feature_layer=feature_layer,
-                           code_weight=code_weight, adain_weight=adain_weight,
-                           style_layers=tuple(v.strip() for v in style_layers.split(",")))
-    echo_result(train_distill(config, **run, init=str(init) if init else None))
+    config = DistillConfig(
+        **fields, teacher=distill["teacher"], cache=str(distill["cache"] or ""),
+        cache_pairs=distill["cache_pairs"], pixel_weight=distill["pixel_weight"],
+        add_caches=tuple(str(f) for f in distill["add_cache"] or ()),
+        style_side=distill["style_side"], val_texture=str(distill["val_texture"] or ""),
+        feature_weight=distill["feature_weight"], feature_layer=distill["feature_layer"],
+        code_weight=distill["code_weight"], adain_weight=distill["adain_weight"],
+        style_layers=tuple(v.strip() for v in distill["style_layers"].split(",")))
+    return config, train_distill
 
 
 TEACHER_ONLY = ("cache", "cache_pairs", "add_cache", "style_side", "val_texture", "pixel_weight",
@@ -320,19 +339,9 @@ def from_init(context: typer.Context, init: Path | None, kind: str, asked: dict,
     return init_architecture(str(init), kind, asked, given, grow)
 
 
-def parse_widths(text: str) -> tuple[int, int, int]:
-    from ..errors import StylenormError
-
-    parts = text.replace(" ", "").split(",")
-    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise StylenormError(f"--widths must be three positive integers like 32,64,128; "
-                             f"got {text!r}")
-    return tuple(int(p) for p in parts)
-
-
 @train_app.command("cin")
 @user_errors
-@with_loop_options
+@with_options(_loop_options)
 def cin(
     context: typer.Context,
     content: Folder,
@@ -343,25 +352,20 @@ def cin(
         exists=True, dir_okay=False, help="A trained CIN model: add the --styles to it, "
         "training only their new gamma/beta rows.")] = None,
     out: Out = Path("runs/cin"),
-    encoder: Annotated[str, typer.Option(
-        help="VGG loss network: an installed name or a .safetensors path.")] = "vgg19-normalised",
-    widths: Annotated[str, typer.Option(
-        help="Channels at full, 1/2 and 1/4 resolution.")] = "32,64,128",
+    encoder: LossNetwork = "vgg19-normalised",
+    widths: WidthsOpt = "32,64,128",
     res_blocks: Annotated[int, typer.Option(min=1, help="Residual blocks.")] = 5,
     style_size: Annotated[int, typer.Option(
         min=16, help="Style images' shorter side in px for their Gram matrices.")] = 512,
     content_layer: Annotated[str, typer.Option(
         help="VGG layer of the content loss (relu1_1 .. relu4_1).")] = "relu3_1",
-    content_weight: Annotated[float, typer.Option(help="Content loss weight.")] = 1.0,
+    content_weight: ContentWeight = 1.0,
     style_weight: Annotated[float, typer.Option(help="Gram style loss weight.")] = 1e4,
     tv_weight: Annotated[float, typer.Option(help="Total-variation weight (0: off).")] = 0.0,
     teacher: Annotated[str, typer.Option(
         help="An installed AdaIN model (name or file) whose stylisations the network learns: "
         "content target and an L1 term (see --pixel-weight).")] = "",
-    style_side: Annotated[int, typer.Option(
-        min=320, help="With --teacher: styles enter the cache at their own shorter side up to "
-        "this many px (smaller ones at 320), cropped at that scale: the texture of large "
-        "paintings as a user's style image shows it.")] = 320,
+    style_side: TeacherStyleSide = 320,
     pixel_weight: Annotated[float, typer.Option(
         help="With --teacher: weight of the L1 to the teacher's output.")] = 10.0,
     init: Annotated[Path, typer.Option(
@@ -370,12 +374,12 @@ def cin(
     iterations: Iterations = 40_000,
     lr: Lr = 1e-3,
     lr_decay: LrDecay = 5e-5,
-    **loop,
+    **options,
 ) -> None:
     """Train a multi-style CIN network (one style per image in STYLES), or --extend one."""
     from ..training.cin import CINTrainConfig, train_cin
 
-    run = run_options(loop)
+    run = run_options(options)
     arch = from_init(context, init, "cin", {"widths": parse_widths(widths),
                                             "res_blocks": res_blocks})
     config = CINTrainConfig(
@@ -384,6 +388,6 @@ def cin(
         style_size=style_size, content_layer=content_layer, content_weight=content_weight,
         style_weight=style_weight, tv_weight=tv_weight, teacher=teacher,
         pixel_weight=pixel_weight, iterations=iterations, lr=lr, lr_decay=lr_decay,
-        **loop_config(loop),
+        **loop_config(options),
     )
     echo_result(train_cin(config, **run, init=str(init) if init else None))

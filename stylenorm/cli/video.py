@@ -7,19 +7,29 @@ from pathlib import Path
 
 import typer
 
-from ..choices import DEFAULT_MODEL, DEFAULT_TILE_SIZE, MAX_WHOLE_PIXELS, Device, Precision
-from ..io.video import VIDEO_MAX_PIXELS
+from ..choices import (
+    DEFAULT_MODEL,
+    DEFAULT_PRECISION,
+    DEFAULT_TILE_SIZE,
+    MAX_WHOLE_PIXELS,
+    VIDEO_MAX_PIXELS,
+    Device,
+)
 from .batch import log_line, set_threads
 from .errors import say, user_errors
 from .options import (
     AlphaOpt,
     DeviceOpt,
+    MaxPixelsOpt,
     MaxWholePixelsOpt,
     ModelOpt,
+    PrecisionOpt,
+    SizeOpt,
     StyleIndexOpt,
     StyleSizeOpt,
     StyleWeightsOpt,
     ThreadsOpt,
+    TileOpt,
     TileSizeOpt,
 )
 
@@ -37,7 +47,7 @@ def video(
     style_weights: StyleWeightsOpt = None,
     style_index: StyleIndexOpt = None,
     preserve_color: bool = typer.Option(False, help="Keep the colours (of the first frame)."),
-    size: int = typer.Option(0, min=0, help="Frame shorter side in px (0 keeps the input's)."),
+    size: SizeOpt = 0,
     style_size: StyleSizeOpt = 512,
     temporal: bool = typer.Option(True, help="Tie frames together (smoothed statistics, "
                                   "flow-guided blending); --no-temporal stylises each frame "
@@ -53,12 +63,10 @@ def video(
     duration: float = typer.Option(0.0, min=0.0, help="Stylise at most this many seconds "
                                    "(0: to the end)."),
     frames: int = typer.Option(0, min=0, help="Stylise at most this many frames (0: all)."),
-    max_pixels: int = typer.Option(VIDEO_MAX_PIXELS, min=1, help="Refuse a video whose "
-                                   "frames declare more pixels than this (before decoding)."),
+    max_pixels: MaxPixelsOpt = VIDEO_MAX_PIXELS,
     device: DeviceOpt = Device.AUTO,
-    precision: Precision = typer.Option(Precision.AUTO, help="Arithmetic precision; auto = "
-                                        "bf16 on CPUs where it is faster, fp16 on GPUs."),
-    tile: bool = typer.Option(False, help="Stylise in tiles (automatic above 2.5 MP, e.g. 4K)."),
+    precision: PrecisionOpt = DEFAULT_PRECISION,
+    tile: TileOpt = False,
     tile_size: TileSizeOpt = DEFAULT_TILE_SIZE,
     max_whole_pixels: MaxWholePixelsOpt = MAX_WHOLE_PIXELS,
     threads: ThreadsOpt = 0,

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import VIDEO_MAX_PIXELS
 from ..errors import ImageError, OptionError
 from .images import resized_size
 
 INSTALL_HINT = 'stylenorm video needs PyAV and OpenCV: pip install "stylenorm[video]"'
-VIDEO_MAX_PIXELS = 8192 * 4320  # 8K: the most pixels a video may declare per frame by default
 SHORT_BY_FRAMES = 2  # a clip that ends this many frames before its declared end is cut short
 
 
