@@ -63,3 +63,18 @@ def test_ordinary_photos_are_untouched():
         assert float(stylisation_weight(content)) == 1.0
         stylised = torch.rand_like(content)
         assert keep_faint(content, stylised) is stylised
+
+
+def test_batch_keeps_a_dark_content_dark_as_stylize_does(tmp_path):
+    from stylenorm.inference.batch import batch_stylize
+
+    dark = np.full((64, 80, 3), 3, np.uint8)
+    dark[20:40, 30:50] = 5
+    (tmp_path / "c").mkdir()
+    Image.fromarray(dark).save(tmp_path / "c" / "dark.png")
+    (tmp_path / "s").mkdir()
+    Image.open(SAMPLES / "style" / "mosaic.png").save(tmp_path / "s" / "mosaic.png")
+    batch_stylize(tmp_path / "c", tmp_path / "s", tmp_path / "out", model="lite",
+                  device="cpu", precision="fp32", size=0)
+    out = np.asarray(Image.open(next((tmp_path / "out").iterdir())), np.float32)
+    assert out.mean() < 8, out.mean()  # lite alone paints it at about 117/255

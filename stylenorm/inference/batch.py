@@ -46,6 +46,7 @@ from .batchplan import (
     remove_partial,
     split_existing,
 )
+from .faint import keep_faint
 from .finite import LOW_PRECISION, PRECISION_NAMES, require_finite
 from .progress import on_terminal
 from .shards import share_of
@@ -220,6 +221,7 @@ class _Run:
             code = type(codes[0]).cat(codes)
             out = model.decode_features(feats.select(rows), code, alpha)
             out = self.checked(out[..., :h, :w].float().cpu())
+            out = keep_faint(torch.cat([batch[i].image.rgb for i in rows]), out)
             for k, (i, job) in enumerate(pick):
                 self.write(job, out[k : k + 1], batch[i].image.alpha)
 
@@ -235,7 +237,7 @@ class _Run:
                 continue  # failed on the way (in fp32)
             code = self.code(job.style, rgb)
             out = self.checked(decode_tiled(model, feats, code, self.options.alpha, tiles))
-            self.write(job, out, content.image.alpha)
+            self.write(job, keep_faint(rgb, out), content.image.alpha)
 
     def checked(self, out: torch.Tensor) -> torch.Tensor:
         """``out`` in [0, 1], or :class:`NonFiniteError` when it holds NaN or infinite values."""
