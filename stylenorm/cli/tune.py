@@ -9,6 +9,7 @@ import typer
 
 from ..choices import Device, Precision
 from .errors import say, user_errors
+from .options import DeviceOpt, PrecisionOpt, ThreadsOpt
 
 
 @user_errors
@@ -44,11 +45,9 @@ def tune(
     overwrite: Annotated[bool, typer.Option(
         help="Replace an installed model of the same name.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the crops and the initial state.")] = 0,
-    device: Annotated[Device, typer.Option(help="Where to tune.")] = Device.AUTO,
-    precision: Annotated[Precision, typer.Option(
-        help="Autocast precision; auto = bf16 where it is faster.")] = Precision.AUTO,
-    threads: Annotated[int, typer.Option(
-        min=0, help="CPU threads for torch (0: one per core).")] = 0,
+    device: DeviceOpt = Device.AUTO,
+    precision: PrecisionOpt = Precision.AUTO,
+    threads: ThreadsOpt = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Tune a lite model on one style image over your photos for a few minutes, and install

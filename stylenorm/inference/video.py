@@ -30,6 +30,7 @@ from ..io.video import VIDEO_MAX_PIXELS, Frame, Span, VideoReader, optional_modu
 from ..io.video_writer import MAX_GIF_FRAMES, EncodeOptions, VideoWriter, output_container
 from ..models.protocol import FixedStyleModel
 from .finite import finite_frame
+from .progress import on_terminal
 from .stylize import PROGRESS_DELAY_S, StylizeOptions, Stylizer
 from .temporal import TemporalFilter, TemporalOptions
 
@@ -243,8 +244,9 @@ def _run(reader: VideoReader, clip: ClipStylizer, tmp: Path, output: Path,
     frames = in_background(reader.frames(), options.queue_frames)
     writer = sink = None
     gif = output.suffix.lower() == ".gif"
-    with tqdm(total=reader.estimate_frames(), unit="frame", desc="video", disable=not progress,
-              file=sys.stderr, dynamic_ncols=True, delay=PROGRESS_DELAY_S, leave=False) as bar:
+    with tqdm(total=reader.estimate_frames(), unit="frame", desc="video",
+              disable=not on_terminal(progress), file=sys.stderr, dynamic_ncols=True,
+              delay=PROGRESS_DELAY_S, leave=False) as bar:
         try:
             for frame in frames:
                 out = to_uint8(finite_frame(clip(frame), clip.report.frames))

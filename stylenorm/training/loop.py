@@ -1,6 +1,6 @@
 """The training loop shared by every trainer: schedule, precision, checkpoints, log, samples.
 
-A trainer (`.adain`, `.cin`) supplies a :class:`Task`: the network
+A trainer (`.adain`, `.lite`, `.distill`, `.cin`) supplies a :class:`Task`: the network
 to checkpoint, its trainable parameters, a loss function of a batch and the pictures for the
 sample grids. :func:`fit` runs it for ``config.iterations`` and writes into the run folder::
 
@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from ..errors import Interrupted, StylenormError
 from ..hub.zoo import load_frozen_encoder
+from ..inference.progress import on_terminal
 from ..ranks import Place
 from ..runtime import Precision, autocast, processor_name, resolve_device, training_dtype
 from .averaging import WeightAverage
@@ -273,8 +274,9 @@ def _batches(loop: _Loop, data) -> Iterator[tuple[int, list[torch.Tensor]]]:
 
 def _run(loop: _Loop, data, progress: bool) -> None:
     config, main = loop.config, loop.place.is_main
-    bar = tqdm(total=config.iterations, initial=loop.start, disable=not (progress and main),
-               desc="train", unit="it", dynamic_ncols=True)
+    bar = tqdm(total=config.iterations, initial=loop.start,
+               disable=not (on_terminal(progress) and main), desc="train", unit="it",
+               dynamic_ncols=True)
     tick = time.perf_counter()
     deadline = tick + 60 * config.time_limit if config.time_limit else float("inf")
     loop.done = config.iterations

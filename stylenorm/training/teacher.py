@@ -20,7 +20,7 @@ __all__ = ["Teacher", "load_teacher", "teacher_output"]
 def load_teacher(name: str, device: torch.device, dtype: torch.dtype):
     """An installed AdaIN model by name or file, on ``device`` at ``dtype``, fused for
     inference; and its file's SHA-256."""
-    from ..hub.weights import resolve_weights
+    from ..hub.store import resolve_weights
     from ..hub.zoo import file_sha256, load_model
 
     path = resolve_weights(name)

@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..errors import ImageError, StylenormError
+from ..inference.progress import on_terminal
 from ..io.atomic import atomic_write
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.statistics import channel_mean_std
@@ -200,7 +201,7 @@ def build_teacher_cache(folder: str | Path, spec: CacheSpec, teacher, encoder: V
     images = (_Images(contents, shorter), _Images(styles, shorter, spec.style_side))
     bar = tqdm(total=spec.pairs, initial=spec.pairs - sum(
         min(spec.shard_size, spec.pairs - i * spec.shard_size) for i in missing),
-        disable=not progress, desc="teacher cache", unit="pair", dynamic_ncols=True)
+        disable=not on_terminal(progress), desc="teacher cache", unit="pair", dynamic_ncols=True)
     with bar:
         for index in missing:
             start = index * spec.shard_size

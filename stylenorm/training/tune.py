@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import StylenormError
+from ..inference.progress import on_terminal
 from ..io.images import load_image
 from ..models.lite import LiteModel
 from ..models.vgg import TAPS
@@ -158,7 +159,7 @@ class _Measure:
 def _check_inputs(config: TuneConfig):
     """Everything that can be refused, before any work: the style image, the photos, the
     name, the init model and the teacher."""
-    from ..hub.weights import store_path
+    from ..hub.store import store_path
     from ..hub.zoo import file_sha256, load_model
 
     style_path = Path(config.style)
@@ -197,7 +198,7 @@ def _held_out(photos: list[Path], count: int) -> tuple[list[Path], list[Path]]:
 
 def tune(config: TuneConfig, *, progress: bool = True) -> TuneResult:
     """Fine-tune a lite model on one style for ``config.minutes`` and install it."""
-    from ..hub.weights import save_weights
+    from ..hub.files import save_weights
     from ..hub.zoo import load_frozen_encoder
 
     config.validate()
@@ -263,7 +264,7 @@ def tune(config: TuneConfig, *, progress: bool = True) -> TuneResult:
     budget = config.minutes * 60
     start = last_val = time.perf_counter()
     iterations, stopped = 0, False
-    bar = tqdm(total=math.ceil(budget), unit="s", disable=not progress, desc="tune",
+    bar = tqdm(total=math.ceil(budget), unit="s", disable=not on_terminal(progress), desc="tune",
                bar_format="{desc}: {bar} {elapsed} of the time, {remaining} left{postfix}")
     with bar:
         bar.set_postfix_str(_postfix(0, current))
