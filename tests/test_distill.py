@@ -424,3 +424,10 @@ def test_adain_term_is_the_content_loss_to_the_adain_target(random_store, folder
         widths=(4, 8, 8), res_blocks=1, adain_weight=2.0, iterations=1, log_every=1,
         checkpoint_every=1, sample_every=0, precision="fp32"), progress=False)
     assert result.final_losses["adain"] > 0
+
+
+def test_the_python_api_refuses_distillation_without_a_teacher(folders, tmp_path):
+    content, style = folders
+    config = DistillConfig(content=str(content), style=str(style), out=str(tmp_path / "run"))
+    with pytest.raises(StylenormError, match="needs a teacher"):
+        train_distill(config, progress=False)

@@ -96,6 +96,9 @@ class DistillConfig(LiteTrainConfig):
 
     def validate(self) -> None:
         super().validate()
+        if not self.teacher:
+            raise StylenormError("distillation needs a teacher: an installed AdaIN model's "
+                                 "name or file", params=("teacher",))
         for layer in (self.feature_layer, *self.style_layers):
             if layer not in TAPS:
                 raise StylenormError(f"distillation layers must be among {list(TAPS)}; "
