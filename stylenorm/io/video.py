@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from ..choices import VIDEO_MAX_PIXELS
-from ..errors import ImageError, OptionError
+from ..errors import ImageError, OptionError, install_hint
 from .images import resized_size
 
-INSTALL_HINT = 'stylenorm video needs PyAV and OpenCV: pip install "stylenorm[video]"'
+INSTALL_HINT = f"stylenorm video needs PyAV and OpenCV: {install_hint('video')}"
 SHORT_BY_FRAMES = 2  # a clip that ends this many frames before its declared end is cut short
 
 
