@@ -39,7 +39,7 @@ def tune(
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-4,
     adain_weight: Annotated[float, typer.Option(
         min=0.0, help="Weight of the content loss to the AdaIN target (more keeps more of "
-        "the photo; less, more of the teacher's texture).")] = 1.0,
+        "the photo; less, more of the teacher's texture).")] = 3.0,
     style_weight: Annotated[float, typer.Option(
         min=0.0, help="Weight of the style-statistics loss.")] = 5.0,
     overwrite: Annotated[bool, typer.Option(
