@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import time
 
 import torch
@@ -114,3 +115,9 @@ def autocast(device: torch.device, dtype: torch.dtype):
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def on_terminal(progress: bool) -> bool:
+    """Whether to draw progress: asked for, and stderr is a terminal (a bar's carriage returns
+    in a log file are noise)."""
+    return progress and sys.stderr.isatty()

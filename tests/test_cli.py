@@ -65,7 +65,7 @@ def test_stylize_with_mask(random_store, images, tmp_path):
     (["{content}", "{s1}", "-o", "{content}"], "output path is one of the inputs", 1),
     (["{content}", "{s1}", "-o", "x.unknownext"], "cannot tell the output format", 1),
     (["{content}", "{s1}", "--device", "cuda"], "no CUDA GPU", 1),
-    (["{content}", "{s1}", "--mask", "{s2}"], "exactly 2 style images", 1),
+    (["{content}", "{s1}", "--mask", "{s2}"], "exactly 2 style images", 2),
 ])
 @pytest.mark.slow
 def test_errors_are_one_line(random_store, images, tmp_path, args, message, code):

@@ -139,7 +139,7 @@ def test_a_missing_extra_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "av", None)
     result = run(tmp_path / "x.mp4", STYLE, "-o", tmp_path / "out.mp4")
     assert result.exit_code == 1
-    assert 'pip install "stylenorm[video]"' in result.output
+    assert 'pip install -e ".[video]"' in result.output
 
 
 def test_temporal_step_halves_the_warping_error():

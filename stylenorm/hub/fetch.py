@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import WeightsError
+from ..runtime import on_terminal
 from .files import SUFFIX
 from .records import KNOWN_WEIGHTS, WeightsRecord
 from .store import weights_home
@@ -56,9 +56,9 @@ def _download(url: str, dest: Path, progress: bool) -> str:
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            shown = progress and sys.stderr.isatty()  # no bar's carriage returns in a log
             with open(dest, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                               desc=dest.name, disable=not shown) as bar:
+                                               desc=dest.name,
+                                               disable=not on_terminal(progress)) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     digest.update(chunk)

@@ -9,11 +9,9 @@ import threading
 import time
 from collections.abc import Iterator
 
+from ..runtime import on_terminal
 
-def on_terminal(progress: bool) -> bool:
-    """Whether to draw progress: asked for, and stderr is a terminal (a bar's carriage returns
-    in a log file are noise)."""
-    return progress and sys.stderr.isatty()
+__all__ = ["on_terminal", "spinner"]
 
 
 @contextlib.contextmanager

@@ -33,9 +33,15 @@ from tqdm.auto import tqdm
 
 from ..errors import Interrupted, StylenormError
 from ..hub.zoo import load_frozen_encoder
-from ..inference.progress import on_terminal
 from ..ranks import Place
-from ..runtime import Precision, autocast, processor_name, resolve_device, training_dtype
+from ..runtime import (
+    Precision,
+    autocast,
+    on_terminal,
+    processor_name,
+    resolve_device,
+    training_dtype,
+)
 from .averaging import WeightAverage
 from .checkpoints import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .config import TrainConfig, learning_rate, plain

@@ -31,10 +31,10 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..errors import ImageError, StylenormError
-from ..inference.progress import on_terminal
 from ..io.atomic import atomic_write
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.statistics import channel_mean_std
+from ..runtime import on_terminal
 from .data import CropConfig, crop_item, decode
 from .teacher import teacher_output
 

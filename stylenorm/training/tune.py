@@ -36,14 +36,20 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import StylenormError
-from ..inference.progress import on_terminal
 from ..io.images import load_image
 from ..models.lite import LiteModel
 from ..models.vgg import TAPS
 from ..nn.conditional import adain_with_stats
 from ..nn.losses import content_loss, mean_std_target_loss
 from ..nn.statistics import channel_mean_std
-from ..runtime import autocast, processor_name, resolve_device, resolve_dtype, training_dtype
+from ..runtime import (
+    autocast,
+    on_terminal,
+    processor_name,
+    resolve_device,
+    resolve_dtype,
+    training_dtype,
+)
 from .common import FrozenEncoder
 from .data import find_images
 from .teacher import Teacher
