@@ -51,7 +51,7 @@ def model_file(model, tmp_path_factory):
 def onnxruntime_session(export):
     """Skip unless the [onnx] extra is installed; else run ``export()`` and open its file."""
     for package in ("onnx", "onnxscript", "onnxruntime"):
-        pytest.importorskip(package, reason=f'needs {package}: pip install ".[onnx]"')
+        pytest.importorskip(package, reason=f'needs {package}: pip install -e ".[onnx]"')
     import onnxruntime
 
     return onnxruntime.InferenceSession(str(export()), providers=["CPUExecutionProvider"])
