@@ -123,3 +123,13 @@ def test_cli_reports_and_refuses_in_one_line_before_any_work(setting):
         assert len(lines) == 1 and lines[0].startswith("error:"), result.output
         assert any(e in lines[0] for e in expected.split("|")), (expected, lines[0])
     assert not any((tmp_path / "home" / f"{n}.safetensors").exists() for n in "xy")
+
+
+def test_a_photo_that_opens_but_does_not_decode_is_left_out(setting):
+    tmp_path, init, style = setting
+    whole = (tmp_path / "photos" / "0.png").read_bytes()
+    for i in range(9):  # every training photo but one cut short: the header opens, pixels do not
+        if i not in (1, 4, 7):
+            (tmp_path / "photos" / f"{i}.png").write_bytes(whole[: len(whole) // 3])
+    result = tune(config_for(tmp_path, init, style, steps=4, val_count=1), progress=False)
+    assert result.iterations == 4

@@ -85,14 +85,20 @@ def main() -> None:
     args = parser.parse_args()
     train = args.shared / "train"
     if not (args.out / "train_style").is_dir():
-        raise SystemExit(f"error: {args.out / 'train_style'} is missing: run benchmarks/holdout_split.py first")
+        raise SystemExit(f"error: {args.out / 'train_style'} is missing: run "
+                         "benchmarks/holdout_split.py first")
     texture = frozenset(TEXTURE_VAL)
+    out = args.out
     counts = {
-        "all_content": link_all([args.out / "train_content", train / "content"], args.out / "all_content"),
-        "all_style": link_all([args.out / "train_style", train / "style"], args.out / "all_style", texture),
-        "val_texture": link_all([train / "style"], args.out / "val_texture",
-                                frozenset(p.name for p in (train / "style").iterdir()) - texture),
+        "all_content": link_all([out / "train_content", train / "content"], out / "all_content"),
+        "all_style": link_all([out / "train_style", train / "style"], out / "all_style", texture),
     }
+    (args.out / "val_texture").mkdir(parents=True, exist_ok=True)
+    for name in TEXTURE_VAL:
+        link = args.out / "val_texture" / name
+        if not link.exists():
+            link.symlink_to((train / "style" / name).resolve())
+    counts["val_texture"] = len(TEXTURE_VAL)
     counts["style_weighted"] = weighted(args.out / "all_style", args.out / "style_weighted")
     for name, count in counts.items():
         print(f"{args.out / name}: {count} images")

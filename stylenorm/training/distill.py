@@ -37,15 +37,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.transforms.functional import center_crop
 
 from ..errors import StylenormError
 from ..io.images import load_image
 from ..models.lite import LiteModel, grown_state
 from ..models.vgg import TAP_CHANNELS, TAPS, VGGEncoder
 from ..nn.conditional import adain_with_stats
-from ..nn.losses import content_loss, mean_std_target_loss
+from ..nn.losses import content_loss, mean_std_style_loss, mean_std_target_loss
 from ..nn.metrics import psnr
-from ..nn.statistics import channel_mean_std
 from ..runtime import resolve_dtype
 from .common import (
     FrozenEncoder,
@@ -142,16 +142,13 @@ class RatioSet:
 
 
 def pair_style_losses(encode, outputs: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
-    """The evaluation's style loss (mean/std over relu1_1..relu4_1) of each output to its
-    style, (N,) float32. Shape: outputs, styles (N, 3, H, W) in [0, 1]."""
+    """The evaluation's style loss (:func:`mean_std_style_loss` over relu1_1..relu4_1) of each
+    output to its style, (N,) float32. Shape: outputs, styles (N, 3, H, W) in [0, 1]."""
     f_o, f_s = encode(outputs, TAPS[-1]), encode(styles, TAPS[-1])
-    total = torch.zeros(outputs.shape[0])
-    for layer in TAPS:
-        (o_mean, o_std), (s_mean, s_std) = (channel_mean_std(f[layer].float())
-                                            for f in (f_o, f_s))
-        total += ((o_mean - s_mean).pow(2).flatten(1).mean(1)
-                  + (o_std - s_std).pow(2).flatten(1).mean(1)).cpu()
-    return total
+    return torch.stack([
+        mean_std_style_loss({k: v[i:i + 1].float() for k, v in f_o.items()},
+                            {k: v[i:i + 1].float() for k, v in f_s.items()}, TAPS).cpu()
+        for i in range(outputs.shape[0])])
 
 
 def ratio_set(config: DistillConfig, validation, teacher, encoder: VGGEncoder,
@@ -171,7 +168,7 @@ def ratio_set(config: DistillConfig, validation, teacher, encoder: VGGEncoder,
             texture.append(load_image(path, size=side).rgb)
             names.append(path.name)
     if texture:
-        crops = [centre_crop(t, config.crop_size) for t in texture]
+        crops = [center_crop(t, [config.crop_size]) for t in texture]
         styles = torch.cat([styles, torch.cat(crops).to(device)])
         contents = torch.cat([contents, contents[torch.arange(len(texture)) % len(contents)]])
     encode = FrozenEncoder(encoder)
@@ -179,13 +176,6 @@ def ratio_set(config: DistillConfig, validation, teacher, encoder: VGGEncoder,
         teacher_losses = pair_style_losses(encode, teacher_output(teacher, contents, styles),
                                            styles)
     return RatioSet(contents, styles, names, len(texture), teacher_losses.clamp_min(1e-8))
-
-
-def centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
-    """The centre ``size`` x ``size`` square of (1, 3, H, W) ``image``."""
-    h, w = image.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    return image[..., top:top + size, left:left + size]
 
 
 class DistillTask(LiteTask):

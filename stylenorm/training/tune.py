@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import StylenormError
@@ -117,14 +118,20 @@ class _Photos:
     """Random crops of the content photos, decoded at ``size`` shorter side when drawn."""
 
     def __init__(self, paths: list[Path], size: int, crop: int, seed: int) -> None:
-        self.paths, self.size, self.crop = paths, size, crop
+        self.paths, self.size, self.crop = list(paths), size, crop
         self.rng = np.random.default_rng(seed)
 
     def batch(self, count: int) -> torch.Tensor:
         crops = []
         while len(crops) < count:
-            image = load_image(self.paths[int(self.rng.integers(len(self.paths)))],
-                               self.size).rgb
+            index = int(self.rng.integers(len(self.paths)))
+            try:
+                image = load_image(self.paths[index], self.size).rgb
+            except StylenormError:  # a header that opened, a body that does not decode
+                if len(self.paths) == 1:
+                    raise
+                del self.paths[index]
+                continue
             h, w = image.shape[-2:]
             top = int(self.rng.integers(h - self.crop + 1))
             left = int(self.rng.integers(w - self.crop + 1))
@@ -166,6 +173,15 @@ class _Measure:
         return float(np.mean(style)), float(np.mean(content))
 
 
+def _opens(path: Path) -> bool:
+    """Whether Pillow reads ``path``'s header (a quick check, before any decoding)."""
+    try:
+        with Image.open(path):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def _check_inputs(config: TuneConfig):
     """Everything that can be refused, before any work: the style image, the photos, the
     name, the init model and the teacher."""
@@ -175,13 +191,7 @@ def _check_inputs(config: TuneConfig):
     style_path = Path(config.style)
     style = load_image(style_path, config.style_size).rgb
     photos = find_images(config.content, "content")
-    readable = []
-    for path in photos:
-        try:
-            load_image(path, config.content_size)
-            readable.append(path)
-        except StylenormError:
-            continue
+    readable = [p for p in photos if _opens(p)]  # headers only: decoding is the crops' job
     if not readable:
         raise StylenormError(f"--content {config.content}: none of its {len(photos)} images "
                              "can be read")
