@@ -180,6 +180,61 @@ def test_serve_listens_on_this_machine_only_by_default(monkeypatch):
     assert config.samples == REPO / "samples"
 
 
+def test_serve_offers_a_model_file_under_a_name_and_refuses_what_the_page_cannot_use(
+        tmp_path, monkeypatch):
+    """``--model FILE``: the page and the API offer it by its stem (``stem (folder)`` when an
+    installed model has that name), the installed model's own file by its name; a CIN model
+    and an unknown name are refused in one line before any server starts."""
+    pytest.importorskip("gradio")
+    from typer.testing import CliRunner
+
+    from stylenorm.cli.app import app
+    from stylenorm.web import server
+
+    monkeypatch.setenv("STYLENORM_HOME", str(tmp_path / "empty"))
+    shipped = REPO / "weights" / "lite.safetensors"
+    tuned, other = tmp_path / "tuned.safetensors", tmp_path / "run" / "lite.safetensors"
+    other.parent.mkdir()
+    shutil.copy(shipped, tuned), shutil.copy(shipped, other)
+    seen = []
+    monkeypatch.setattr(server, "serve", lambda config, say: seen.append(config))
+    for given, name, files in [(tuned, "tuned", {"tuned": tuned}),
+                               (other, "lite (run)", {"lite (run)": other}),
+                               (shipped, "lite", {})]:
+        result = CliRunner().invoke(app, ["serve", "--model", str(given)])
+        assert result.exit_code == 0, result.output
+        assert (seen[-1].model, seen[-1].model_files) == (name, files)
+    for given, code, message in [
+            ("cin-8styles", 2, "error: --model cin-8styles: a cin model holds its own styles"),
+            ("nothing", 1, "error: no weights named 'nothing'")]:
+        result = CliRunner().invoke(app, ["serve", "--model", given])
+        assert result.exit_code == code and result.output.startswith(message), result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert len(seen) == 3
+
+
+def test_a_model_file_is_listed_and_used_by_the_page_and_the_api(tmp_path, one_thread):
+    pytest.importorskip("gradio")
+    from fastapi.testclient import TestClient
+
+    from stylenorm.web.server import build_app
+
+    tuned = tmp_path / "tuned.safetensors"
+    shutil.copy(REPO / "weights" / "lite.safetensors", tuned)
+    config = ServeConfig(model="tuned", model_files={"tuned": tuned}, device="cpu")
+    app = build_app(config, tmp_path / "cache")
+    client = TestClient(app)
+    models = client.get("/api/models").json()
+    assert models["default"] == "tuned" and models["models"][-1] == "tuned"
+    assert "lite" in models["models"]
+    opened = [("content", ("cat.jpg", CAT.read_bytes())),
+              ("style", ("strokes.png", STROKES.read_bytes()))]
+    response = client.post("/api/stylize", files=opened,
+                           data={"model": "tuned", "size": "48", "style_size": "48"})
+    assert png_of(response).size == (72, 48)
+    assert app.state.service.models.loaded["tuned"].name == str(tuned)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_serve_process_stops_cleanly_and_removes_its_folder(tmp_path, stop):

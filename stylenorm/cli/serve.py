@@ -23,6 +23,33 @@ from .options import DeviceOpt, MaxPixelsOpt, ModelOpt, ThreadsOpt
 WEB_EXTRA = f"the web app needs Gradio: {install_hint('web')}"
 
 
+def served_model(model: str) -> tuple[str, dict[str, Path]]:
+    """The name the page starts with, and the model file offered under that name beside the
+    installed models (none when ``model`` is an installed one, by name or by its file).
+    A file is named after its stem, or ``stem (folder)`` when an installed model has that
+    name. A model the page cannot use (a CIN model, one lacking weights) is refused here."""
+    from ..hub.files import read_meta
+    from ..hub.records import install_command
+    from ..hub.store import installed_weights, resolve_weights
+    from ..hub.zoo import missing_weights, takes_style_images
+    from ..web.service import model_choices
+
+    path = resolve_weights(model).resolve()
+    meta = read_meta(path)
+    if not takes_style_images(meta):
+        raise fail(f"--model {model}: a {meta.kind} model holds its own styles; the web page "
+                   f"stylises with uploaded style images (models: {model_choices()})", 2)
+    missing = missing_weights(meta)
+    if missing:
+        how = "; ".join(install_command(n) or "stylenorm weights import" for n in missing)
+        raise fail(f"--model {model} needs {', '.join(missing)} ({how})", 2)
+    installed = {p.stem: p.resolve() for p, _ in installed_weights()}
+    if installed.get(path.stem) == path:
+        return path.stem, {}
+    name = f"{path.stem} ({path.parent.name})" if path.stem in installed else path.stem
+    return name, {name: path}
+
+
 @user_errors
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: this machine "
@@ -52,7 +79,9 @@ def serve(
 
     set_threads(threads)
     samples = samples or (REPO_SAMPLES if REPO_SAMPLES.is_dir() else None)
-    config = ServeConfig(host=host, port=port, model=model, max_pixels=max_pixels,
+    model, files = served_model(model)
+    config = ServeConfig(host=host, port=port, model=model, model_files=files,
+                         max_pixels=max_pixels,
                          max_upload_bytes=max_upload_mb * 2**20, max_size=max_size,
                          queue_size=queue_size, max_models=max_models, device=device.value,
                          samples=samples)

@@ -23,7 +23,6 @@ from .service import (
     StyleService,
     UploadTooLarge,
     WebRequest,
-    model_choices,
     visitor_message,
 )
 
@@ -74,7 +73,7 @@ def api_router(service: StyleService) -> APIRouter:
 
     @router.get("/models")
     def models() -> dict:
-        return {"models": model_choices(), "default": config.model}
+        return {"models": service.choices(), "default": config.model}
 
     @router.post("/stylize", response_class=Response,
                  responses={200: {"content": {"image/png": {}}}})

@@ -12,7 +12,7 @@ from PIL import Image
 from ..errors import StylenormError
 from ..inference.stylize import StylizeOptions, parse_weights
 from ..io.images import IMAGE_SUFFIXES, image_size
-from .service import ServerBusy, StyleService, WebRequest, model_choices, visitor_message
+from .service import ServerBusy, StyleService, WebRequest, visitor_message
 from .sessions import SessionFiles
 
 INTRO = ("Drop a content photo and one or more style images (or pick samples), then press "
@@ -130,7 +130,7 @@ def input_column(page: Page, config) -> dict:
                                       label="...or sample styles", visible=bool(styles),
                                       elem_id="sample-styles")
     with gr.Accordion("Options", open=True):
-        choices = model_choices()
+        choices = page.service.choices()
         ui["model"] = gr.Dropdown(choices, value=config.model, label="Model", elem_id="model")
         ui["alpha"] = gr.Slider(0, 1, value=1.0, step=0.05, label="Style strength (alpha)")
         ui["weights"] = gr.Textbox(label="Style weights", placeholder="e.g. 0.7,0.3 for two "

@@ -35,6 +35,8 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 7860
     model: str = DEFAULT_MODEL  # the model the page starts with
+    # models given as files (``serve --model FILE``), offered by name beside the installed ones
+    model_files: dict[str, Path] = field(default_factory=dict)
     max_pixels: int = SERVE_MAX_PIXELS  # the most pixels an uploaded image may declare
     max_upload_bytes: int = SERVE_MAX_UPLOAD_MB * 2**20  # the largest uploaded file
     max_size: int = SERVE_MAX_SIZE  # the largest output shorter side a request may ask for
@@ -170,12 +172,18 @@ class StyleService:
     def __init__(self, config: ServeConfig, load: Callable[[str, str], Stylizer] = Stylizer
                  ) -> None:
         self.config = config
-        self.models = ModelCache(config.max_models, config.device, load)
+        files = config.model_files
+        self.models = ModelCache(config.max_models, config.device,
+                                 lambda name, device: load(files.get(name, name), device))
         self.gate = RequestGate(workers=1, waiting=config.queue_size)
+
+    def choices(self) -> list[str]:
+        """The models offered: :func:`model_choices`, then those given as files."""
+        return model_choices() + list(self.config.model_files)
 
     def check(self, request: WebRequest) -> None:
         """Refuse what breaks the server's limits before any model runs."""
-        choices = model_choices()
+        choices = self.choices()
         if request.model not in choices:
             lacking = unavailable_models().get(request.model)
             why = (f"model {request.model!r} needs weights this server has not installed "
