@@ -3,8 +3,10 @@ batches, the losses, and `train lite --teacher` end to end on a tiny random-weig
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +18,8 @@ from stylenorm.errors import StylenormError
 from stylenorm.hub.files import read_meta
 from stylenorm.hub.zoo import load_frozen_encoder, load_model
 from stylenorm.models.vgg import TAPS
-from stylenorm.training.distill import DistillConfig, train_distill
+from stylenorm.training.distill import DistillSettings
+from stylenorm.training.lite import LiteTrainConfig, train_lite
 from stylenorm.training.teacher import load_teacher
 from stylenorm.training.teacher_cache import (
     CacheData,
@@ -25,6 +28,12 @@ from stylenorm.training.teacher_cache import (
     TeacherCache,
     build_teacher_cache,
 )
+
+
+def distilling(**values) -> LiteTrainConfig:
+    """A lite config whose distill part holds those of ``values`` that are its settings."""
+    part = {k: values.pop(k) for k in DistillSettings.names() if k in values}
+    return LiteTrainConfig(**values, distill=DistillSettings(**part))
 
 
 @pytest.fixture
@@ -148,8 +157,6 @@ def test_large_styles_are_cropped_at_their_own_scale_up_to_style_side(random_sto
 
 def test_a_cache_written_before_style_side_reads_as_the_default(random_store, folders,
                                                                 tmp_path, one_thread):
-    import json
-
     build(tmp_path / "cache", spec_for(folders), folders)
     spec_file = tmp_path / "cache" / "spec.json"
     old = json.loads(spec_file.read_text())
@@ -206,13 +213,15 @@ def test_distillation_trains_resumes_exactly_and_records_the_teacher(random_stor
                   res_blocks=1, log_every=1, checkpoint_every=2, sample_every=0,
                   precision="fp32", val_content=str(content), val_style=str(style), val_every=2,
                   val_count=2)
-    full = train_distill(DistillConfig(out=str(tmp_path / "a"), iterations=4, **common),
-                         progress=False)
-    train_distill(DistillConfig(out=str(tmp_path / "b"), iterations=2, **common),
-                  progress=False)
-    resumed = train_distill(DistillConfig(out=str(tmp_path / "b"), iterations=4, **common),
-                            resume=True, progress=False)
+    full = train_lite(distilling(out=str(tmp_path / "a"), iterations=4, **common),
+                      progress=False)
+    train_lite(distilling(out=str(tmp_path / "b"), iterations=2, **common), progress=False)
+    as_before_distill_settings(tmp_path / "b")  # a run of an older stylenorm resumes too
+    resumed = train_lite(distilling(out=str(tmp_path / "b"), iterations=4, **common),
+                         resume=True, progress=False)
     assert resumed.final_losses == full.final_losses
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert saved["distill"]["teacher"] == "adain" and "teacher" not in saved
     assert {"pixel", "style", "feature", "identity", "total"} <= set(full.final_losses)
     meta = read_meta(full.model_path)
     assert meta.kind == "lite"
@@ -222,22 +231,52 @@ def test_distillation_trains_resumes_exactly_and_records_the_teacher(random_stor
     assert '"alpha0_psnr"' in val[-1]
 
 
+def as_before_distill_settings(run: Path) -> None:
+    """Rewrite a run folder's config (checkpoint and config.json) in the layout of the
+    distillation config before it was a part of the lite config: a subclass, its fields beside
+    the others."""
+    def flat(config: dict) -> dict:
+        return {**{k: v for k, v in config.items() if k != "distill"}, **config["distill"]}
+
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["config"] = flat(state["config"])
+    torch.save(state, run / "checkpoint.pt")
+    config = run / "config.json"
+    config.write_text(json.dumps(flat(json.loads(config.read_text()))))
+
+
+def test_both_layouts_of_a_saved_distillation_config_are_read():
+    config = distilling(content="c", style="s", teacher="adain", cache_pairs=6,
+                        style_layers=("relu1_1",), val_texture="t")
+    new = json.loads(json.dumps(config.to_dict()))
+    old = {**{k: v for k, v in new.items() if k != "distill"}, **new["distill"]}
+    assert "distill" not in old and old["teacher"] == "adain"
+    for saved in (new, old):
+        assert json.loads(json.dumps(LiteTrainConfig.from_dict(saved).to_dict())) == new
+        config.check_resumable(saved, Path("checkpoint.pt"))
+        other_texture = replace(config, distill=replace(config.distill, val_texture="u"))
+        other_texture.check_resumable(saved, Path("checkpoint.pt"))  # validation only
+        other_weight = replace(config, distill=replace(config.distill, pixel_weight=3.0))
+        with pytest.raises(StylenormError, match=r"distill\.pixel_weight: 10\.0 -> 3\.0"):
+            other_weight.check_resumable(saved, Path("checkpoint.pt"))
+    assert LiteTrainConfig.from_dict(json.loads(json.dumps(
+        LiteTrainConfig().to_dict()))).distill is None
+
+
 def test_validation_reports_each_held_out_styles_ratio_to_the_teacher(random_store, folders,
                                                                       tmp_path, one_thread,
                                                                       capsys):
-    import json
-
     content, style = folders
     for i in range(2):
         make_image(tmp_path / "tex" / f"t{i}.png", (80, 72), seed=30 + i)
-    config = DistillConfig(content=str(content), style=str(style), teacher="adain",
-                           cache_pairs=4, cache=str(tmp_path / "cache"), batch_size=2,
-                           crop_size=32, widths=(4, 8, 8), res_blocks=1, log_every=1,
-                           checkpoint_every=2, sample_every=0, precision="fp32",
-                           val_content=str(content), val_style=str(style), val_every=2,
-                           val_count=2, val_texture=str(tmp_path / "tex"),
-                           out=str(tmp_path / "run"), iterations=2)
-    train_distill(config, progress=False)
+    config = distilling(content=str(content), style=str(style), teacher="adain",
+                        cache_pairs=4, cache=str(tmp_path / "cache"), batch_size=2,
+                        crop_size=32, widths=(4, 8, 8), res_blocks=1, log_every=1,
+                        checkpoint_every=2, sample_every=0, precision="fp32",
+                        val_content=str(content), val_style=str(style), val_every=2,
+                        val_count=2, val_texture=str(tmp_path / "tex"),
+                        out=str(tmp_path / "run"), iterations=2)
+    train_lite(config, progress=False)
     records = [json.loads(line) for line in (tmp_path / "run" / "val.jsonl").open()]
     assert [r["iter"] for r in records] == [0, 2]
     for record in records:
@@ -321,11 +360,11 @@ def test_code_probe_trains_the_deep_style_level_and_is_left_out_of_the_model(
                   sample_every=0, precision="fp32", iterations=1, lr=1e-2, seed=5)
     torch.manual_seed(5)  # the student train_distill builds before its first step
     key = "style_encoder.deep.0.conv1.weight"
-    initial = LiteModel(DistillConfig(**common).lite_config()).state_dict()[key]
+    initial = LiteModel(distilling(**common).lite_config()).state_dict()[key]
 
     def after_one_step(run: str, code_weight: float) -> torch.Tensor:
-        result = train_distill(DistillConfig(out=str(tmp_path / run), code_weight=code_weight,
-                                             **common), progress=False)
+        result = train_lite(distilling(out=str(tmp_path / run), code_weight=code_weight,
+                                       **common), progress=False)
         state = torch.load(tmp_path / run / "checkpoint.pt", weights_only=False)["network"]
         assert ("code_probe.weight" in state) == bool(code_weight)
         model = load_model(str(result.model_path))  # the probe is not part of the model
@@ -343,21 +382,21 @@ def test_code_probe_trains_the_deep_style_level_and_is_left_out_of_the_model(
 def test_style_deep_without_style_mlp_is_refused(folders, tmp_path):
     content, style = folders
     with pytest.raises(StylenormError, match="--style-mlp"):
-        DistillConfig(content=str(content), style=str(style), teacher="adain",
-                      out=str(tmp_path / "x"), style_deep=8).validate()
+        distilling(content=str(content), style=str(style), teacher="adain",
+                   out=str(tmp_path / "x"), style_deep=8).validate()
 
 
 def test_without_a_cache_the_teacher_runs_on_every_batch(random_store, folders, tmp_path,
                                                          one_thread):
-    from stylenorm.training.common import crop_data
+    from stylenorm.training.inputs import crop_data
     from stylenorm.training.teacher_cache import OnlineTeacherData
 
     content, style = folders
-    config = DistillConfig(content=str(content), style=str(style), teacher="adain",
-                           cache_pairs=0, batch_size=2, crop_size=32, widths=(4, 8, 8),
-                           res_blocks=1, log_every=1, checkpoint_every=1, sample_every=0,
-                           precision="fp32", iterations=2, out=str(tmp_path / "run"))
-    result = train_distill(config, progress=False)
+    config = distilling(content=str(content), style=str(style), teacher="adain",
+                        cache_pairs=0, batch_size=2, crop_size=32, widths=(4, 8, 8),
+                        res_blocks=1, log_every=1, checkpoint_every=1, sample_every=0,
+                        precision="fp32", iterations=2, out=str(tmp_path / "run"))
+    result = train_lite(config, progress=False)
     assert not (tmp_path / "run" / "teacher-cache").exists()
     assert read_meta(result.model_path).provenance["teacher_pairs"] == "every batch (no cache)"
     assert {"pixel", "style", "feature"} <= set(result.final_losses)
@@ -382,15 +421,17 @@ def test_adain_term_is_the_content_loss_to_the_adain_target(random_store, folder
     from stylenorm.models.lite import LiteModel
     from stylenorm.nn.conditional import adain
     from stylenorm.nn.statistics import mean_std
-    from stylenorm.training.distill import DistillTask
+    from stylenorm.training.distill import Distillation
+    from stylenorm.training.lite import LiteTask
 
     content, style = folders
-    config = DistillConfig(content=str(content), style=str(style), teacher="adain",
-                           out=str(tmp_path / "x"), widths=(4, 8, 8), res_blocks=1,
-                           feature_weight=0.0, style_layers=("relu1_1",), adain_weight=2.0)
-    assert config.deepest_layer() == "relu4_1"  # the term needs the output's relu4_1
+    config = distilling(content=str(content), style=str(style), teacher="adain",
+                        out=str(tmp_path / "x"), widths=(4, 8, 8), res_blocks=1,
+                        feature_weight=0.0, style_layers=("relu1_1",), adain_weight=2.0)
+    assert config.distill.deepest_layer() == "relu4_1"  # the term needs the output's relu4_1
     encoder, _ = load_frozen_encoder("vgg19-normalised")
-    task = DistillTask(config, encoder, LiteModel(config.lite_config()), None, None, {})
+    distillation = Distillation(config.distill, config.style_weight, {})
+    LiteTask(config, encoder, LiteModel(config.lite_config()), None, None, distillation)
     torch.manual_seed(0)
     c, s, o = torch.rand(3, 2, 3, 32, 32).unbind(0)
     with torch.no_grad():
@@ -400,14 +441,14 @@ def test_adain_term_is_the_content_loss_to_the_adain_target(random_store, folder
         stds = {layer: s for layer, (_, s) in stats.items()}
     expected = torch.nn.functional.mse_loss(f_o["relu4_1"],
                                             adain(f_c["relu4_1"], f_s["relu4_1"]))
-    measured = task.adain_loss(c, f_o["relu4_1"], means, stds)
+    measured = distillation.adain_loss(c, f_o["relu4_1"], means, stds)
     torch.testing.assert_close(measured, expected)
     # and a content far from the output's makes the loss larger
-    assert task.adain_loss(1 - c, f_o["relu4_1"], means, stds) != measured
+    assert distillation.adain_loss(1 - c, f_o["relu4_1"], means, stds) != measured
     with pytest.raises(StylenormError, match="adain_weight"):
-        DistillConfig(content=str(content), style=str(style), teacher="adain",
-                      out=str(tmp_path / "y"), adain_weight=-1).validate()
-    result = train_distill(DistillConfig(
+        distilling(content=str(content), style=str(style), teacher="adain",
+                   out=str(tmp_path / "y"), adain_weight=-1).validate()
+    result = train_lite(distilling(
         content=str(content), style=str(style), teacher="adain", out=str(tmp_path / "run"),
         cache=str(tmp_path / "cache"), cache_pairs=2, batch_size=2, crop_size=32,
         widths=(4, 8, 8), res_blocks=1, adain_weight=2.0, iterations=1, log_every=1,
@@ -417,6 +458,8 @@ def test_adain_term_is_the_content_loss_to_the_adain_target(random_store, folder
 
 def test_the_python_api_refuses_distillation_without_a_teacher(folders, tmp_path):
     content, style = folders
-    config = DistillConfig(content=str(content), style=str(style), out=str(tmp_path / "run"))
+    config = LiteTrainConfig(content=str(content), style=str(style), out=str(tmp_path / "run"),
+                             distill=DistillSettings(pixel_weight=3.0))
     with pytest.raises(StylenormError, match="needs a teacher"):
-        train_distill(config, progress=False)
+        train_lite(config, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -28,8 +28,8 @@ from stylenorm.nn.norms import BatchNorm2d, SwitchableNorm2d
 from stylenorm.nn.sync import sync_batch_statistics
 from stylenorm.ranks import Place, from_environment, parse_shard
 from stylenorm.training.adain import AdaINTrainConfig, build_adain_task
-from stylenorm.training.common import crop_data, find_inputs
 from stylenorm.training.distributed import DataParallelTask
+from stylenorm.training.inputs import crop_data, find_inputs
 from stylenorm.training.loop import load_frozen_encoder, train_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import make_image
 from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
@@ -15,7 +16,7 @@ from stylenorm.hub.files import read_meta, save_weights
 from stylenorm.models.cin import CINConfig, CINTransformer
 from stylenorm.models.decoder import AdaINDecoder, DecoderConfig
 from stylenorm.models.lite import LiteConfig, LiteModel, grown_state
-from stylenorm.training.common import init_architecture, start_from
+from stylenorm.training.warm_start import init_architecture, start_from
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_LITE = REPO / "weights" / "lite.safetensors"
@@ -67,12 +68,15 @@ def test_start_from_names_the_setting_not_a_tensor(small_lite):
     other = LiteModel(LiteConfig(widths=(4, 8, 8), res_blocks=1, style_size=32, style_mlp=8,
                                  style_deep=4))
     with pytest.raises(WeightsError, match="res_blocks 2 in the file, 1 asked for$"):
-        start_from(other, str(small_lite), "lite", complete=grown_state)
+        start_from(other, str(small_lite), "lite", config=other.config.to_dict(),
+                   complete=grown_state)
     deeper = LiteModel(LiteConfig(widths=(4, 8, 8), res_blocks=3, style_size=32, style_mlp=8,
                                   style_deep=4))
-    start_from(deeper, str(small_lite), "lite", complete=grown_state)  # grows
+    start_from(deeper, str(small_lite), "lite", config=deeper.config.to_dict(),
+               complete=grown_state)  # grows
     with pytest.raises(WeightsError, match="res_blocks 2 in the file, 3 asked for$"):
-        start_from(deeper, str(small_lite), "lite")  # without completion nothing grows
+        start_from(deeper, str(small_lite), "lite",  # without completion nothing grows
+                   config=deeper.config.to_dict())
 
 
 def test_adain_and_cin_files(tmp_path):
@@ -81,7 +85,8 @@ def test_adain_and_cin_files(tmp_path):
                          {"decoder": {"norm": "instance"}, "encoder": {"family": "normalised"}})
     assert init_architecture(str(adain), "adain", {"norm": "none"}) == {"norm": "instance"}
     with pytest.raises(WeightsError, match="norm instance in the file, none asked for$"):
-        start_from(AdaINDecoder(DecoderConfig()), str(adain), "adain")
+        start_from(AdaINDecoder(DecoderConfig()), str(adain), "adain",
+                   config={"decoder": DecoderConfig().to_dict()})
     cin = CINTransformer(CINConfig(style_names=["a", "b"], widths=(4, 8, 8), res_blocks=1))
     path = save_weights(tmp_path / "cin.safetensors", cin.state_dict(), "cin",
                         cin.config.to_dict())
@@ -90,7 +95,7 @@ def test_adain_and_cin_files(tmp_path):
     three = CINTransformer(CINConfig(style_names=["a", "b", "c"], widths=(4, 8, 8),
                                      res_blocks=1))
     with pytest.raises(WeightsError, match="style count 2 in the file, 3 asked for$"):
-        start_from(three, str(path), "cin")
+        start_from(three, str(path), "cin", config=three.config.to_dict())
     with pytest.raises(StylenormError, match="a 'cin' model, not 'lite'"):
         init_architecture(str(path), "lite", DEFAULT_LITE)
 
@@ -100,7 +105,6 @@ def captured(monkeypatch, tmp_path):
     """Replace the trainers by recorders of the config and ``init`` they are called with."""
     import stylenorm.training.adain
     import stylenorm.training.cin
-    import stylenorm.training.distill
     import stylenorm.training.lite
 
     calls = []
@@ -110,7 +114,6 @@ def captured(monkeypatch, tmp_path):
         raise StylenormError("recorded")  # stop before any training
 
     for module, name in ((stylenorm.training.lite, "train_lite"),
-                         (stylenorm.training.distill, "train_distill"),
                          (stylenorm.training.adain, "train_adain"),
                          (stylenorm.training.cin, "train_cin")):
         monkeypatch.setattr(module, name, record)
@@ -175,3 +178,34 @@ def test_train_adain_and_cin_read_their_init(tmp_path, captured):
                    "--res-blocks", "5")
     assert result.output.strip() == (f"error: --init {path}: --res-blocks 1 in the file, 5 "
                                      "asked for")
+
+
+def adain_file(path: Path, **decoder) -> Path:
+    model = AdaINDecoder(DecoderConfig(**decoder))
+    return save_weights(path, model.state_dict(), "adain",
+                        {"decoder": model.config.to_dict(), "encoder": {"family": "normalised"}})
+
+
+def test_an_adain_decoder_without_norm_affine_maps_is_refused_in_one_line(random_store,
+                                                                          tmp_path):
+    plain = adain_file(tmp_path / "plain.safetensors", norm="instance", affine=False)
+    wanted = (f"--init {plain}: norm affine False in the file, True asked for (a decoder "
+              "trained here always learns its norms' scale and shift)")
+    with pytest.raises(WeightsError) as raised:
+        start_from(AdaINDecoder(DecoderConfig(norm="instance")), str(plain), "adain",
+                   config={"decoder": DecoderConfig(norm="instance").to_dict()})
+    assert str(raised.value) == wanted
+    for folder in ("content", "style"):
+        for i in range(2):
+            make_image(tmp_path / folder / f"{i}.png", (40, 40), seed=i)
+    result = runner.invoke(app, [
+        "train", "adain", "--content", str(tmp_path / "content"), "--style",
+        str(tmp_path / "style"), "--init", str(plain), "--out", str(tmp_path / "run"),
+        "--iterations", "1", "--crop-size", "32", "--batch-size", "2", "--no-progress"])
+    assert result.exit_code == 1 and result.output.strip() == f"error: {wanted}"
+    assert not (tmp_path / "run").exists()
+    # without norm layers there is nothing affine: such a file starts a run as any other
+    bare = adain_file(tmp_path / "bare.safetensors", affine=False)
+    assert init_architecture(str(bare), "adain", {"norm": "none"}) == {"norm": "none"}
+    start_from(AdaINDecoder(DecoderConfig()), str(bare), "adain",
+               config={"decoder": DecoderConfig().to_dict()})

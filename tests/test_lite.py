@@ -180,14 +180,14 @@ def test_fast_path_equals_the_plain_model(model, size):
 
 
 def test_init_grows_a_shallower_model_without_changing_its_output(model, tmp_path):
-    from stylenorm.training.common import start_from
+    from stylenorm.training.warm_start import start_from
 
     path = save_weights(tmp_path / "small.safetensors", model.state_dict(), "lite",
                         model.config.to_dict())
     deeper = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=3, style_size=32, style_mlp=16,
                                   style_deep=12)).eval()  # also grows a StyleFilm or its rows,
     # and a deep style level
-    start_from(deeper, str(path), "lite", complete=grown_state)
+    start_from(deeper, str(path), "lite", config=deeper.config.to_dict(), complete=grown_state)
     content, style = torch.rand(1, 3, 36, 44), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         expected = model(content, model.style_code(style))
@@ -199,7 +199,8 @@ def test_init_grows_a_shallower_model_without_changing_its_output(model, tmp_pat
                                  style_mlp=model.config.style_mlp,
                                  style_deep=model.config.style_deep))
     with pytest.raises(WeightsError, match="widths 8,16,32 in the file, 8,16,40 asked for$"):
-        start_from(wider, str(path), "lite", complete=grown_state)
+        start_from(wider, str(path), "lite", config=wider.config.to_dict(),
+                   complete=grown_state)
 
 
 def test_the_lost_detail_is_decoded_once_per_content_not_per_style(model, monkeypatch):

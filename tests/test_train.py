@@ -393,9 +393,9 @@ def test_time_limit_finishes_early_with_a_checkpoint_and_a_model(random_store, t
 
 def test_config_enum_fields_are_enums_and_save_as_plain_values():
     from stylenorm.runtime import Precision
-    from stylenorm.training.common import StyleLoss
     from stylenorm.training.config import Schedule
     from stylenorm.training.data import DataMode
+    from stylenorm.training.objective import StyleLoss
 
     config = AdaINTrainConfig(norm="instance", style_loss="gram", schedule="constant")
     assert config.norm is NormName.INSTANCE and config.style_loss is StyleLoss.GRAM

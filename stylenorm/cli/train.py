@@ -1,7 +1,7 @@
 """``stylenorm train``: the Typer commands over :mod:`stylenorm.training.adain`,
-:mod:`stylenorm.training.lite` (with :mod:`stylenorm.training.distill` under ``--teacher``) and
-:mod:`stylenorm.training.cin` (loaded by :mod:`stylenorm.cli.lazy` when a command line names
-``train``)."""
+:mod:`stylenorm.training.lite` (its ``distill`` part, :mod:`stylenorm.training.distill`, under
+``--teacher``) and :mod:`stylenorm.training.cin` (loaded by :mod:`stylenorm.cli.lazy` when a
+command line names ``train``)."""
 
 from __future__ import annotations
 
@@ -245,7 +245,7 @@ def _distill_options(
         "relu4_1 (the teacher's own objective; 0: off). --content-weight applies without "
         "--teacher only.")] = 0.0,
 ) -> None:
-    """The options of distillation, ``train lite --teacher`` (see :func:`lite_run`)."""
+    """The options of distillation, ``train lite --teacher`` (see :func:`distill_settings`)."""
 
 
 @train_app.command("lite")
@@ -285,29 +285,29 @@ def lite(
                   content_weight=content_weight, style_weight=style_weight,
                   identity_weight=identity_weight, augment=augment, iterations=iterations,
                   lr=lr, lr_decay=lr_decay, **loop_config(options))
-    config, train = lite_run(context, fields, values_of(_distill_options, options))
-    echo_result(train(config, **run, init=str(init) if init else None))
+    from ..training.lite import LiteTrainConfig, train_lite
+
+    config = LiteTrainConfig(**fields, distill=distill_settings(
+        context, values_of(_distill_options, options)))
+    echo_result(train_lite(config, **run, init=str(init) if init else None))
 
 
-def lite_run(context: typer.Context, fields: dict, distill: dict):
-    """The config and train function of ``train lite``: plain from ``fields``, or with a
-    teacher the distillation's (``distill``: the values of :func:`_distill_options`)."""
+def distill_settings(context: typer.Context, distill: dict):
+    """The ``distill`` part of ``train lite``'s config from the values of
+    :func:`_distill_options`: None without ``--teacher`` (whose options are then refused)."""
     if distill["teacher"] is None:
-        from ..training.lite import LiteTrainConfig, train_lite
-
         refuse_teacher_options_without_teacher(context)
-        return LiteTrainConfig(**fields), train_lite
-    from ..training.distill import DistillConfig, train_distill
+        return None
+    from ..training.distill import DistillSettings
 
-    config = DistillConfig(
-        **fields, teacher=distill["teacher"], cache=str(distill["cache"] or ""),
+    return DistillSettings(
+        teacher=distill["teacher"], cache=str(distill["cache"] or ""),
         cache_pairs=distill["cache_pairs"], pixel_weight=distill["pixel_weight"],
         add_caches=tuple(str(f) for f in distill["add_cache"] or ()),
         style_side=distill["style_side"], val_texture=str(distill["val_texture"] or ""),
         feature_weight=distill["feature_weight"], feature_layer=distill["feature_layer"],
         code_weight=distill["code_weight"], adain_weight=distill["adain_weight"],
         style_layers=tuple(v.strip() for v in distill["style_layers"].split(",")))
-    return config, train_distill
 
 
 TEACHER_ONLY = ("cache", "cache_pairs", "add_cache", "style_side", "val_texture", "pixel_weight",
@@ -332,7 +332,7 @@ def from_init(context: typer.Context, init: Path | None, kind: str, asked: dict,
     ``--init`` file (one error line if one given differs from it)."""
     if init is None:
         return asked
-    from ..training.common import init_architecture
+    from ..training.warm_start import init_architecture
 
     given = [name for name in asked
              if getattr(context.get_parameter_source(name), "name", "") == "COMMANDLINE"]

@@ -13,16 +13,17 @@ Kinds (each a :class:`ModelKind` in :data:`KINDS`, but the encoder):
   names); needs no encoder and no style images.
 
 The web page, ``bench`` and ``weights list`` ask this module (:func:`takes_style_images`,
-:func:`missing_weights`, :func:`is_reference`) rather than naming kinds, so a new kind is one
-entry in :data:`KINDS`.
+:func:`missing_weights`, :func:`is_reference`), and training's ``--init`` asks it which
+settings fix a model's tensor shapes and which of them a model can grow in, rather than naming
+kinds, so a new kind is one entry in :data:`KINDS`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,6 +36,7 @@ from ..models.cin import CINConfig, CINTransformer
 from ..models.decoder import AdaINDecoder, DecoderConfig
 from ..models.lite import LiteConfig, LiteModel
 from ..models.vgg import EncoderConfig, EncoderFamily, VGGEncoder
+from ..nn.norms import NormName
 from .files import WeightsMeta, load_state_strict, load_weights
 from .records import install_command
 from .store import installed_weights, resolve_weights, weights_home
@@ -210,24 +212,60 @@ def needs_nothing(config: dict) -> list[str]:
     return []
 
 
+# The settings that fix a model's tensor shapes, from its file's config, by the names of the
+# training options that set them (a setting with a space in its name has no option).
+
+def adain_architecture(config: dict) -> dict:
+    decoder = DecoderConfig(**config.get("decoder", {}))
+    if decoder.norm == NormName.NONE.value:
+        return {"norm": decoder.norm}  # no norm layers: nothing affine to hold
+    return {"norm": decoder.norm, "norm affine": decoder.affine}
+
+
+def lite_architecture(config: dict) -> dict:
+    lite = LiteConfig.from_dict(config)
+    return {"widths": tuple(lite.widths), "res_blocks": lite.res_blocks,
+            "style_mlp": lite.style_mlp, "style_deep": lite.style_deep}
+
+
+def cin_architecture(config: dict) -> dict:
+    cin = CINConfig(**config)  # its style count is its styles folder's, not an option
+    return {"widths": tuple(cin.widths), "res_blocks": cin.res_blocks,
+            "style count": cin.num_styles}
+
+
+# The settings in which a lite model file may be smaller than the model started from it, which
+# :func:`~..models.lite.grown_state` completes: setting -> rule(in the file, asked for).
+LITE_GROWS = {
+    "res_blocks": lambda in_file, asked: asked > in_file,
+    "style_mlp": lambda in_file, asked: in_file == 0 < asked,
+    "style_deep": lambda in_file, asked: in_file == 0 < asked,
+}
+
+
 @dataclass(frozen=True)
 class ModelKind:
     """What the zoo knows of one kind of model file: ``loader(config, tensors, path)`` builds
     and fills the model; ``styles_from_images`` whether it takes its styles from images (else
     it holds its own, chosen by index); ``needs(config)`` the store names of the other weights
     it cannot run without; ``reference`` whether it is the model the public reference
-    implementations run (``bench``'s plain pipeline)."""
+    implementations run (``bench``'s plain pipeline); ``architecture(config)`` the settings
+    that fix its tensor shapes (``--init``), and ``grows`` those in which a file's model may be
+    smaller than the one trained from it (setting -> rule(in the file, asked for))."""
 
     name: str
     loader: Loader
     styles_from_images: bool
+    architecture: Callable[[dict], dict]
     needs: Callable[[dict], list[str]] = needs_nothing
     reference: bool = False
+    grows: Mapping[str, Callable[[object, object], bool]] = field(default_factory=dict)
 
 
 KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
-    ModelKind(ADAIN_KIND, load_adain, styles_from_images=True, needs=adain_needs,
-              reference=True),
-    ModelKind(LITE_KIND, load_lite, styles_from_images=True),
-    ModelKind(CIN_KIND, load_cin, styles_from_images=False),
+    ModelKind(ADAIN_KIND, load_adain, styles_from_images=True,
+              architecture=adain_architecture, needs=adain_needs, reference=True),
+    ModelKind(LITE_KIND, load_lite, styles_from_images=True, architecture=lite_architecture,
+              grows=LITE_GROWS),
+    ModelKind(CIN_KIND, load_cin, styles_from_images=False, architecture=cin_architecture),
 )}

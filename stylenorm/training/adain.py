@@ -21,23 +21,17 @@ from torch import nn
 
 from ..errors import StylenormError
 from ..hub.files import save_weights
+from ..models.adain import AdaINModel
 from ..models.decoder import AdaINDecoder, DecoderConfig
 from ..models.vgg import VGGEncoder
 from ..nn.norms import NormName, SwitchableNorm2d
 from ..ranks import from_environment
-from .common import (
-    AdaINObjective,
-    FrozenEncoder,
-    StyleLoss,
-    crop_data,
-    find_inputs,
-    sample_pairs,
-    start_from,
-    validation_pairs,
-)
 from .config import TrainConfig, as_enum, choose, plain
+from .inputs import crop_data, find_inputs, sample_pairs, validation_pairs
 from .loop import TrainResult, fit, load_frozen_encoder
+from .objective import AdaINObjective, FrozenEncoder, StyleLoss
 from .plots import mixture_chart, mixture_table
+from .warm_start import start_from
 
 __all__ = ["AdaINTask", "AdaINTrainConfig", "StyleLoss", "switchable_weights", "train_adain"]
 
@@ -135,10 +129,14 @@ class AdaINTask:
         output = self._stylise(contents, styles)[0].float().clamp(0, 1)
         return [[contents[i], styles[i], output[i]] for i in range(contents.shape[0])]
 
+    def file_config(self) -> dict:
+        """The config of the model file this task writes."""
+        return {"decoder": self.network.config.to_dict(),
+                "encoder": self.encoder.config.to_dict()}
+
     def export(self, path: Path, provenance: dict) -> Path:
-        config = {"decoder": self.network.config.to_dict(),
-                  "encoder": self.encoder.config.to_dict()}
-        return save_weights(path, self.network.state_dict(), "adain", config, provenance)
+        return save_weights(path, self.network.state_dict(), AdaINModel.kind, self.file_config(),
+                            provenance)
 
     def report(self, run_dir: Path) -> tuple[str, dict]:
         weights = switchable_weights(self.network)
@@ -167,7 +165,7 @@ def train_adain(config: AdaINTrainConfig, *, resume: bool = False, progress: boo
     torch.manual_seed(config.seed)
     task = build_adain_task(config, encoder, device, contents, styles)
     if init is not None and not resume:
-        start_from(task.network, init, "adain")
+        start_from(task.network, init, AdaINModel.kind, config=task.file_config())
     data = crop_data(config, device, [contents, styles])
     provenance = {"trained_with": "stylenorm train adain", **encoder_meta,
                   "content_images": len(contents), "style_images": len(styles),

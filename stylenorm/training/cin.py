@@ -35,10 +35,12 @@ from ..nn.losses import content_loss, gram_matrix, gram_target_loss, tv_loss
 from ..ranks import from_environment
 from ..runtime import resolve_dtype
 from .cin_teacher import CINTeacher
-from .common import FrozenEncoder, crop_data, find_inputs, start_from
 from .config import TrainConfig
 from .data import log, validation_images
+from .inputs import crop_data, find_inputs
 from .loop import TrainResult, fit, load_frozen_encoder
+from .objective import FrozenEncoder
+from .warm_start import start_from
 
 __all__ = ["CINTask", "CINTrainConfig", "train_cin"]
 
@@ -157,7 +159,7 @@ class CINTask:
         return rows
 
     def export(self, path: Path, provenance: dict) -> Path:
-        return save_weights(path, self.network.state_dict(), "cin",
+        return save_weights(path, self.network.state_dict(), CINTransformer.kind,
                             self.network.config.to_dict(), provenance)
 
     def validation_losses(self) -> None:
@@ -218,7 +220,7 @@ def build_network(config: CINTrainConfig, names: list[str]) -> tuple[CINTransfor
     from ..hub.zoo import load_model
 
     base = load_model(config.extend)
-    if getattr(base, "kind", None) != "cin":
+    if getattr(base, "kind", None) != CINTransformer.kind:
         raise StylenormError(f"--extend {config.extend}: holds a {base.kind!r} model; "
                              "expected a CIN model trained by `stylenorm train cin`")
     old = base.num_styles
@@ -239,7 +241,7 @@ def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = 
     grams = style_grams(encoder, images, config.style_layers, device)
     targets = StyleTargets(grams, rows=list(range(old, old + len(style_paths))))
     if init is not None and not resume:
-        start_from(network, init, "cin")
+        start_from(network, init, CINTransformer.kind, config=network.config.to_dict())
     teacher = None
     if config.teacher:
         teacher = CINTeacher(config.teacher, list(images.values()), device, resolve_dtype(

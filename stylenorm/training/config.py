@@ -3,8 +3,10 @@ their checks and the learning-rate schedule."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
+from pathlib import Path
 
 from ..errors import StylenormError
 from ..runtime import Precision
@@ -111,9 +113,47 @@ class TrainConfig:
         return {key: plain(value) for key, value in asdict(self).items()}
 
     @classmethod
+    def upgraded(cls, values: dict) -> dict:
+        """``values`` (a saved config, perhaps written by an older stylenorm) in this class's
+        layout; a subclass whose layout changed moves the old fields here."""
+        return dict(values)
+
+    @classmethod
     def from_dict(cls, values: dict):
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**{k: v for k, v in cls.upgraded(values).items() if k in known})
+
+    def check_resumable(self, saved: dict, path: Path, also: tuple[str, ...] = ()) -> None:
+        """Refuse to resume the run whose checkpoint ``path`` holds the config ``saved`` (in
+        this layout or an older one) with settings that would break its exact replay: those
+        not in ``RESUMABLE`` nor ``also``. Settings added after the run started are not
+        compared (they keep their defaults)."""
+        current = _flat(self.to_dict())
+        saved = _flat(type(self).upgraded(saved))
+        free = (*self.RESUMABLE, *also)
+        changed = [f"{k}: {saved[k]!r} -> {current[k]!r}" for k in current
+                   if k not in free and k in saved and _plain(saved[k]) != _plain(current[k])]
+        if changed:
+            raise StylenormError(
+                f"{path}: cannot resume exactly with different settings "
+                f"({'; '.join(changed)}); repeat the original command with --resume, or train "
+                "into a new --out")
+
+
+def _plain(value):
+    """Tuples and lists compare equal (a config read back from JSON has lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    """A config's settings by name, those of a part as ``part.name``."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def learning_rate(config: TrainConfig, iteration: int) -> float:

@@ -10,6 +10,10 @@ With f the frozen VGG encoder, m the lite model, content c and style s (both aug
 Our style images are few, so styles are augmented (flips, quarter turns, colour-channel
 permutations) to make the style path generalise to styles it never saw. Augmentations are drawn
 from a generator seeded by (seed, iteration), so ``--resume`` replays them exactly.
+
+With ``distill`` (:class:`~.distill.DistillSettings`) the same task learns from an AdaIN
+teacher instead: a :class:`~.distill.Distillation` gives the loss terms and the teacher
+(:mod:`.lite_teacher`) the batches; the identity term stays.
 """
 
 from __future__ import annotations
@@ -24,18 +28,14 @@ from ..errors import StylenormError
 from ..hub.files import save_weights
 from ..models.lite import LiteConfig, LiteModel, grown_state
 from ..models.vgg import VGGEncoder
-from .common import (
-    AdaINObjective,
-    FrozenEncoder,
-    StyleLoss,
-    crop_data,
-    find_inputs,
-    sample_pairs,
-    start_from,
-    validation_pairs,
-)
 from .config import TrainConfig, as_enum
+from .distill import Distillation, DistillSettings
+from .distributed import refuse_in_job
+from .inputs import crop_data, find_inputs, sample_pairs, validation_pairs
+from .lite_teacher import LiteTeacher
 from .loop import TrainResult, fit, load_frozen_encoder
+from .objective import AdaINObjective, FrozenEncoder, StyleLoss
+from .warm_start import start_from
 
 __all__ = ["LiteTask", "LiteTrainConfig", "augment_styles", "train_lite"]
 
@@ -60,16 +60,35 @@ class LiteTrainConfig(TrainConfig):
     sample_count: int = 4
     lr: float = 5e-4
     lr_decay: float = 1e-4
+    distill: DistillSettings | None = None  # learn from a teacher (train lite --teacher)
+
+    RESUMABLE = (*TrainConfig.RESUMABLE, "distill.val_texture")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.style_loss = as_enum(self.style_loss, StyleLoss)
+        if isinstance(self.distill, dict):  # from JSON
+            known = DistillSettings.names()
+            self.distill = DistillSettings(**{k: v for k, v in self.distill.items()
+                                              if k in known})
+
+    @classmethod
+    def upgraded(cls, values: dict) -> dict:
+        """Runs distilled before distillation was a part of this config (``DistillConfig``, a
+        subclass) saved its settings beside the others: they move into ``distill``."""
+        values = dict(values)
+        flat = {k: values.pop(k) for k in DistillSettings.names() if k in values}
+        if flat and values.get("distill") is None:
+            values["distill"] = flat
+        return values
 
     def validate(self) -> None:
         super().validate()
         if self.style_deep and not self.style_mlp:
             raise StylenormError("--style-deep needs --style-mlp: the StyleFilm is what reads "
                                  "the deep level's statistics", params=("style_deep",))
+        if self.distill is not None:
+            self.distill.validate(self.batch_size)
 
     def lite_config(self) -> LiteConfig:
         return LiteConfig(widths=tuple(self.widths), res_blocks=self.res_blocks,
@@ -91,8 +110,9 @@ def augment_styles(styles: torch.Tensor, generator: torch.Generator) -> torch.Te
 
 
 class LiteTask:
-    """The AdaIN objective (:class:`~.common.AdaINObjective`) with the lite model as the
-    stylising network, an identity loss and style augmentation."""
+    """The AdaIN objective (:class:`~.objective.AdaINObjective`) with the lite model as the
+    stylising network, an identity loss and style augmentation; or, with a ``distillation``,
+    its loss terms on the teacher's batches in place of the objective and augmentation."""
 
     # The identity loss takes the first half of each rank's batch and the augmentations are
     # drawn per rank: a step depends on how the global batch is split among torchrun ranks.
@@ -100,12 +120,16 @@ class LiteTask:
 
     def __init__(self, config: LiteTrainConfig, encoder: VGGEncoder, model: LiteModel,
                  samples: tuple[torch.Tensor, torch.Tensor],
-                 validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+                 validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 distillation: Distillation | None = None) -> None:
         self.config, self.network = config, model
         self.samples, self.validation = samples, validation
         self.encode = FrozenEncoder(encoder)
         self.objective = AdaINObjective(self.encode, config.content_weight, config.style_weight,
                                         gram=config.style_loss == StyleLoss.GRAM.value)
+        self.distillation = distillation
+        if distillation is not None:
+            distillation.attach(model, self.encode)
 
     @property
     def encoder(self) -> VGGEncoder:
@@ -128,22 +152,38 @@ class LiteTask:
         return self.objective.losses(*self._stylise(content, style))
 
     def validation_losses(self) -> dict[str, torch.Tensor] | None:
-        """The losses of the held-out pairs (content i with style i), without augmentation."""
-        return None if self.validation is None else self._losses(*self.validation)
+        """The losses of the held-out pairs (content i with style i), without augmentation;
+        with a distillation, also its figures against the teacher."""
+        if self.validation is None:
+            return None
+        measured = self._losses(*self.validation)
+        if self.distillation is None:
+            return measured
+        return self.distillation.validation_losses(self.validation, measured)
 
     def sample_rows(self) -> list[list[torch.Tensor]]:
+        """Content, style, (the teacher's output,) the student's output."""
         contents, styles = self.samples
         output = self._stylise(contents, styles)[0].float().clamp(0, 1)
-        return [[contents[i], styles[i], output[i]] for i in range(contents.shape[0])]
+        columns = [contents, styles, output]
+        if self.distillation is not None:
+            columns.insert(2, self.distillation.teacher_outputs["samples"])
+        return [[column[i] for column in columns] for i in range(contents.shape[0])]
 
     def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
-        content, style = batch
-        if self.config.augment:
-            generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + iteration)
-            style = augment_styles(style, generator)
-        losses = self._losses(content, style)
+        content = batch[0]
+        if self.distillation is not None:
+            losses, total = self.distillation.losses(batch)
+        else:
+            style = batch[1]
+            if self.config.augment:
+                generator = torch.Generator().manual_seed(self.config.seed * 1_000_003
+                                                          + iteration)
+                style = augment_styles(style, generator)
+            losses = self._losses(content, style)
+            total = losses["total"]
         losses["identity"] = self.identity_loss(content)
-        losses["total"] = losses["total"] + self.config.identity_weight * losses["identity"]
+        losses["total"] = total + self.config.identity_weight * losses["identity"]
         return losses
 
     def identity_loss(self, content: torch.Tensor) -> torch.Tensor:
@@ -156,7 +196,8 @@ class LiteTask:
         """The model without its training-only parts (distillation's code probe)."""
         state = {k: v for k, v in self.network.state_dict().items()
                  if not k.startswith(TRAINING_ONLY)}
-        return save_weights(path, state, "lite", self.network.config.to_dict(), provenance)
+        return save_weights(path, state, LiteModel.kind, self.network.config.to_dict(),
+                            provenance)
 
     def report(self, run_dir: Path) -> tuple[str, dict]:
         params = sum(p.numel() for name, p in self.network.named_parameters()
@@ -178,15 +219,45 @@ def build_lite_task(config: LiteTrainConfig, device: torch.device, contents, sty
 
 def train_lite(config: LiteTrainConfig, *, resume: bool = False, progress: bool = True,
                init: str | None = None) -> TrainResult:
-    """Train (or continue) the lite model; ``init`` starts from an existing lite model file."""
+    """Train (or continue) the lite model, from its teacher with ``config.distill``; ``init``
+    starts from an existing lite model file."""
+    if config.distill is not None:
+        return distil(config, resume=resume, progress=progress, init=init)
     device, contents, styles = find_inputs(config)
     torch.manual_seed(config.seed)
     encoder, encoder_meta = load_frozen_encoder(config.encoder)  # its build draws from the RNG
     task = build_lite_task(config, device, contents, styles, encoder)
     if init is not None and not resume:
-        start_from(task.network, init, "lite", complete=grown_state)
+        start_from(task.network, init, LiteModel.kind, config=task.network.config.to_dict(),
+                   complete=grown_state)
     data = crop_data(config, device, [contents, styles])
     provenance = {"trained_with": "stylenorm train lite", **encoder_meta,
                   "content_images": len(contents), "style_images": len(styles),
                   "init": Path(init).name if init else None}
+    return fit(task, config, data, resume=resume, progress=progress, provenance=provenance)
+
+
+def distil(config: LiteTrainConfig, *, resume: bool = False, progress: bool = True,
+           init: str | None = None) -> TrainResult:
+    """:func:`train_lite` with ``config.distill``: build (or reuse) the teacher cache, then
+    train the lite student on it (or on the teacher's outputs of every batch)."""
+    refuse_in_job("stylenorm train lite --teacher", "every rank would build the teacher cache")
+    device, contents, styles = find_inputs(config)
+    encoder, encoder_meta = load_frozen_encoder(config.encoder)
+    teacher = LiteTeacher(config, device, encoder, encoder_meta, contents, styles,
+                          progress=progress)
+    encoder.float()
+    samples = sample_pairs(contents, styles, config.crop_size, config.sample_count, device)
+    validation = validation_pairs(config, device)
+    distillation = teacher.distillation(config, samples, validation, encoder)
+    torch.manual_seed(config.seed)  # the student's initial weights, then the code probe's
+    task = LiteTask(config, encoder, LiteModel(config.lite_config()), samples, validation,
+                    distillation)
+    if init is not None and not resume:
+        start_from(task.network, init, LiteModel.kind, config=task.network.config.to_dict(),
+                   complete=grown_state)
+    data = teacher.data(config, contents, styles)
+    provenance = {"trained_with": "stylenorm train lite --teacher", **encoder_meta,
+                  **teacher.provenance(config), "content_images": len(contents),
+                  "style_images": len(styles), "init": Path(init).name if init else None}
     return fit(task, config, data, resume=resume, progress=progress, provenance=provenance)

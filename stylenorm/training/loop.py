@@ -1,8 +1,8 @@
 """The training loop shared by every trainer: schedule, precision, checkpoints, log, samples.
 
-A trainer (`.adain`, `.lite`, `.distill`, `.cin`) supplies a :class:`Task`: the network
-to checkpoint, its trainable parameters, a loss function of a batch and the pictures for the
-sample grids. :func:`fit` runs it for ``config.iterations`` and writes into the run folder::
+A trainer (`.adain`, `.lite` with or without `.distill`, `.cin`) supplies a :class:`Task`: the
+network to checkpoint, its trainable parameters, a loss function of a batch and the pictures for
+the sample grids. :func:`fit` runs it for ``config.iterations`` and writes into the run folder::
 
     RUN_DIR/config.json       the training config
     RUN_DIR/checkpoint.pt     latest checkpoint (atomic; ``resume=True`` continues from it)
@@ -19,7 +19,6 @@ Under ``torchrun`` every rank runs this loop in step and rank 0 alone writes the
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -157,33 +156,12 @@ def _save(loop: _Loop, iteration: int) -> None:
     loss_curve(loop.log.records(), loop.log.loss_keys(), loop.run_dir / "loss_curve.png")
 
 
-def _plain(value):
-    """Tuples and lists compare equal (a config read back from JSON has lists)."""
-    return json.loads(json.dumps(value))
-
-
-def _check_resumable(saved: dict, config: TrainConfig, path: Path,
-                     also: tuple[str, ...] = ()) -> None:
-    current = config.to_dict()
-    free = (*TrainConfig.RESUMABLE, *also)
-    changed = [  # settings added to stylenorm after the run started keep their defaults
-        f"{k}: {saved[k]!r} -> {current[k]!r}"
-        for k in current
-        if k not in free and k in saved and _plain(saved[k]) != _plain(current[k])
-    ]
-    if changed:
-        raise StylenormError(
-            f"{path}: cannot resume exactly with different settings ({'; '.join(changed)}); "
-            "repeat the original command with --resume, or train into a new --out"
-        )
-
-
 def _restore(loop: _Loop, state: dict) -> None:
     path = loop.run_dir / CHECKPOINT
     check_world(state.get("world"), loop.place, loop.config.batch_size,
                 getattr(loop.task, "exact_across_world_sizes", True), path)
     resized = state.get("world", {}).get("world_size", 1) != loop.place.count
-    _check_resumable(state["config"], loop.config, path, ("batch_size",) if resized else ())
+    loop.config.check_resumable(state["config"], path, ("batch_size",) if resized else ())
     loop.task.network.load_state_dict(state["network"])
     loop.optimizer.load_state_dict(state["optimizer"])
     loop.scaler.load_state_dict(state["scaler"])

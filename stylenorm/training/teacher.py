@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..errors import StylenormError
-from ..models.adain import StyleCode
+from ..models.adain import AdaINModel, StyleCode
 
 __all__ = ["Teacher", "load_teacher", "teacher_output"]
 
@@ -25,7 +25,7 @@ def load_teacher(name: str, device: torch.device, dtype: torch.dtype):
 
     path = resolve_weights(name)
     model = load_model(path)
-    if getattr(model, "kind", None) != "adain":
+    if getattr(model, "kind", None) != AdaINModel.kind:
         raise StylenormError(f"--teacher {name}: a {getattr(model, 'kind', '?')!r} model; the "
                              "teacher must be an AdaIN model (VGG encoder and decoder), e.g. "
                              "the reference one: `stylenorm weights fetch adain`")

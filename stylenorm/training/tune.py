@@ -51,8 +51,8 @@ from ..runtime import (
     resolve_dtype,
     training_dtype,
 )
-from .common import FrozenEncoder
 from .data import find_images
+from .objective import FrozenEncoder
 from .teacher import Teacher
 
 __all__ = ["TuneConfig", "TuneResult", "tune"]
@@ -320,7 +320,7 @@ def tune(config: TuneConfig, *, progress: bool = True) -> TuneResult:
         "validation_before": first, "validation": current,
     }
     model.eval()
-    path = save_weights(target_path, model.state_dict(), "lite", model.config.to_dict(),
+    path = save_weights(target_path, model.state_dict(), LiteModel.kind, model.config.to_dict(),
                         provenance, dtype=torch.float16)
     return TuneResult(path, iterations, seconds, stopped, current, first)
 
