@@ -2,10 +2,15 @@
 
     python samples/make_gallery.py                     # samples/outputs/ with the default model
     python samples/make_gallery.py --cin cin-8styles   # also docs/cin_styles.jpg
+    python samples/make_gallery.py --cin cin-8styles --cin-styles data/cin_styles
+                                    # also docs/cin_vs_reference.jpg (cin_vs_reference.py)
 
 Outputs are ``samples/outputs/<content>__<style>.jpg`` at 384 px (fp32), plus the cat with the
 strokes style and its own colours (``--preserve-color``) and with a 50/50 mix of mosaic and
-ripples. With ``--cin``, every style of that CIN model on the cat and the rocket, one grid.
+ripples. With ``--cin``, every style of that CIN model on the cat and the rocket, one grid;
+with ``--cin-styles`` too (the folder of the images its styles were trained on, not shipped),
+those styles beside the reference AdaIN decoder's rendering of the same images
+(``samples/cin_vs_reference.py``; skipped, with the reason, when the folder is absent).
 """
 
 from __future__ import annotations
@@ -61,10 +66,16 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--cin", help="a CIN model: also draw docs/cin_styles.jpg")
+    parser.add_argument("--cin-styles", type=Path, help="with --cin, the folder of its style "
+                        "images: also draw docs/cin_vs_reference.jpg")
     args = parser.parse_args()
     gallery(args.model, args.size)
     if args.cin:
         cin_grid(args.cin, 192)
+        if args.cin_styles:
+            from cin_vs_reference import cin_vs_reference  # the script beside this one
+
+            cin_vs_reference(args.cin, args.cin_styles, ["cat", "rocket"])
 
 
 if __name__ == "__main__":
