@@ -174,7 +174,7 @@ def test_fast_path_equals_the_plain_model(model, size):
         feat = model.content_features(content)
         for ours, theirs in zip(fast.content_stats(feat), model.content_stats(feat), strict=True):
             torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
-        features = fast.encode_content(content)
+        features = fast.encode_content(content, 0.4)
         torch.testing.assert_close(fast.decode_features(features, code.select(1), 0.4),
                                    model(content, code.select(1), 0.4), atol=2e-5, rtol=1e-4)
 
@@ -210,7 +210,7 @@ def test_the_lost_detail_is_decoded_once_per_content_not_per_style(model, monkey
     decode = model.decode
     monkeypatch.setattr(model, "decode", lambda *a, **k: calls.append(1) or decode(*a, **k))
     with torch.no_grad():
-        feats = model.encode_content(content)
+        feats = model.encode_content(content, 0.5)
         assert len(calls) == 1 and feats.detail.shape == content.shape
         outs = [model.decode_features(feats, code, 0.5) for code in codes]
     assert len(calls) == 1 + len(codes)  # one decode per style on top of the one rebuild

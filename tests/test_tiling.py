@@ -213,5 +213,6 @@ def test_cin_models_refuse_tiling():
     from stylenorm.inference.tiling import can_tile, check_tileable
 
     assert not can_tile(torch.nn.Conv2d(3, 3, 1))
-    with pytest.raises(StylenormError, match="^tile works with the AdaIN and lite"):
+    with pytest.raises(StylenormError, match="^tile works with the adain and lite models "
+                       r"\(styles from images\)"):
         check_tileable(torch.nn.Conv2d(3, 3, 1))

@@ -12,10 +12,10 @@ Kinds (each a :class:`ModelKind` in :data:`KINDS`, but the encoder):
 * ``cin``: a multi-style CIN transformer network (config: :class:`CINConfig`, with the style
   names); needs no encoder and no style images.
 
-The web page, ``bench`` and ``weights list`` ask this module (:func:`takes_style_images`,
-:func:`missing_weights`, :func:`is_reference`), and training's ``--init`` asks it which
-settings fix a model's tensor shapes and which of them a model can grow in, rather than naming
-kinds, so a new kind is one entry in :data:`KINDS`.
+The web page, ``bench``, ``export`` and ``weights list`` ask this module
+(:func:`takes_style_images`, :func:`missing_weights`, :func:`is_reference`, :func:`exports`),
+and training's ``--init`` asks it which settings fix a model's tensor shapes and which of them
+a model can grow in, rather than naming kinds, so a new kind is one entry in :data:`KINDS`.
 """
 
 from __future__ import annotations
@@ -104,6 +104,12 @@ def is_reference(model: nn.Module) -> bool:
     model of ``bench``'s plain pipeline."""
     kind = KINDS.get(getattr(model, "kind", None))
     return kind is not None and kind.reference
+
+
+def exports(kind: str | None) -> bool:
+    """Whether models of ``kind`` are written as ONNX by ``stylenorm export``."""
+    found = KINDS.get(kind)
+    return found is not None and found.exports
 
 
 def encoder_from_file(path: Path, what: str = "") -> VGGEncoder:
@@ -249,9 +255,10 @@ class ModelKind:
     and fills the model; ``styles_from_images`` whether it takes its styles from images (else
     it holds its own, chosen by index); ``needs(config)`` the store names of the other weights
     it cannot run without; ``reference`` whether it is the model the public reference
-    implementations run (``bench``'s plain pipeline); ``architecture(config)`` the settings
-    that fix its tensor shapes (``--init``), and ``grows`` those in which a file's model may be
-    smaller than the one trained from it (setting -> rule(in the file, asked for))."""
+    implementations run (``bench``'s plain pipeline); ``exports`` whether ``stylenorm export``
+    writes it as ONNX; ``architecture(config)`` the settings that fix its tensor shapes
+    (``--init``), and ``grows`` those in which a file's model may be smaller than the one
+    trained from it (setting -> rule(in the file, asked for))."""
 
     name: str
     loader: Loader
@@ -259,6 +266,7 @@ class ModelKind:
     architecture: Callable[[dict], dict]
     needs: Callable[[dict], list[str]] = needs_nothing
     reference: bool = False
+    exports: bool = False
     grows: Mapping[str, Callable[[object, object], bool]] = field(default_factory=dict)
 
 
@@ -266,6 +274,6 @@ KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
     ModelKind(ADAIN_KIND, load_adain, styles_from_images=True,
               architecture=adain_architecture, needs=adain_needs, reference=True),
     ModelKind(LITE_KIND, load_lite, styles_from_images=True, architecture=lite_architecture,
-              grows=LITE_GROWS),
+              exports=True, grows=LITE_GROWS),
     ModelKind(CIN_KIND, load_cin, styles_from_images=False, architecture=cin_architecture),
 )}

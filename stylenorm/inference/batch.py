@@ -9,7 +9,8 @@ How the work flows:
 * **Contents** are read and decoded by background threads ahead of the model, grouped by shape
   into batches of up to ``batch_size`` and encoded once each; every style they are paired with
   reuses those features. Contents above the tiling threshold (or all, with ``tile``) are encoded
-  in tiles, one at a time (:mod:`stylenorm.inference.tiling`).
+  in tiles, one at a time. Encoding and decoding go through the render path every command
+  shares (:mod:`stylenorm.inference.render`), which asks the model what ``alpha`` needs.
 * **Outputs** are encoded and written atomically by background threads while the model works on
   the next batch (a bounded queue), so a killed run leaves only complete images and a rerun
   skips them (:func:`~stylenorm.inference.batchplan.split_existing`).
@@ -49,9 +50,9 @@ from .batchplan import (
 from .faint import keep_faint
 from .finite import LOW_PRECISION, PRECISION_NAMES, require_finite
 from .progress import on_terminal
+from .render import decode, encode, tiles_for
 from .shards import share_of
 from .stylize import MIN_IMAGE_SIZE, StylizeOptions, Stylizer
-from .tiling import TileOptions, can_tile, check_tileable, decode_tiled, encode_content, should_tile
 
 Log = Callable[[str], None]
 
@@ -208,36 +209,23 @@ class _Run:
         return self.stylizer.style_code([entry], None, content)  # colours preserved: per pair
 
     def process(self, batch: list[_Content]) -> None:
-        """Encode a batch of same-size contents once; decode it once per style it needs."""
-        model, alpha = self.stylizer.model, self.options.alpha
-        x = model.prepare(torch.cat([c.image.rgb for c in batch]))
-        feats = model.encode_content(x, own_code=alpha != 1.0)
-        h, w = x.shape[-2:]
+        """Encode same-size contents once (several whole, or one in tiles) and decode them once
+        per style they need, through the render path (:mod:`.render`)."""
+        model, options = self.stylizer.model, self.options
+        rgb = batch[0].image.rgb if len(batch) == 1 else torch.cat([c.image.rgb for c in batch])
+        tiles = tiles_for(model, *rgb.shape[-2:], options)
+        feats = encode(model, rgb, options, tiles)
         for style in dict.fromkeys(j.style for c in batch for j in c.jobs if j.style in
                                    self.styles):  # a style may fail on the way (in fp32)
             pick = [(i, j) for i, c in enumerate(batch) for j in c.jobs if j.style == style]
             rows = [i for i, _ in pick]
             codes = [self.code(style, batch[i].image.rgb) for i in rows]
             code = type(codes[0]).cat(codes)
-            out = model.decode_features(feats.select(rows), code, alpha)
-            out = self.checked(out[..., :h, :w].float().cpu())
-            out = keep_faint(torch.cat([batch[i].image.rgb for i in rows]), out)
+            part = feats if rows == list(range(len(batch))) else feats.select(rows)
+            out = self.checked(decode(model, part, code, options.alpha, tiles))
+            out = keep_faint(rgb[rows], out)
             for k, (i, job) in enumerate(pick):
                 self.write(job, out[k : k + 1], batch[i].image.alpha)
-
-    def process_tiled(self, content: _Content) -> None:
-        """A large content: encoded once in tiles, decoded in tiles for each of its styles."""
-        tiles = TileOptions(tile=self.options.tile_size)
-        side = tiles.tile + 2 * tiles.halo
-        self.options.check_whole("a tile with its halo", side, side, "tile_size")
-        model, rgb = self.stylizer.model, content.image.rgb
-        feats = encode_content(model, rgb, tiles, own_code=self.options.alpha != 1.0)
-        for job in content.jobs:
-            if job.style not in self.styles:
-                continue  # failed on the way (in fp32)
-            code = self.code(job.style, rgb)
-            out = self.checked(decode_tiled(model, feats, code, self.options.alpha, tiles))
-            self.write(job, keep_faint(rgb, out), content.image.alpha)
 
     def checked(self, out: torch.Tensor) -> torch.Tensor:
         """``out`` in [0, 1], or :class:`NonFiniteError` when it holds NaN or infinite values."""
@@ -273,13 +261,13 @@ class _Run:
         self.writers.shutdown()
 
 
-def _batches(run: _Run, contents: Iterator[_Content]) -> Iterator[list[_Content] | _Content]:
+def _batches(run: _Run, contents: Iterator[_Content]) -> Iterator[list[_Content]]:
     """Same-shape contents grouped up to the batch size; tiled contents one by one."""
     buckets: dict[tuple[int, ...], list[_Content]] = {}
     for content in contents:
         h, w = content.image.rgb.shape[-2:]
-        if can_tile(run.stylizer.model) and should_tile(h, w, run.options.tile):
-            yield content
+        if tiles_for(run.stylizer.model, h, w, run.options) is not None:
+            yield [content]
             continue
         bucket = buckets.setdefault((h, w), [])
         bucket.append(content)
@@ -300,8 +288,6 @@ def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | Non
     if isinstance(stylizer.model, FixedStyleModel):
         raise OptionError("batch takes its styles from images; a CIN model holds its own "
                              "(use `stylenorm stylize --style-index K` for it)")
-    if options.tile:
-        check_tileable(stylizer.model)
     for folder in {job.output.parent for job in plan.todo}:
         folder.mkdir(parents=True, exist_ok=True)
     shown = on_terminal(progress) and bool(plan.todo)  # no "0image" bar for nothing to do
@@ -334,13 +320,12 @@ def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | Non
     return run.report
 
 
-def _guarded(run: _Run, item: list[_Content] | _Content) -> None:
+def _guarded(run: _Run, contents: list[_Content]) -> None:
     """Process one batch; a model failure (e.g. out of memory) fails its jobs, not the run."""
-    contents = item if isinstance(item, list) else [item]
     names = ", ".join(str(c.image.path) for c in contents)
     for attempt in range(2):
         try:
-            run.process(item) if isinstance(item, list) else run.process_tiled(item)
+            run.process(contents)
             return
         except DiskFullError:
             raise  # stops the run

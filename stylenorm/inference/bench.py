@@ -34,11 +34,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..choices import DEFAULT_MODEL
 from ..errors import StylenormError
-from ..hub.zoo import is_reference, load_model
+from ..hub.zoo import KINDS, is_reference, load_model
 from ..models.protocol import StyleModel
 from ..runtime import processor_name
+from .finite import cast_code
+from .render import decode, encode, tiles_for
 from .stylize import StylizeOptions, Stylizer
-from .tiling import can_tile, should_tile
 
 Size = int | tuple[int, int]  # a square side, or (width, height)
 
@@ -127,19 +128,17 @@ Step = Callable[[torch.Tensor], torch.Tensor]
 
 
 def fast_step(stylizer: Stylizer, code) -> Step:
-    """stylenorm: contents (B, 3, H, W) -> images, with a style code computed beforehand."""
-    model = stylizer.model
-    h, w = 0, 0
+    """stylenorm: contents (B, 3, H, W) -> images through the render path (:mod:`.render`),
+    with a style code computed beforehand; contents it tiles go one at a time."""
+    model, options = stylizer.model, StylizeOptions()
+    code = cast_code(code, stylizer.dtype)  # as Stylizer.render passes it
 
     def step(contents: torch.Tensor) -> torch.Tensor:
-        nonlocal h, w
-        h, w = contents.shape[-2:]
+        tiles = tiles_for(model, *contents.shape[-2:], options)
         with torch.inference_mode():
-            if should_tile(h, w) and can_tile(model):
-                return torch.cat([stylizer.render(c, code, StylizeOptions())
-                                  for c in contents.split(1)])
-            out = model(model.prepare(contents), code)
-            return out[..., :h, :w].clamp(0, 1).float().cpu()
+            return torch.cat([decode(model, encode(model, part, options, tiles), code, 1.0,
+                                     tiles).clamp(0, 1)
+                              for part in (contents.split(1) if tiles else [contents])])
 
     return step
 
@@ -198,8 +197,9 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] | None = None) -> 
     config.validate()
     stylizer = Stylizer(config.model, config.device, config.precision)
     if not isinstance(stylizer.model, StyleModel):
-        raise StylenormError(f"bench measures AdaIN and lite models; {config.model} is a "
-                             f"{type(stylizer.model).__name__}")
+        kinds = " and ".join(name for name, kind in KINDS.items() if kind.styles_from_images)
+        raise StylenormError(f"bench measures models that take their styles from images "
+                             f"({kinds}); {config.model} is a {stylizer.model.kind!r} model")
     reference = reference_model(config, stylizer, log)
     generator = torch.Generator().manual_seed(0)
     style = torch.rand(1, 3, config.style_size, config.style_size, generator=generator)
@@ -238,9 +238,10 @@ def reference_model(config: BenchConfig, stylizer: Stylizer,
             log(f"note: no reference pipeline ({exc})")
         return None
     if not is_reference(model):
-        raise StylenormError(f"reference_model must be an AdaIN model; "
-                             f"{config.reference_model} is a {type(model).__name__}",
-                             params=("reference_model",))
+        kinds = " or ".join(name for name, kind in KINDS.items() if kind.reference)
+        raise StylenormError(f"reference_model must be a model of kind {kinds}, as the public "
+                             f"implementations run; {config.reference_model} is a "
+                             f"{model.kind!r} model", params=("reference_model",))
     return model.to(stylizer.device)
 
 

@@ -1,15 +1,11 @@
-"""Export the lite model to ONNX: ``content`` + ``style`` (+ ``alpha``) in, ``image`` out.
+"""Export a style model to ONNX: ``content`` + ``style`` + ``alpha`` in, ``image`` out.
 
-:class:`ExportableLite` restates the lite model's inference path (``LiteModel.style_code`` and
-``forward`` with the ``[..., :H, :W]`` crop of ``Stylizer.render``) without Python decisions on
-tensor shapes, so that height and width stay dynamic in the exported graph:
-
-* the style (and, for ``alpha``, the content) is always resized to ``style_size`` shorter side;
-  at that size already, antialiased bilinear resizing is the identity;
-* the resized size, ``round(side * style_size / shorter side)``, is computed from the shape in
-  integers, rounding half to even as Python's ``round`` does in ``LiteModel``;
-* the style code is always mixed with the content's own code by ``alpha``: at ``alpha = 1``
-  that adds exactly zero.
+:class:`Exportable` traces the model's own definition, ``style_code`` and ``forward``, with the
+render path's crop to the content and clamp; nothing is restated here. What keeps height and
+width dynamic in the graph lives in the model, which computes sizes from shapes in integers and
+crops by gathering (:mod:`stylenorm.models.shapes`). ``alpha`` is a graph input, known only when
+the graph runs, so the model takes its ``alpha`` < 1 path (its ``content_needs``), which at
+``alpha = 1`` adds exactly zero. Which kinds export is the zoo's to say (``ModelKind.exports``).
 """
 
 from __future__ import annotations
@@ -20,16 +16,14 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import NonFiniteError, OptionError, StylenormError, WeightsError, install_hint
 from ..hub.files import read_meta
 from ..hub.store import resolve_weights
-from ..hub.zoo import load_model
+from ..hub.zoo import KINDS, exports, load_model
 from ..io.atomic import atomic_write
-from ..models.lite import LiteCode, LiteModel
-from ..nn.conditional import mean_std
+from ..models.shapes import crop
 from .finite import require_finite
 
 MIN_SIDE = 16  # the smallest image side stylize accepts (stylize.MIN_IMAGE_SIZE)
@@ -38,17 +32,8 @@ OUTPUT_NAMES = ["image"]
 SUFFIXES = {".onnx": "onnx"}  # what each export format writes
 
 
-def round_ratio(numerator, denominator):
-    """``round(numerator / denominator)`` (half to even) of two positive ints or SymInts, in
-    integer arithmetic so that an exported graph computes it from the input's shape."""
-    quotient, twice_rest = numerator // denominator, 2 * (numerator % denominator)
-    tie_to_odd = (twice_rest == denominator) & (quotient % 2 == 1)
-    return (quotient + torch.sym_ite(twice_rest > denominator, 1, 0)
-            + torch.sym_ite(tie_to_odd, 1, 0))
-
-
-class ExportableLite(nn.Module):
-    """A :class:`LiteModel`'s stylisation as one traceable function of two images and alpha.
+class Exportable(nn.Module):
+    """A style model's stylisation as one traceable function of two images and alpha.
 
     ``forward(content, style, alpha)`` equals
     ``model(content, model.style_code(style), alpha)[..., :H, :W].clamp(0, 1)``.
@@ -58,42 +43,21 @@ class ExportableLite(nn.Module):
         -> image (1, 3, H, W) in [0, 1].
     """
 
-    def __init__(self, model: LiteModel) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-
-    def style_input(self, images: torch.Tensor) -> torch.Tensor:
-        """``images`` resized to ``style_size`` shorter side. Shape: (N, 3, h, w) -> (N, 3, ...)."""
-        size = self.model.config.style_size
-        if not size:
-            return images
-        h, w = images.shape[-2:]
-        shorter = torch.sym_min(h, w)
-        target = (round_ratio(h * size, shorter), round_ratio(w * size, shorter))
-        return F.interpolate(images, size=target, mode="bilinear", antialias=True,
-                             align_corners=False)
-
-    def style_code(self, images: torch.Tensor) -> LiteCode:
-        stats = [mean_std(f) for f in self.model.style_encoder(self.style_input(images))]
-        return LiteCode([m for m, _ in stats], [s for _, s in stats])
 
     def forward(self, content: torch.Tensor, style: torch.Tensor,
                 alpha: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[-2:]
-        own = self.style_code(content)
-        features = self.model.content_features(content)
-        image = crop(self.model.decode(features, self.style_code(style).lerp(own, alpha)), h, w)
-        rebuilt = crop(self.model.decode(features, own), h, w)  # add_detail, traceable
-        return (image + (1 - alpha) * (content - rebuilt)).clamp(0, 1)
+        image = self.model(content, self.model.style_code(style), alpha)
+        return crop(image, h, w).clamp(0, 1)
 
 
-def crop(images: torch.Tensor, h, w) -> torch.Tensor:
-    """``images[..., :h, :w]`` by gathering rows and columns: a slice would make the exporter
-    assume (guard) that the decoder's padded size is not H or W, true only for some sizes.
-
-    Shape: (N, C, H', W') with H' >= h, W' >= w -> (N, C, h, w)."""
-    rows, cols = torch.arange(h, device=images.device), torch.arange(w, device=images.device)
-    return images.index_select(-2, rows).index_select(-1, cols)
+def exported_kinds() -> str:
+    """The kinds the zoo says export, for messages: ``the lite model``."""
+    names = [name for name, kind in KINDS.items() if kind.exports]
+    return f"the {' and '.join(names)} model{'s' * (len(names) > 1)}"
 
 
 def require_onnx_packages() -> None:
@@ -120,20 +84,20 @@ def check_output(output: Path) -> None:
         raise StylenormError(f"{output}: cannot write to the folder {folder} (permission denied)")
 
 
-def load_lite_model(name_or_path: str | os.PathLike) -> tuple[LiteModel, Path]:
-    """The lite model installed as ``name_or_path`` (or in that file), and its file; other
-    kinds are refused before they are loaded."""
+def load_exportable(name_or_path: str | os.PathLike) -> tuple[nn.Module, Path]:
+    """The model installed as ``name_or_path`` (or in that file), and its file; kinds that do
+    not export are refused before they are loaded."""
     path = resolve_weights(name_or_path)
     kind = read_meta(path).kind
-    if kind != LiteModel.kind:
-        raise WeightsError(f"export supports the lite model; {name_or_path} is a model of kind "
-                           f"{kind!r}")
+    if not exports(kind):
+        raise WeightsError(f"export supports {exported_kinds()}; {name_or_path} is a model of "
+                           f"kind {kind!r}")
     return load_model(path), path
 
 
-def export_onnx(model: LiteModel | str | os.PathLike, output: str | os.PathLike) -> Path:
-    """Write ``model`` (a :class:`LiteModel`, or an installed name or weights file) as a
-    float32 ONNX graph of :class:`ExportableLite` to ``output``, atomically; returns ``output``.
+def export_onnx(model: nn.Module | str | os.PathLike, output: str | os.PathLike) -> Path:
+    """Write ``model`` (a model of a kind that exports, or an installed name or weights file)
+    as a float32 ONNX graph of :class:`Exportable` to ``output``, atomically; returns ``output``.
 
     Inputs ``content`` (1, 3, H, W) and ``style`` (1, 3, Hs, Ws), float32 in [0, 1] with
     dynamic sides of at least 16, and ``alpha`` () float32; output ``image`` (1, 3, H, W).
@@ -141,13 +105,14 @@ def export_onnx(model: LiteModel | str | os.PathLike, output: str | os.PathLike)
     output = Path(output)
     check_output(output)
     if not isinstance(model, nn.Module):
-        model, source = load_lite_model(model)
+        model, source = load_exportable(model)
         if output.exists() and output.resolve() == source.resolve():
             raise StylenormError(f"{output}: is the model's weights file; refusing to overwrite")
-    elif not isinstance(model, LiteModel):
-        raise StylenormError(f"export supports the lite model; got a {type(model).__name__}")
+    elif not exports(getattr(model, "kind", None)):
+        raise StylenormError(f"export supports {exported_kinds()}; got a {type(model).__name__}")
     require_onnx_packages()
-    wrapper = ExportableLite(copy.deepcopy(model).float().cpu()).eval()
+    plain = copy.deepcopy(model).float().cpu().use_fast_path(False)  # the reference modules
+    wrapper = Exportable(plain).eval()
     # torch.export first: it refuses a graph that holds only for some sizes (a shape guard)
     graph = torch.export.export(wrapper, example_inputs(), dynamic_shapes=dynamic_shapes())
     check_sample(graph.module(), output)

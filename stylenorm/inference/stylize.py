@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
-import numbers
 import os
 import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ..choices import DEFAULT_PRECISION, MAX_WHOLE_PIXELS
+from ..choices import DEFAULT_PRECISION
 from ..errors import NonFiniteError, OptionError, StylenormError
 from ..hub.zoo import DEFAULT_MODEL, load_model
 from ..io.images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_image, save_image
@@ -24,99 +24,13 @@ from ..nn.colour import match_colour
 from ..runtime import resolve_device, resolve_dtype
 from .faint import keep_faint
 from .finite import LOW_PRECISION, PRECISION_NAMES, cast_code, count_non_finite, require_finite
+from .options import StylizeOptions, parse_weights
 from .progress import on_terminal, spinner
-from .tiling import (
-    FeatureHook,
-    TileOptions,
-    can_tile,
-    should_tile,
-    stylize_tiled,
-    tile_count,
-)
+from .render import decode, encode, tiles_for
+from .tiling import FeatureHook, TileHook, TileOptions, tile_count
 
 PROGRESS_DELAY_S = 1.0  # runs shorter than this show no progress bar
 MIN_IMAGE_SIZE = 16  # smaller images vanish inside the encoder's pooling layers
-
-
-@dataclass
-class StylizeOptions:
-    """How to stylise: the same options as the ``stylize`` command."""
-
-    alpha: float = 1.0
-    style_weights: list[float] | None = None
-    preserve_color: bool = False
-    size: int = 512
-    style_size: int = 512
-    crop: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    tile: bool = False  # stylise in tiles (automatic above tiling.AUTO_TILE_PIXELS)
-    tile_size: int = TileOptions.tile
-    style_index: int | None = None  # CIN models: which of the model's styles
-    max_whole_pixels: int = MAX_WHOLE_PIXELS  # the most pixels the model runs in one piece
-
-    def check_whole(self, what: str, height: int, width: int, lower: str) -> None:
-        """Refuse ``what`` (run by the model in one piece) above ``max_whole_pixels``."""
-        if height * width > self.max_whole_pixels:
-            raise StylenormError(
-                f"{what} is {width}x{height} ({width * height} pixels), run by the model in one "
-                f"piece; the limit is {self.max_whole_pixels} (lower {lower} or raise "
-                "max_whole_pixels)", params=("max_whole_pixels", lower))
-
-    def style_limit(self) -> tuple[int, str]:
-        """The pixel limit of a style image after resizing, and how to change it."""
-        return self.max_whole_pixels, "styles are encoded whole; lower --style-size or raise " \
-            "--max-whole-pixels"
-
-    def validate_values(self) -> None:
-        """Types and ranges of every option (the count of style weights: :meth:`validate`)."""
-        for name in ("size", "style_size", "max_pixels", "max_whole_pixels", "style_index"):
-            value = getattr(self, name)
-            if name == "style_index" and value is None:
-                continue
-            least = 1 if name.startswith("max_") else 0
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise OptionError(f"{name} must be an integer; got {value!r}", params=(name,))
-            if value < least:
-                keeps = " (0 keeps the original)" if name.endswith("size") else ""
-                raise OptionError(f"{name} must be >= {least}{keeps}; got {value}",
-                                  params=(name,))
-        alpha = self.alpha
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
-            raise OptionError(f"alpha must be a number between 0 and 1; got {alpha!r}",
-                              params=("alpha",))
-        for name in ("preserve_color", "crop", "tile"):
-            if not isinstance(getattr(self, name), bool):
-                raise OptionError(f"{name} must be True or False; got {getattr(self, name)!r}",
-                                  params=(name,))
-        TileOptions(tile=self.tile_size).validate()
-        w = self.style_weights
-        if w is not None and (isinstance(w, (str, bytes)) or not all(
-                isinstance(v, numbers.Real) and not isinstance(v, bool) for v in w)):
-            raise OptionError(f"style_weights must be a list of numbers; got {w!r}",
-                              params=("style_weights",))
-
-    def validate(self, num_styles: int) -> None:
-        self.validate_values()
-        if self.style_weights is not None:
-            w = list(self.style_weights)
-            if len(w) != num_styles:
-                raise OptionError(
-                    f"style_weights has {len(w)} values for {num_styles} style images",
-                    params=("style_weights",))
-            if not all(math.isfinite(v) and v >= 0 for v in w) or sum(w) <= 0:
-                raise OptionError(f"style_weights must be >= 0 with a positive sum; got {w}",
-                                  params=("style_weights",))
-
-
-def parse_weights(text: str | None) -> list[float] | None:
-    """Style weights as typed: ``"0.7, 0.3"`` -> ``[0.7, 0.3]``; None or blank -> None."""
-    if text is None or not text.strip():
-        return None
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise OptionError(f"style_weights must be comma-separated numbers like 0.7,0.3; got "
-                          f"{text!r}", params=("style_weights",)) from None
 
 
 class Stylizer:
@@ -182,101 +96,101 @@ class Stylizer:
         return code
 
     @torch.inference_mode()
-    def stylize_tensors(self, content: torch.Tensor, styles: list[torch.Tensor],
-                        options: StylizeOptions, mask: torch.Tensor | None = None
-                        ) -> torch.Tensor:
-        """Stylise a (1, 3, H, W) content in [0, 1]; returns (1, 3, H, W) in [0, 1]."""
+    def code_for(self, content: torch.Tensor, styles: list[torch.Tensor],
+                 options: StylizeOptions, mask: torch.Tensor | None = None):
+        """The code :meth:`render` takes, once ``options`` are checked: a CIN model's mixing
+        weights over its own styles (:meth:`fixed_code`); else the (mixed) code of the style
+        images, each recoloured to ``content`` first with ``preserve_color``, or with a mask
+        the two styles' codes side by side."""
         if isinstance(self.model, FixedStyleModel):
-            options.check_whole("the content", *content.shape[-2:], "size")
-            return self.stylize_cin(content, styles, options, mask)
+            return self.fixed_code(styles, options, mask)
         if not styles:
             raise OptionError("give at least one style image: this model takes its style "
-                                 "from images (style_index is for CIN models)",
-                                 params=("style_index",))
+                              "from images (style_index is for CIN models)",
+                              params=("style_index",))
         if options.style_index is not None:
             raise OptionError("style_index picks a style of a CIN model; this model takes "
-                                 "its styles from images (mix them with style_weights)",
-                                 params=("style_index", "style_weights"))
+                              "its styles from images (mix them with style_weights)",
+                              params=("style_index", "style_weights"))
         options.validate(len(styles))
         recolour = content if options.preserve_color else None
-        if mask is not None:
-            check_mask_styles(len(styles))
-            codes = [self.style_code([s], None, recolour) for s in styles]
-            code = type(codes[0]).cat(codes)
-            mask = mask.to(self.device)
-        else:
-            code = self.style_code(styles, options.style_weights, recolour)
-        return self.render(content, code, options, mask)
+        if mask is None:
+            return self.style_code(styles, options.style_weights, recolour)
+        check_mask_styles(len(styles))
+        codes = [self.style_code([s], None, recolour) for s in styles]
+        return type(codes[0]).cat(codes)
 
-    @torch.inference_mode()
-    def stylize_cin(self, content: torch.Tensor, styles: list[torch.Tensor],
-                    options: StylizeOptions, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def fixed_code(self, styles: list[torch.Tensor], options: StylizeOptions,
+                   mask: torch.Tensor | None = None) -> torch.Tensor:
         """A CIN model holds its styles: pick one (``style_index``) or mix them by
-        ``style_weights``; ``alpha`` blends the result with the content."""
+        ``style_weights``; the code is the weights over its styles."""
         names = self.model.style_names
         listing = ", ".join(f"{i}={n}" for i, n in enumerate(names))
         if styles:
             raise OptionError(f"this CIN model has its own styles ({listing}); give no style "
-                                 "images, and style_index K or style_weights",
-                                 params=("style_index", "style_weights"))
+                              "images, and style_index K or style_weights",
+                              params=("style_index", "style_weights"))
         if mask is not None or options.preserve_color or options.tile:
             raise OptionError("mask, preserve_color and tile work with the AdaIN and "
-                                 "lite models, not with a CIN model",
-                                 params=("mask", "preserve_color", "tile"))
+                              "lite models, not with a CIN model",
+                              params=("mask", "preserve_color", "tile"))
         if (options.style_index is None) == (options.style_weights is None):
             raise OptionError(f"a CIN model needs exactly one of style_index K or "
-                                 f"style_weights w0,...,w{len(names) - 1} ({listing})",
-                                 params=("style_index", "style_weights"))
+                              f"style_weights w0,...,w{len(names) - 1} ({listing})",
+                              params=("style_index", "style_weights"))
         options.validate(len(options.style_weights or []))  # their count: weights_for
         try:
-            weights = self.model.weights_for(options.style_index, options.style_weights)
+            return self.model.weights_for(options.style_index, options.style_weights)
         except ValueError as exc:
             raise StylenormError(str(exc)) from None
-        out = self.finite(lambda: self.model.stylize(self.model.prepare(content),
-                                                     weights.to(self.device, self.dtype)))
-        out = options.alpha * out.float().cpu() + (1 - options.alpha) * content.float().cpu()
-        return out.clamp(0, 1)
 
     @torch.inference_mode()
-    def render(self, content: torch.Tensor, code: StyleCodeLike, options: StylizeOptions,
+    def stylize_tensors(self, content: torch.Tensor, styles: list[torch.Tensor],
+                        options: StylizeOptions, mask: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+        """Stylise a (1, 3, H, W) content in [0, 1]; returns (1, 3, H, W) in [0, 1]."""
+        code = self.code_for(content, styles, options, mask)
+        return self.render(content, code, options, None if mask is None else
+                           mask.to(self.device))
+
+    @torch.inference_mode()
+    def render(self, content: torch.Tensor, code, options: StylizeOptions,
                mask: torch.Tensor | None = None, adjust: FeatureHook | None = None
                ) -> torch.Tensor:
-        """Stylise a (1, 3, H, W) content with a ready code; large contents go in tiles.
-        ``adjust`` may replace the content's features and statistics between encoding and
-        decoding (video smooths the statistics over time). Checked by :meth:`finite`; faint
-        content (dark, flat) stays faint (:func:`~.faint.keep_faint`)."""
+        """Stylise a (1, 3, H, W) content with a ready code (:meth:`code_for`) through the one
+        render path (:mod:`.render`): whole, or in tiles when large. ``adjust`` may replace the
+        content's features and statistics between encoding and decoding (video smooths the
+        statistics over time). Checked by :meth:`finite`; faint content (dark, flat) stays
+        faint (:func:`~.faint.keep_faint`)."""
         out = self.finite(lambda: self._render(content, cast_code(code, self.dtype), options,
                                                mask, adjust))
         return keep_faint(content, out)
 
-    def _render(self, content: torch.Tensor, code: StyleCodeLike, options: StylizeOptions,
+    def _render(self, content: torch.Tensor, code, options: StylizeOptions,
                 mask: torch.Tensor | None, adjust: FeatureHook | None) -> torch.Tensor:
         h, w = content.shape[-2:]
-        if should_tile(h, w, options.tile) and (options.tile or can_tile(self.model)):
-            tiles = TileOptions(tile=options.tile_size)
-            side = tiles.tile + 2 * tiles.halo
-            options.check_whole(f"a tile with its halo ({tiles.halo} px each side)", side, side,
-                                "tile_size")
-            done = itertools.count(1)
-            with tqdm(total=tile_count(self.model, h, w, tiles), unit="tile", desc="stylize",
-                      disable=not on_terminal(self.progress), delay=PROGRESS_DELAY_S, leave=False,
-                      file=sys.stderr) as bar:
-                return stylize_tiled(self.model, content, code, options.alpha, tiles, mask,
-                                     on_tile=lambda stage, shape: self.tile_done(bar, done),
-                                     adjust=adjust)
-        options.check_whole("the content", h, w, "size")
-        # one model call, no count to show: a spinner, on a terminal only (no \r into logs)
-        with spinner(on_terminal(self.progress), delay=PROGRESS_DELAY_S):
-            if adjust is None:
-                out = self.model(self.model.prepare(content), code, options.alpha, mask)
-            else:
-                prepared = self.model.prepare(content)
-                feats = adjust(self.model.encode_content(prepared, options.alpha != 1.0))
-                mask = None if mask is None else self.model.mask_at(
-                    mask, feats.features.shape[-2:])
-                out = self.model.decode_features(feats, code, options.alpha, mask)
-        out = out[..., :h, :w].float().cpu()
+        tiles = tiles_for(self.model, h, w, options)
+        with self.progress_for(tiles, h, w) as on_tile:
+            feats = encode(self.model, content, options, tiles, on_tile)
+            if adjust is not None:
+                feats = adjust(feats)
+            out = decode(self.model, feats, code, options.alpha, tiles, mask, on_tile)
         return out if count_non_finite(out) else out.clamp(0, 1)  # NaN and inf stay to be seen
+
+    @contextlib.contextmanager
+    def progress_for(self, tiles: TileOptions | None, height: int, width: int
+                     ) -> Iterator[TileHook | None]:
+        """A bar counting tiles (and the hook that counts them) for tiled work; for one model
+        call, with no count to show, a spinner. On a terminal only (no \\r into logs)."""
+        if tiles is None:
+            with spinner(on_terminal(self.progress), delay=PROGRESS_DELAY_S):
+                yield None
+            return
+        done = itertools.count(1)
+        with tqdm(total=tile_count(self.model, height, width, tiles), unit="tile",
+                  desc="stylize", disable=not on_terminal(self.progress), delay=PROGRESS_DELAY_S,
+                  leave=False, file=sys.stderr) as bar:
+            yield lambda stage, shape: self.tile_done(bar, done)
 
     def tile_done(self, bar: tqdm, done: itertools.count) -> None:
         bar.update(1)
@@ -377,3 +291,7 @@ def stylize(content: str | os.PathLike, styles: str | os.PathLike | list,
     stylize_options.validate_values()
     stylizer = Stylizer(model, device, precision)
     return stylizer.stylize_file(content, styles, output, stylize_options, mask)
+
+
+__all__ = ["MIN_IMAGE_SIZE", "PROGRESS_DELAY_S", "StylizeOptions", "Stylizer", "check_mask_styles",
+           "load_mask", "parse_weights", "stylize"]

@@ -2,7 +2,8 @@
 
 Works for every :class:`~stylenorm.models.protocol.StyleModel` (the AdaIN model: VGG relu4_1
 features, an 8-pixel grid; the lite model: its bottleneck, a 4-pixel grid) through the protocol:
-``encode``, ``feature_size``, ``own_code``, ``mask_at`` and ``decode_features``. The image is
+``encode``, ``feature_size``, ``content_needs``, ``own_code``, ``mask_at`` and
+``decode_features``. The render path (:mod:`.render`) decides when to tile. The image is
 processed in three steps, one tile at a time:
 
 1. **Encode in tiles.** The image is cut into core tiles whose edges lie on the encoder's
@@ -11,8 +12,8 @@ processed in three steps, one tile at a time:
    dtype) equals the whole-image encoding away from the halo's reach.
 2. **Global statistics.** The content mean and std of the features are taken once over the
    whole stitched map and the style code is computed once, so every tile shares one
-   normalisation and one style (for the lite model, also the content's own code that ``alpha``
-   blends toward, from the whole image).
+   normalisation and one style, and what the model says ``alpha`` needs from the content
+   (``content_needs``: for the lite model, its own code and lost detail) from the whole image.
 3. **Decode in tiles.** Feature tiles with a halo are modulated and decoded; each output tile is
    weighted by a raised-cosine ramp ``r = halo / 2`` pixels either side of its core edges. The
    ramps of neighbouring tiles sum to exactly 1, and they vanish before the pixels that the tile's
@@ -33,6 +34,7 @@ from torch import Tensor, nn
 
 from ..choices import DEFAULT_TILE_SIZE
 from ..errors import OptionError, StylenormError
+from ..hub.zoo import KINDS
 from ..models.protocol import ContentFeatures, StyleCodeLike, StyleModel
 from ..nn.statistics import global_mean_std
 
@@ -61,15 +63,17 @@ class TileOptions:
 
 
 def can_tile(model: nn.Module) -> bool:
-    """Whether ``model`` can be tiled: every :class:`~stylenorm.models.protocol.StyleModel` can."""
+    """Whether ``model`` can be tiled: every :class:`~stylenorm.models.protocol.StyleModel` (a
+    model that takes its styles from images) can."""
     return isinstance(model, StyleModel)
 
 
 def check_tileable(model: nn.Module) -> StyleModel:
     """``model``, or an error for a model that cannot be tiled."""
     if not can_tile(model):
-        raise StylenormError(f"tile works with the AdaIN and lite models; this is a "
-                             f"{type(model).__name__}", params=("tile",))
+        kinds = " and ".join(name for name, kind in KINDS.items() if kind.styles_from_images)
+        raise StylenormError(f"tile works with the {kinds} models (styles from images); this "
+                             f"is a {type(model).__name__}", params=("tile",))
     return model
 
 
@@ -129,16 +133,17 @@ def encode_tiled(model: nn.Module, image: Tensor, options: TileOptions,
 
 
 def encode_content(model: nn.Module, image: Tensor, options: TileOptions,
-                   on_tile: TileHook | None = None, own_code: bool = True) -> ContentFeatures:
-    """Encode once in tiles and take the global statistics and, with ``own_code`` (for
-    ``alpha`` < 1), the whole content's own code and, for models that restore detail, the detail
-    their tiled rebuild from that code loses; reusable for many styles."""
+                   on_tile: TileHook | None = None, alpha: float = 1.0) -> ContentFeatures:
+    """Encode once in tiles and take the global statistics and what the model says ``alpha``
+    needs (``content_needs``) from the whole content: its own code and the detail the tiled
+    rebuild from that code loses; reusable for many styles."""
     feats = encode_tiled(model, image, options, on_tile)
     mean, std = global_mean_std(feats)
     size = (image.shape[-2], image.shape[-1])
-    own = model.own_code(model.prepare(image)) if own_code else None
+    needs = model.content_needs(alpha)
+    own = model.own_code(model.prepare(image)) if needs.own_code else None
     content = ContentFeatures(feats, mean, std, own, size)
-    if own is not None and model.restores_detail:
+    if needs.detail:
         content.detail = image.float().cpu() - decode_tiled(model, content, own, 1.0, options)
     return content
 
@@ -212,9 +217,10 @@ def stylize_tiled(model: nn.Module, content: Tensor, code: StyleCodeLike, alpha:
                   options: TileOptions | None = None, mask: Tensor | None = None,
                   on_tile: TileHook | None = None, adjust: FeatureHook | None = None) -> Tensor:
     """Stylise a (1, 3, H, W) content in [0, 1] in tiles; returns (1, 3, H, W) in [0, 1].
-    ``adjust`` may replace the encoded features and statistics before decoding."""
+    ``adjust`` may replace the encoded features and statistics before decoding. (The render
+    path, :mod:`.render`, runs the same two steps.)"""
     options = options or TileOptions()
-    feats = encode_content(model, content, options, on_tile, own_code=alpha != 1.0)
+    feats = encode_content(model, content, options, on_tile, alpha)
     if adjust is not None:
         feats = adjust(feats)
     return decode_tiled(model, feats, code, alpha, options, mask, on_tile).clamp(0, 1)

@@ -179,15 +179,11 @@ class ClipStylizer:
         return out
 
     def stylise(self, content: torch.Tensor) -> torch.Tensor:
+        """One frame through the render path, every model kind alike (a CIN model ignores the
+        smoothed statistics: it normalises at every layer itself)."""
         stylizer, options = self.stylizer, self.options.stylize
-        if isinstance(stylizer.model, FixedStyleModel):
-            return stylizer.stylize_tensors(content, self.styles, options)
         if self.code is None:  # one code for the whole clip
-            if not self.styles:
-                stylizer.stylize_tensors(content, self.styles, options)  # its error
-            options.validate(len(self.styles))
-            recolour = content if options.preserve_color else None
-            self.code = stylizer.style_code(self.styles, options.style_weights, recolour)
+            self.code = stylizer.code_for(content, self.styles, options)
         return stylizer.render(content, self.code, options, adjust=self.filter.smooth)
 
 

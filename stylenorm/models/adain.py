@@ -7,7 +7,8 @@ by weights mixes their codes linearly, which equals mixing the AdaIN outputs fea
 The fast path (:meth:`~.protocol.InferenceSwitch.use_fast_path`) runs the same modules with
 fused convolution + ReLU kernels (:func:`~stylenorm.nn.fused.conv_act`) and the AdaIN as one
 scale-and-shift (:func:`~stylenorm.nn.conditional.modulate`), compiled with ``torch.compile`` on
-CUDA; the plain path is the readable reference.
+CUDA; the plain path is the readable reference. ``alpha`` is decided in one place,
+:meth:`AdaINModel.target`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.conditional import adain_with_stats, modulate
+from ..nn.conditional import modulate
 from ..nn.statistics import mean_std
 from .decoder import AdaINDecoder
-from .protocol import ContentFeatures, InferenceSwitch
+from .protocol import ContentFeatures, ContentNeeds, InferenceSwitch
 from .vgg import VGGEncoder
 
 
@@ -63,13 +64,6 @@ def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
                          align_corners=False).clamp(0, 1)
 
 
-def adain_target(feat: torch.Tensor, code: StyleCode, alpha: float = 1.0) -> torch.Tensor:
-    """:meth:`AdaINModel.target_features` without a mask, as one scale-and-shift."""
-    f = feat.float()
-    mean, std = mean_std(f)
-    return modulate(f, mean, std, code.mean, code.std, alpha)
-
-
 @functools.cache
 def compiled(function):
     """``function`` compiled for the GPU (statistics, scale and shift in a few kernels)."""
@@ -81,8 +75,8 @@ class AdaINModel(InferenceSwitch, nn.Module):
     :class:`~.protocol.StyleModel`.
 
     ``forward(content, code, alpha, mask)``: t = AdaIN(f(c), code); t = alpha*t + (1-alpha)*f(c);
-    output = g(t). With a mask and two styles, style 0 applies where the mask is 1 and style 1
-    where it is 0.
+    output = g(t) (:meth:`target`). With a mask and two styles, style 0 applies where the mask is
+    1 and style 1 where it is 0.
 
     ``compile_adain``: on the fast path, compile the AdaIN modulation with ``torch.compile``
     (``None``: on CUDA).
@@ -90,7 +84,6 @@ class AdaINModel(InferenceSwitch, nn.Module):
 
     kind = "adain"
     feature_scale = 8  # relu4_1 lies after three 2x2 poolings
-    restores_detail = False  # alpha blends features, as in the AdaIN paper
 
     def __init__(self, encoder: VGGEncoder, decoder: AdaINDecoder,
                  compile_adain: bool | None = None) -> None:
@@ -112,14 +105,19 @@ class AdaINModel(InferenceSwitch, nn.Module):
         mean, std = mean_std(self.encode(styles).float())
         return StyleCode(mean, std)
 
+    def content_needs(self, alpha: float) -> ContentNeeds:
+        """Nothing but the features' statistics, at any ``alpha``: it blends features."""
+        return ContentNeeds()
+
     def own_code(self, images: torch.Tensor) -> None:
         return None  # AdaIN's alpha blends features, not codes
 
-    def encode_content(self, images: torch.Tensor, own_code: bool = True) -> ContentFeatures:
-        """relu4_1 features and their per-channel statistics (float32)."""
+    def encode_content(self, images: torch.Tensor, alpha: float = 1.0) -> ContentFeatures:
+        """relu4_1 features and their per-channel statistics (float32); ``alpha`` needs no
+        more."""
         feats = self.encode(images)
         mean, std = mean_std(feats.float())
-        return ContentFeatures(feats, mean, std)
+        return ContentFeatures(feats, mean, std, image_size=tuple(images.shape[-2:]))
 
     def feature_size(self, height: int, width: int) -> tuple[int, int]:
         """relu4_1 size: three 2x2 pools, rounded up (normalised VGG) or down (torchvision)."""
@@ -133,29 +131,42 @@ class AdaINModel(InferenceSwitch, nn.Module):
         """The mask at the feature map's size (AdaIN mixes features)."""
         return resize_mask(mask, feature_size)
 
-    def target_features(
-        self,
-        content_feat: torch.Tensor,
-        code: StyleCode,
-        alpha: float = 1.0,
-        mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """AdaIN target in float32 for content features (N, 512, h, w)."""
+    def target(self, content: ContentFeatures, code: StyleCode, alpha: float = 1.0,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's input (float32): the features normalised by the content's statistics
+        and given the style's, blended with the features by ``alpha``, the model's one use of
+        it::
+
+            t = alpha * ((f - mu_c) / sigma_c * sigma_s + mu_s) + (1 - alpha) * f
+
+        ``mask`` (any size, resized to the features') takes style 0 of a two-style code where it
+        is 1 and style 1 where it is 0. The fast path computes ``t`` without a mask as one
+        scale-and-shift (:func:`~stylenorm.nn.conditional.modulate`); the plain path, and a
+        mask, in the readable form above.
+        """
+        feats, mean, std = content.features, content.mean, content.std
         if self.fast and mask is None:
-            return self._modulation(adain_target, content_feat, code, alpha)
-        feat = content_feat.float()
+            return self._modulation(modulate, feats, mean, std, code.mean, code.std, alpha)
+        feat = feats.float()
+        normalised = (feat - mean) / std
         if mask is None:
-            target = adain_with_stats(feat, code.mean, code.std)
+            target = normalised * code.std + code.mean
         else:
-            if code.mean.shape[0] != 2:
-                raise ValueError(f"a mask needs exactly 2 styles; got {code.mean.shape[0]}")
+            if len(code) != 2:
+                raise ValueError(f"a mask needs exactly 2 styles; got {len(code)}")
             m = resize_mask(mask, feat.shape[-2:]).to(feat)
-            inside = adain_with_stats(feat, code.mean[:1], code.std[:1])
-            outside = adain_with_stats(feat, code.mean[1:], code.std[1:])
+            inside = normalised * code.std[:1] + code.mean[:1]
+            outside = normalised * code.std[1:] + code.mean[1:]
             target = m * inside + (1 - m) * outside
         if alpha != 1.0:
             target = alpha * target + (1 - alpha) * feat
         return target
+
+    def target_features(self, content_feat: torch.Tensor, code: StyleCode, alpha: float = 1.0,
+                        mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`target` of bare features (N, 512, h, w), their statistics taken here."""
+        mean, std = mean_std(content_feat.float())
+        return self.target(ContentFeatures(content_feat, mean, std), code, alpha, mask)
 
     def _modulation(self, function, feat: torch.Tensor, *args) -> torch.Tensor:
         """``function(feat, *args)``, compiled on the fast path where ``compile_adain`` says."""
@@ -176,18 +187,9 @@ class AdaINModel(InferenceSwitch, nn.Module):
 
     def decode_features(self, content: ContentFeatures, code: StyleCode, alpha: float = 1.0,
                         mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The image from features with given statistics (e.g. a tile's features with the whole
-        image's statistics); ``mask`` at :meth:`mask_at`'s size picks style 0 where it is 1."""
-        feats, mean, std = content.features, content.mean, content.std
-        if mask is None:
-            target = self._modulation(modulate, feats, mean, std, code.mean, code.std, alpha)
-        else:
-            if len(code) != 2:
-                raise ValueError(f"a mask needs exactly 2 styles; got {len(code)}")
-            inside = modulate(feats, mean, std, code.mean[:1], code.std[:1], alpha)
-            outside = modulate(feats, mean, std, code.mean[1:], code.std[1:], alpha)
-            target = mask * inside + (1 - mask) * outside
-        return self.decode(target)
+        """The image from features with given statistics (a whole content's, or a tile's
+        features with the whole image's statistics): ``decode(target(...))``."""
+        return self.decode(self.target(content, code, alpha, mask))
 
     def forward(
         self,
@@ -196,5 +198,4 @@ class AdaINModel(InferenceSwitch, nn.Module):
         alpha: float = 1.0,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        target = self.target_features(self.encode(content), code, alpha, mask)
-        return self.decode(target)
+        return self.decode_features(self.encode_content(content, alpha), code, alpha, mask)

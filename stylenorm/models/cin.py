@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nn.conditional import ConditionalInstanceNorm2d, one_hot_weights
-from .protocol import InferenceSwitch
+from ..nn.fused import to_inference_layout
+from ..nn.statistics import mean_std
+from .protocol import ContentFeatures, InferenceSwitch
 
 __all__ = ["CINConfig", "CINTransformer"]
 
@@ -86,7 +88,9 @@ class CINTransformer(InferenceSwitch, nn.Module):
     :class:`~.protocol.FixedStyleModel` (it has no fused fast path: the switch changes nothing).
 
     ``forward(images, style_weights)``: images in [0, 1], weights (S,) or (N, S), typically
-    one-hot (see :meth:`weights_for`); returns images in [0, 1].
+    one-hot (see :meth:`weights_for`); returns images in [0, 1]. For the render path the code
+    is those weights, and ``alpha`` blends the output back toward the content
+    (:meth:`decode_features`).
 
     Shape:
         (N, 3, H, W) with H, W divisible by 4 -> (N, 3, H, W)
@@ -157,3 +161,25 @@ class CINTransformer(InferenceSwitch, nn.Module):
         pad_h, pad_w = -h % 4, -w % 4
         padded = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else image
         return self(padded, style_weights.to(image.device))[..., :h, :w]
+
+    def prepare(self, images: Tensor) -> Tensor:
+        """``images`` on the model's device in float32: the content that ``alpha`` < 1 blends
+        the output back toward (the network's input is cast in :meth:`decode_features`)."""
+        return images.to(self.out.weight.device, torch.float32)
+
+    def encode_content(self, images: Tensor, alpha: float = 1.0) -> ContentFeatures:
+        """The content as it is: the network runs whole in :meth:`decode_features` (no part of
+        it serves several styles), so its features are the pixels, with their per-channel
+        statistics, and they are all that ``alpha`` needs."""
+        mean, std = mean_std(images)
+        return ContentFeatures(images, mean, std, image_size=tuple(images.shape[-2:]))
+
+    def decode_features(self, content: ContentFeatures, code: Tensor, alpha: float = 1.0,
+                        mask: Tensor | None = None) -> Tensor:
+        """The content stylised by the mixing weights ``code`` (:meth:`weights_for`), blended
+        back toward it by ``alpha``: ``alpha * out + (1 - alpha) * content`` (float32)."""
+        if mask is not None:
+            raise ValueError("a CIN model takes no mask")
+        pixels = content.features
+        out = self.stylize(to_inference_layout(pixels, self), code).float()
+        return alpha * out + (1 - alpha) * pixels

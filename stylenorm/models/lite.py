@@ -36,7 +36,8 @@ from torch import nn
 from ..nn.statistics import mean_std, two_pass_mean_std
 from .adain import resize_mask
 from .lite_blocks import LiteDecoder, LiteEncoder, Modulator, StyleFilm
-from .protocol import ContentFeatures, InferenceSwitch
+from .protocol import ContentFeatures, ContentNeeds, InferenceSwitch
+from .shapes import crop, round_ratio
 
 
 @dataclass
@@ -97,7 +98,6 @@ class LiteModel(InferenceSwitch, nn.Module):
 
     kind = "lite"
     feature_scale = 4  # the bottleneck lies after two stride-2 convolutions
-    restores_detail = True  # alpha < 1 adds back the content's lost detail: add_detail
 
     def __init__(self, config: LiteConfig | None = None) -> None:
         super().__init__()
@@ -120,12 +120,15 @@ class LiteModel(InferenceSwitch, nn.Module):
         return self.decoder.out.weight.dtype
 
     def _style_input(self, styles: torch.Tensor) -> torch.Tensor:
-        h, w = styles.shape[-2:]
+        """Styles resized to ``style_size`` shorter side (at that size already: unchanged), the
+        size in integer arithmetic from the shape, so that an export traces it."""
         size = self.config.style_size
-        if size and min(h, w) != size:
-            scale = size / min(h, w)
-            styles = F.interpolate(styles.float(), size=(round(h * scale), round(w * scale)),
-                                   mode="bilinear", antialias=True, align_corners=False)
+        if size:
+            h, w = styles.shape[-2:]
+            shorter = torch.sym_min(h, w)
+            target = (round_ratio(h * size, shorter), round_ratio(w * size, shorter))
+            styles = F.interpolate(styles.float(), size=target, mode="bilinear", antialias=True,
+                                   align_corners=False)
         return styles.to(self.dtype)
 
     def style_code(self, styles: torch.Tensor) -> LiteCode:
@@ -148,18 +151,25 @@ class LiteModel(InferenceSwitch, nn.Module):
         """The content's own code: what ``alpha`` < 1 blends the style's code toward."""
         return self.style_code(images)
 
-    def encode_content(self, images: torch.Tensor, own_code: bool = True) -> ContentFeatures:
-        """Bottleneck features, their statistics and (``own_code``: for ``alpha`` < 1) the
-        content's own code and the detail its rebuild from that code loses (decoded once here,
-        however many styles the features then serve)."""
+    def content_needs(self, alpha) -> ContentNeeds:
+        """At ``alpha`` = 1 nothing more; below, the content's own code and the detail that its
+        rebuild from that code loses. A traced ``alpha`` (a tensor: the ONNX export's input) is
+        known only when the graph runs: both, which at 1 add exactly nothing."""
+        blend = isinstance(alpha, torch.Tensor) or alpha != 1.0
+        return ContentNeeds(own_code=blend, detail=blend)
+
+    def encode_content(self, images: torch.Tensor, alpha: float = 1.0) -> ContentFeatures:
+        """Bottleneck features, their statistics and what :meth:`content_needs` says ``alpha``
+        needs: the content's own code and the detail its rebuild from that code loses (decoded
+        once here, however many styles the features then serve)."""
         feats = self.content_features(images)
         mean, std = self.content_stats(feats)
-        if not own_code:
-            return ContentFeatures(feats, mean, std)
-        own = self.own_code(images)
         h, w = images.shape[-2:]
-        detail = images.float() - self.decode(feats, own, (mean, std))[..., :h, :w]
-        return ContentFeatures(feats, mean, std, own, None, detail)
+        if not self.content_needs(alpha).own_code:
+            return ContentFeatures(feats, mean, std, image_size=(h, w))
+        own = self.own_code(images)
+        detail = images.float() - crop(self.decode(feats, own, (mean, std)), h, w)
+        return ContentFeatures(feats, mean, std, own, (h, w), detail)
 
     def feature_size(self, height: int, width: int) -> tuple[int, int]:
         """The bottleneck's size: two stride-2 convolutions, rounded up."""
@@ -174,10 +184,14 @@ class LiteModel(InferenceSwitch, nn.Module):
     def decode_features(self, content: ContentFeatures, code: LiteCode, alpha: float = 1.0,
                         mask: torch.Tensor | None = None) -> torch.Tensor:
         """The image from features with given statistics (e.g. a tile's features with the whole
-        image's statistics and own code); ``mask`` at :meth:`mask_at`'s size."""
+        image's statistics and own code); ``mask`` at :meth:`mask_at`'s size or the content's.
+        ``alpha`` < 1 mixes the style's code with the content's own and adds back the detail."""
         stats = (content.mean, content.std)
-        if alpha == 1.0:
+        if not self.content_needs(alpha).own_code:
             return self.decode(content.features, code, stats, mask)
+        if content.own_code is None:
+            raise ValueError(f"alpha {alpha} needs the content's own code: encode the content "
+                             "with encode_content(images, alpha)")
         styled = self.decode(content.features, code.lerp(content.own_code, alpha), stats, mask)
         return styled if content.detail is None else add_detail(styled, content.detail, alpha)
 
@@ -204,24 +218,20 @@ class LiteModel(InferenceSwitch, nn.Module):
 
     def forward(self, content: torch.Tensor, code: LiteCode, alpha: float = 1.0,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-        if alpha == 1.0:
-            return self.decode(self.content_features(content), code, mask=mask)
-        return self.decode_features(self.encode_content(content), code, alpha, mask)
+        return self.decode_features(self.encode_content(content, alpha), code, alpha, mask)
 
 
-def add_detail(styled: torch.Tensor, detail: torch.Tensor, alpha: float) -> torch.Tensor:
+def add_detail(styled: torch.Tensor, detail: torch.Tensor, alpha) -> torch.Tensor:
     """``styled + (1 - alpha) * detail``, with ``detail`` the content minus the decoder's rebuild
     of it from its own code: at ``alpha`` < 1 what that rebuild loses is added back in
     proportion, so ``alpha = 0`` returns the content exactly and ``alpha`` moves smoothly toward
     the full style. ``detail`` may be smaller than the decoder's output (sizes that are not a
-    multiple of 4); the rest is left as decoded.
+    multiple of 4); the rest is left as decoded (the detail is padded with zeros, which traces).
 
     Shape: styled (N, 3, H', W'); detail (N, 3, H, W) with H <= H', W <= W'."""
     h, w = detail.shape[-2:]
-    detail = detail.to(styled.device, torch.float32)
-    out = styled.float().clone()
-    out[..., :h, :w] += (1 - alpha) * detail
-    return out
+    added = (1 - alpha) * detail.to(styled.device, torch.float32)
+    return styled.float() + F.pad(added, (0, styled.shape[-1] - w, 0, styled.shape[-2] - h))
 
 
 def blend_by_mask(mod, mask: torch.Tensor):

@@ -1,20 +1,24 @@
-"""What inference code may ask of a model: the :class:`StyleModel` protocol (arbitrary styles,
-taken from images) and the :class:`FixedStyleModel` protocol (a network that holds its styles).
+"""What inference code may ask of a model. Every model is :class:`Renderable`: the one render
+path (:mod:`stylenorm.inference.render`) calls only
 
-Stylisation, tiling, batch runs and the benchmark speak only to these; the AdaIN model
-(:mod:`.adain`) and the lite model (:mod:`.lite`) are style models, the CIN network (:mod:`.cin`)
-a fixed-style model. A style model's work splits in three so that each part can be reused:
+1. ``encode_content(images, alpha)``: the content's features with their statistics and
+   whatever else the model says ``alpha`` needs from the content (the lite model: its own code
+   and the detail its rebuild loses; the CIN network: the pixels it blends back toward);
+2. ``decode_features(content, code, alpha, mask)``: the image, from those, a code, the style
+   strength and an optional two-style mask.
 
-1. ``style_code(styles)``: a code per style image (codes concatenate, mix and select);
-2. ``encode_content(images)``: the content's features with their statistics (and, when
-   ``alpha`` < 1 needs it, the content's own code), or ``encode(images)`` for the bare features
-   when the caller takes the statistics itself (over the tiles of a large image);
-3. ``decode_features(content, code, alpha, mask)``: the image, from features, their statistics,
-   a code, the style strength and an optional two-style mask.
+Alpha is each model's own concern, inside these two. A :class:`StyleModel` (the AdaIN model
+(:mod:`.adain`), the lite model (:mod:`.lite`)) takes its styles from images,
+``style_code(styles)`` giving a code per style image (codes concatenate, mix and select), and
+can be tiled: ``encode(images)`` gives the bare features of a tile, ``content_needs(alpha)``
+says what to take from the whole content besides its statistics (``own_code``, and the detail
+the model's rebuild loses), ``feature_scale`` pixels lie between features, ``feature_size(h,
+w)`` is the feature map of an h x w image and ``mask_at`` resizes a mask to the resolution
+``decode_features`` reads it at. A :class:`FixedStyleModel` (the CIN network (:mod:`.cin`))
+holds its styles; its code is its mixing weights over them (``weights_for``).
 
-``forward(content, code, alpha, mask)`` is the three in one call. Features are
-``feature_scale`` pixels apart; ``feature_size(h, w)`` is the feature map of an h x w image, and
-``mask_at`` resizes a mask to the resolution ``decode_features`` reads it at.
+``forward(content, code, alpha, mask)`` of a style model is ``decode_features(encode_content(
+content, alpha), code, alpha, mask)``: the same definition in one call.
 """
 
 from __future__ import annotations
@@ -27,13 +31,24 @@ from torch import Tensor, nn
 from ..nn.fused import set_fused, to_inference_layout
 
 
+@dataclass(frozen=True)
+class ContentNeeds:
+    """What a model needs from the whole content, besides its features' statistics, for one
+    ``alpha``: the content's own code (the lite model blends the style's code toward it) and the
+    detail the model's rebuild of the content from that code loses (added back in proportion
+    to ``1 - alpha``). The tiled path computes these over the whole image."""
+
+    own_code: bool = False
+    detail: bool = False
+
+
 @dataclass
 class ContentFeatures:
     """A content's features (model dtype), their per-channel mean and std (float32), the
     content's own code where the model blends toward it for ``alpha`` < 1 (else None), the
-    content's size in pixels where it is known, and, for models that restore the content's
-    detail at ``alpha`` < 1, that detail: the content minus the model's rebuild of it from its
-    own code, computed once per content (else None).
+    content's size in pixels where it is known (a whole content; not a tile), and, for models
+    that restore the content's detail at ``alpha`` < 1, that detail: the content minus the
+    model's rebuild of it from its own code, computed once per content (else None).
 
     Shape:
         features (N, C, h, w); mean, std (N, C, 1, 1); detail (N, 3, H, W).
@@ -80,27 +95,35 @@ class StyleCodeLike(Protocol):
 
 
 @runtime_checkable
-class StyleModel(Protocol):
-    """An arbitrary-style model (see the module doc)."""
+class Renderable(Protocol):
+    """Every model: what the one render path calls (see the module doc). ``images`` are
+    (N, 3, H, W) in [0, 1] as the caller has them; the model prepares them itself."""
 
     kind: str
-    feature_scale: int
-    restores_detail: bool  # encode_content keeps the content's lost detail for alpha < 1
 
-    def use_fast_path(self, enabled: bool = True) -> StyleModel: ...
+    def use_fast_path(self, enabled: bool = True) -> Renderable: ...
 
     def prepare(self, images: Tensor) -> Tensor: ...
+
+    def encode_content(self, images: Tensor, alpha: float = 1.0) -> ContentFeatures: ...
+
+    def decode_features(self, content: ContentFeatures, code: Any, alpha: float = 1.0,
+                        mask: Tensor | None = None) -> Tensor: ...
+
+
+@runtime_checkable
+class StyleModel(Renderable, Protocol):
+    """An arbitrary-style model, which can be tiled (see the module doc)."""
+
+    feature_scale: int
+
+    def content_needs(self, alpha: float) -> ContentNeeds: ...
 
     def style_code(self, styles: Tensor) -> StyleCodeLike: ...
 
     def encode(self, images: Tensor) -> Tensor: ...
 
     def own_code(self, images: Tensor) -> StyleCodeLike | None: ...
-
-    def encode_content(self, images: Tensor, own_code: bool = True) -> ContentFeatures: ...
-
-    def decode_features(self, content: ContentFeatures, code: StyleCodeLike, alpha: float = 1.0,
-                        mask: Tensor | None = None) -> Tensor: ...
 
     def feature_size(self, height: int, width: int) -> tuple[int, int]: ...
 
@@ -111,19 +134,13 @@ class StyleModel(Protocol):
 
 
 @runtime_checkable
-class FixedStyleModel(Protocol):
-    """A network that holds its styles (CIN): pick one by index or mix them by weights."""
+class FixedStyleModel(Renderable, Protocol):
+    """A network that holds its styles (CIN): its code picks one by index or mixes them by
+    weights (``weights_for``); it runs whole, never in tiles."""
 
-    kind: str
     style_names: list[str]
 
-    def use_fast_path(self, enabled: bool = True) -> FixedStyleModel: ...
-
-    def prepare(self, images: Tensor) -> Tensor: ...
-
     def weights_for(self, index: int | None, weights: list[float] | None) -> Tensor: ...
-
-    def stylize(self, content: Tensor, weights: Tensor) -> Tensor: ...
 
 
 class InferenceSwitch:
@@ -144,4 +161,5 @@ class InferenceSwitch:
         return to_inference_layout(images, self)
 
 
-__all__ = ["ContentFeatures", "FixedStyleModel", "InferenceSwitch", "StyleCodeLike", "StyleModel"]
+__all__ = ["ContentFeatures", "ContentNeeds", "FixedStyleModel", "InferenceSwitch", "Renderable",
+           "StyleCodeLike", "StyleModel"]
