@@ -37,8 +37,8 @@ from ..errors import StylenormError
 from ..hub.zoo import KINDS, is_reference, load_model
 from ..models.protocol import StyleModel
 from ..runtime import processor_name
+from . import render
 from .finite import cast_code
-from .render import decode, encode, tiles_for
 from .stylize import StylizeOptions, Stylizer
 
 Size = int | tuple[int, int]  # a square side, or (width, height)
@@ -134,11 +134,13 @@ def fast_step(stylizer: Stylizer, code) -> Step:
     code = cast_code(code, stylizer.dtype)  # as Stylizer.render passes it
 
     def step(contents: torch.Tensor) -> torch.Tensor:
-        tiles = tiles_for(model, *contents.shape[-2:], options)
+        tiles = render.tiles_for(model, *contents.shape[-2:], options)
+        outs = []
         with torch.inference_mode():
-            return torch.cat([decode(model, encode(model, part, options, tiles), code, 1.0,
-                                     tiles).clamp(0, 1)
-                              for part in (contents.split(1) if tiles else [contents])])
+            for part in contents.split(1) if tiles else [contents]:
+                feats = render.encode(model, part, options, tiles)
+                outs.append(render.decode(model, feats, code, options.alpha, tiles).clamp(0, 1))
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     return step
 

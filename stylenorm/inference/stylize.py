@@ -22,11 +22,11 @@ from ..io.images import DEFAULT_MAX_PIXELS, LoadedImage, image_format, load_imag
 from ..models.protocol import FixedStyleModel, StyleCodeLike
 from ..nn.colour import match_colour
 from ..runtime import resolve_device, resolve_dtype
+from . import render
 from .faint import keep_faint
 from .finite import LOW_PRECISION, PRECISION_NAMES, cast_code, count_non_finite, require_finite
 from .options import StylizeOptions, parse_weights
 from .progress import on_terminal, spinner
-from .render import decode, encode, tiles_for
 from .tiling import FeatureHook, TileHook, TileOptions, tile_count
 
 PROGRESS_DELAY_S = 1.0  # runs shorter than this show no progress bar
@@ -169,12 +169,12 @@ class Stylizer:
     def _render(self, content: torch.Tensor, code, options: StylizeOptions,
                 mask: torch.Tensor | None, adjust: FeatureHook | None) -> torch.Tensor:
         h, w = content.shape[-2:]
-        tiles = tiles_for(self.model, h, w, options)
+        tiles = render.tiles_for(self.model, h, w, options)
         with self.progress_for(tiles, h, w) as on_tile:
-            feats = encode(self.model, content, options, tiles, on_tile)
+            feats = render.encode(self.model, content, options, tiles, on_tile)
             if adjust is not None:
                 feats = adjust(feats)
-            out = decode(self.model, feats, code, options.alpha, tiles, mask, on_tile)
+            out = render.decode(self.model, feats, code, options.alpha, tiles, mask, on_tile)
         return out if count_non_finite(out) else out.clamp(0, 1)  # NaN and inf stay to be seen
 
     @contextlib.contextmanager
