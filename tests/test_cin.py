@@ -226,3 +226,34 @@ def test_init_starts_from_a_cin_model_with_the_same_styles(random_store, folders
     with pytest.raises(StylenormError, match="not 'cin'"):
         train_cin(tiny(folders, out=str(folders / "bad")), progress=False,
                   init=str(random_store / "adain.safetensors"))
+
+
+def test_pixel_weight_without_a_teacher_is_refused(random_store, folders):
+    """--pixel-weight weighs the L1 to a teacher's output: without --teacher it is refused in
+    one line (the Python API too) rather than ignored. A config saved when it was ignored
+    still reads (so its run resumes)."""
+    with pytest.raises(StylenormError, match="pixel_weight 3.0: .* needs a teacher"):
+        train_cin(tiny(folders, pixel_weight=3.0), progress=False)
+    assert not (folders / "run").exists()
+    tiny(folders, pixel_weight=3.0, teacher="adain").validate()
+    saved = {**tiny(folders).to_dict(), "pixel_weight": 3.0}
+    CINTrainConfig.from_dict(saved).validate()
+    tiny(folders).check_resumable(saved, folders / "checkpoint.pt")
+    runner = CliRunner()
+    for extra in (["--pixel-weight", "3"], ["--pixel-weight", "10"]):
+        result = runner.invoke(app, [
+            "train", "cin", "--content", str(folders / "content"), "--styles",
+            str(folders / "styles"), "--out", str(folders / "cli"), "--iterations", "1",
+            "--no-progress", *extra])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1, result.output
+        assert lines[0].startswith("error: --pixel-weight: ") and "--teacher" in lines[0]
+    assert not (folders / "cli").exists()
+
+
+def test_cin_takes_no_style_side():
+    """--style-side sizes the styles of train lite's teacher cache; train cin has no cache (its
+    teacher's style codes come from the style images at --style-size), so it has no such
+    option."""
+    result = CliRunner().invoke(app, ["train", "cin", "--help"])
+    assert result.exit_code == 0 and "--style-side" not in result.output

@@ -296,7 +296,8 @@ def distill_settings(context: typer.Context, distill: dict):
     """The ``distill`` part of ``train lite``'s config from the values of
     :func:`_distill_options`: None without ``--teacher`` (whose options are then refused)."""
     if distill["teacher"] is None:
-        refuse_teacher_options_without_teacher(context)
+        refuse_without_teacher(context, TEACHER_ONLY,
+                               "distillation options; they need --teacher NAME|FILE")
         return None
     from ..training.distill import DistillSettings
 
@@ -314,16 +315,20 @@ TEACHER_ONLY = ("cache", "cache_pairs", "add_cache", "style_side", "val_texture"
                 "feature_weight", "feature_layer", "style_layers", "code_weight", "adain_weight")
 
 
-def refuse_teacher_options_without_teacher(context: typer.Context) -> None:
-    """One error line if a distillation option was given to `train lite` without --teacher,
-    rather than training without it."""
+def given(context: typer.Context, names) -> list[str]:
+    """Those of ``names`` (parameter names) given on the command line, not left at defaults."""
+    return [name for name in names
+            if getattr(context.get_parameter_source(name), "name", "") == "COMMANDLINE"]
+
+
+def refuse_without_teacher(context: typer.Context, names, why: str) -> None:
+    """One error line (the options, then ``why``) if an option of ``names`` that needs
+    ``--teacher`` was given without it, rather than training without it."""
     from ..errors import StylenormError
 
-    given = [name for name in TEACHER_ONLY
-             if getattr(context.get_parameter_source(name), "name", "") == "COMMANDLINE"]
-    if given:
-        options = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise StylenormError(f"{options}: distillation options; they need --teacher NAME|FILE")
+    options = ", ".join("--" + name.replace("_", "-") for name in given(context, names))
+    if options:
+        raise StylenormError(f"{options}: {why}")
 
 
 def from_init(context: typer.Context, init: Path | None, kind: str, asked: dict,
@@ -334,9 +339,7 @@ def from_init(context: typer.Context, init: Path | None, kind: str, asked: dict,
         return asked
     from ..training.warm_start import init_architecture
 
-    given = [name for name in asked
-             if getattr(context.get_parameter_source(name), "name", "") == "COMMANDLINE"]
-    return init_architecture(str(init), kind, asked, given, grow)
+    return init_architecture(str(init), kind, asked, given(context, asked), grow)
 
 
 @train_app.command("cin")
@@ -356,7 +359,8 @@ def cin(
     widths: WidthsOpt = "32,64,128",
     res_blocks: Annotated[int, typer.Option(min=1, help="Residual blocks.")] = 5,
     style_size: Annotated[int, typer.Option(
-        min=16, help="Style images' shorter side in px for their Gram matrices.")] = 512,
+        min=16, help="Style images' shorter side in px for their Gram matrices (and, with "
+        "--teacher, the teacher's style codes).")] = 512,
     content_layer: Annotated[str, typer.Option(
         help="VGG layer of the content loss (relu1_1 .. relu4_1).")] = "relu3_1",
     content_weight: ContentWeight = 1.0,
@@ -365,7 +369,6 @@ def cin(
     teacher: Annotated[str, typer.Option(
         help="An installed AdaIN model (name or file) whose stylisations the network learns: "
         "content target and an L1 term (see --pixel-weight).")] = "",
-    style_side: TeacherStyleSide = 320,
     pixel_weight: Annotated[float, typer.Option(
         help="With --teacher: weight of the L1 to the teacher's output.")] = 10.0,
     init: Annotated[Path, typer.Option(
@@ -380,6 +383,9 @@ def cin(
     from ..training.cin import CINTrainConfig, train_cin
 
     run = run_options(options)
+    if not teacher:
+        refuse_without_teacher(context, ("pixel_weight",), "the weight of the L1 to a "
+                               "teacher's output; it needs --teacher NAME|FILE")
     arch = from_init(context, init, "cin", {"widths": parse_widths(widths),
                                             "res_blocks": res_blocks})
     config = CINTrainConfig(

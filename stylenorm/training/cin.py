@@ -45,6 +45,7 @@ from .warm_start import start_from
 __all__ = ["CINTask", "CINTrainConfig", "train_cin"]
 
 STYLE_STREAM = 1_000  # generator stream for the per-sample style draws
+PIXEL_WEIGHT = 10.0  # the L1 to the teacher's output: the default, the only value without one
 
 
 @dataclass
@@ -63,8 +64,8 @@ class CINTrainConfig(TrainConfig):
     content_weight: float = 1.0
     style_weight: float = 1e4
     tv_weight: float = 0.0
-    teacher: str = ""
-    pixel_weight: float = 10.0  # L1 to the teacher's output; used only with a teacher
+    teacher: str = ""  # an installed AdaIN model's name or file (see .cin_teacher)
+    pixel_weight: float = PIXEL_WEIGHT  # the L1 to the teacher's output; only with a teacher
     lr: float = 1e-3
     sample_count: int = 2
 
@@ -84,6 +85,19 @@ class CINTrainConfig(TrainConfig):
             raise StylenormError("val_content, val_style and val_every are for adain and lite: "
                                  "a CIN network's styles are its training set",
                                  params=("val_content", "val_style", "val_every"))
+        if not self.teacher and self.pixel_weight != PIXEL_WEIGHT:
+            raise StylenormError(f"pixel_weight {self.pixel_weight}: the weight of the L1 to a "
+                                 "teacher's output; it needs a teacher",
+                                 params=("pixel_weight", "teacher"))
+
+    @classmethod
+    def upgraded(cls, values: dict) -> dict:
+        """A config saved when ``pixel_weight`` was accepted, and ignored, without a teacher
+        reads with the default (so that its run resumes)."""
+        values = super().upgraded(values)
+        if not values.get("teacher") and "pixel_weight" in values:
+            values["pixel_weight"] = PIXEL_WEIGHT
+        return values
 
 
 @dataclass
