@@ -1,6 +1,6 @@
 """Faint content stays faint: black and near-black frames, fades from black and flat images are
 not painted as loud blocks (inference/faint.py, applied by Stylizer.render to stills and
-video frames alike)."""
+video frames alike, for every model kind: the CIN network too)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,18 @@ def test_a_fade_from_black_brings_the_style_in_smoothly(stylise):
     assert all(b >= a - 2 / 255 for a, b in zip(means, means[1:], strict=False)), means
     assert max(np.diff(means)) < 0.2  # brought in over several steps (measured 0.15 at most)
     assert means[1] < 5 / 255 and means[-1] > 100 / 255  # 1 % bright: dark; 7 %: styled
+
+
+def test_a_cin_model_keeps_dark_and_flat_content_as_the_others_do():
+    stylizer = Stylizer("cin-8styles", "cpu", "fp32")
+    options = StylizeOptions(style_index=0)
+    for level in (0.0, 0.5):  # black and mid grey: the network alone paints them its colours
+        content = torch.full((1, 3, 64, 96), level)
+        assert torch.allclose(stylizer.stylize_tensors(content, [], options), content, atol=1e-6)
+    photo = load(SAMPLES / "content" / "rocket.jpg")
+    out = stylizer.stylize_tensors(photo * (1.5 / 255 / float(luma(photo).mean())), [], options)
+    assert float(luma(out).mean()) * 255 < 3 and float(luma(out).std()) * 255 < 2
+    assert (stylizer.stylize_tensors(photo, [], options) - photo).abs().mean() > 0.05  # styled
 
 
 def test_ordinary_photos_are_untouched():

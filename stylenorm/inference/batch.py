@@ -40,7 +40,7 @@ from .batchplan import (
     remove_partial,
     split_existing,
 )
-from .batchrun import BatchOptions, BatchReport, BatchRun, Content, Log, batches
+from .batchrun import Batch, BatchOptions, BatchReport, BatchRun, Log, batches
 from .finite import LOW_PRECISION
 from .progress import on_terminal
 from .shards import share_of
@@ -91,12 +91,13 @@ def run_batch(stylizer: Stylizer, plan: BatchPlan, options: StylizeOptions | Non
     return run.report
 
 
-def _guarded(run: BatchRun, contents: list[Content]) -> None:
+def _guarded(run: BatchRun, batch: Batch) -> None:
     """Process one batch; a model failure (e.g. out of memory) fails its jobs, not the run."""
+    contents = batch.contents
     names = ", ".join(str(c.image.path) for c in contents)
     for attempt in range(2):
         try:
-            run.process(contents)
+            run.process(batch)
             return
         except DiskFullError:
             raise  # stops the run

@@ -22,6 +22,7 @@ from .batchplan import Job
 from .faint import keep_faint
 from .finite import PRECISION_NAMES, require_finite
 from .stylize import MIN_IMAGE_SIZE, StylizeOptions, Stylizer
+from .tiling import TileOptions
 
 Log = Callable[[str], None]
 
@@ -177,24 +178,24 @@ class BatchRun:
             return entry  # a ready code
         return self.stylizer.style_code([entry], None, content)  # colours preserved: per pair
 
-    def process(self, batch: list[Content]) -> None:
+    def process(self, batch: Batch) -> None:
         """Encode same-size contents once (several whole, or one in tiles) and decode them once
         per style they need, through the render path (:mod:`.render`)."""
-        model, options = self.stylizer.model, self.options
-        rgb = batch[0].image.rgb if len(batch) == 1 else torch.cat([c.image.rgb for c in batch])
-        tiles = render.tiles_for(model, *rgb.shape[-2:], options)
-        feats = render.encode(model, rgb, options, tiles)
-        for style in dict.fromkeys(j.style for c in batch for j in c.jobs if j.style in
+        model, options, contents = self.stylizer.model, self.options, batch.contents
+        rgb = contents[0].image.rgb if len(contents) == 1 else torch.cat(
+            [c.image.rgb for c in contents])
+        feats = render.encode(model, rgb, options, batch.tiles)
+        for style in dict.fromkeys(j.style for c in contents for j in c.jobs if j.style in
                                    self.styles):  # a style may fail on the way (in fp32)
-            pick = [(i, j) for i, c in enumerate(batch) for j in c.jobs if j.style == style]
+            pick = [(i, j) for i, c in enumerate(contents) for j in c.jobs if j.style == style]
             rows = [i for i, _ in pick]
-            codes = [self.code(style, batch[i].image.rgb) for i in rows]
+            codes = [self.code(style, contents[i].image.rgb) for i in rows]
             code = type(codes[0]).cat(codes)
-            part = feats if rows == list(range(len(batch))) else feats.select(rows)
-            out = self.checked(render.decode(model, part, code, options.alpha, tiles))
+            part = feats if rows == list(range(len(contents))) else feats.select(rows)
+            out = self.checked(render.decode(model, part, code, options.alpha, batch.tiles))
             out = keep_faint(rgb[rows], out)
             for k, (i, job) in enumerate(pick):
-                self.write(job, out[k : k + 1], batch[i].image.alpha)
+                self.write(job, out[k : k + 1], contents[i].image.alpha)
 
     def checked(self, out: torch.Tensor) -> torch.Tensor:
         """``out`` in [0, 1], or :class:`NonFiniteError` when it holds NaN or infinite values."""
@@ -230,16 +231,26 @@ class BatchRun:
         self.writers.shutdown()
 
 
-def batches(run: BatchRun, contents: Iterator[Content]) -> Iterator[list[Content]]:
-    """Same-shape contents grouped up to the batch size; tiled contents one by one."""
+@dataclass
+class Batch:
+    """Same-size contents encoded together, whole, or one content in ``tiles``."""
+
+    contents: list[Content]
+    tiles: TileOptions | None = None
+
+
+def batches(run: BatchRun, contents: Iterator[Content]) -> Iterator[Batch]:
+    """Same-shape contents grouped up to the batch size; those the render path tiles, one by
+    one (the one decision, :func:`~.render.tiles_for`, made here once per content)."""
     buckets: dict[tuple[int, ...], list[Content]] = {}
     for content in contents:
         h, w = content.image.rgb.shape[-2:]
-        if render.tiles_for(run.stylizer.model, h, w, run.options) is not None:
-            yield [content]
+        tiles = render.tiles_for(run.stylizer.model, h, w, run.options)
+        if tiles is not None:
+            yield Batch([content], tiles)
             continue
         bucket = buckets.setdefault((h, w), [])
         bucket.append(content)
         if len(bucket) >= run.batch_size:
-            yield buckets.pop((h, w))
-    yield from buckets.values()
+            yield Batch(buckets.pop((h, w)))
+    yield from map(Batch, buckets.values())
