@@ -21,13 +21,8 @@ from stylenorm.models.vgg import TAPS
 from stylenorm.training.distill import DistillSettings
 from stylenorm.training.lite import LiteTrainConfig, train_lite
 from stylenorm.training.teacher import load_teacher
-from stylenorm.training.teacher_cache import (
-    CacheData,
-    CachePool,
-    CacheSpec,
-    TeacherCache,
-    build_teacher_cache,
-)
+from stylenorm.training.teacher_batches import CacheData, CachePool
+from stylenorm.training.teacher_cache import CacheSpec, TeacherCache, build_teacher_cache
 
 
 def distilling(**values) -> LiteTrainConfig:
@@ -389,7 +384,7 @@ def test_style_deep_without_style_mlp_is_refused(folders, tmp_path):
 def test_without_a_cache_the_teacher_runs_on_every_batch(random_store, folders, tmp_path,
                                                          one_thread):
     from stylenorm.training.inputs import crop_data
-    from stylenorm.training.teacher_cache import OnlineTeacherData
+    from stylenorm.training.teacher_batches import OnlineTeacherData
 
     content, style = folders
     config = distilling(content=str(content), style=str(style), teacher="adain",

@@ -18,7 +18,9 @@ from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.nn.norms import NormName
 from stylenorm.training.adain import AdaINTrainConfig, train_adain
 from stylenorm.training.config import TrainConfig, learning_rate
-from stylenorm.training.data import CropConfig, CropData, find_images
+from stylenorm.training.crops import CropConfig
+from stylenorm.training.data import CropData
+from stylenorm.training.inputs import find_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

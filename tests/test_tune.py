@@ -12,8 +12,8 @@ from stylenorm.cli.app import app
 from stylenorm.hub.files import read_meta, save_weights
 from stylenorm.hub.zoo import load_model
 from stylenorm.models.lite import LiteConfig, LiteModel
-from stylenorm.training import tune as tune_module
 from stylenorm.training.tune import TuneConfig, tune
+from stylenorm.training.tune_inputs import PhotoCrops
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_tuning_lowers_the_loss_it_is_given(setting):
 def test_ctrl_c_installs_what_was_learnt(setting, monkeypatch):
     tmp_path, init, style = setting
     drawn = []
-    real = tune_module._Photos.batch
+    real = PhotoCrops.batch
 
     def interrupted(self, count):
         drawn.append(count)
@@ -78,7 +78,7 @@ def test_ctrl_c_installs_what_was_learnt(setting, monkeypatch):
             raise KeyboardInterrupt
         return real(self, count)
 
-    monkeypatch.setattr(tune_module._Photos, "batch", interrupted)
+    monkeypatch.setattr(PhotoCrops, "batch", interrupted)
     result = tune(config_for(tmp_path, init, style, steps=10), progress=False)
     assert result.stopped and result.iterations == 2
     assert read_meta(result.path).provenance["stopped_early"] is True

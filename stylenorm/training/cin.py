@@ -36,8 +36,8 @@ from ..ranks import from_environment
 from ..runtime import resolve_dtype
 from .cin_teacher import CINTeacher
 from .config import TrainConfig
-from .data import log, validation_images
-from .inputs import crop_data, find_inputs
+from .data import log
+from .inputs import crop_data, find_inputs, validation_images
 from .loop import TrainResult, fit, load_frozen_encoder
 from .objective import FrozenEncoder
 from .warm_start import start_from

@@ -1,10 +1,11 @@
-"""Training data: random resized crops from image folders, deterministic from (seed, iteration).
+"""Training data: batches of random resized crops from image folders, deterministic from (seed,
+iteration).
 
 Every crop is a pure function of ``(seed, iteration, slot in the batch)``: the image comes from a
-per-epoch permutation of the folder and the crop box from a generator seeded with those numbers.
-So a run resumed at iteration ``k`` sees exactly the batches an uninterrupted run sees, however
-many DataLoader workers decode them. In a job of W processes (torchrun) the batch of an
-iteration is the global one, W x ``batch_size`` slots, and process r makes slots
+per-epoch permutation of the folder and the crop box from a generator seeded with those numbers
+(:mod:`.crops`). So a run resumed at iteration ``k`` sees exactly the batches an uninterrupted
+run sees, however many DataLoader workers decode them. In a job of W processes (torchrun) the
+batch of an iteration is the global one, W x ``batch_size`` slots, and process r makes slots
 ``r * batch_size .. (r + 1) * batch_size - 1`` of it: together they make the crops one process
 makes with the global batch.
 
@@ -19,28 +20,24 @@ Two pipelines give the same crops:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ImageError, StylenormError
-from ..io.images import list_images, load_image
 from ..ranks import Place
+from .crops import CropConfig, crop_item, decode, item_rng
 
 log = logging.getLogger("stylenorm")
 WHOLE = Place()  # one process makes the whole batch
 
-__all__ = ["CropConfig", "CropData", "DataMode", "batch_to_float", "crop_box", "find_images",
-           "load_folder_images", "make_data", "validation_images"]
+__all__ = ["CropData", "DataMode", "batch_to_float", "load_folder_images", "make_data"]
 
 
 class DataMode(str, Enum):
@@ -49,78 +46,6 @@ class DataMode(str, Enum):
     AUTO = "auto"
     STREAM = "stream"
     MEMORY = "memory"
-
-
-@dataclass
-class CropConfig:
-    """Random resized crops: an area fraction in ``scale`` of the image (after its shorter side is
-    resized to ``resize_to``, 0 meaning ``2 * size``) at an aspect ratio in ``ratio``, resized to
-    ``size x size``. With the defaults the smallest crop is ``size`` px: no upsampling."""
-
-    size: int = 256
-    scale: tuple[float, float] = (0.25, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    resize_to: int = 0
-
-    @property
-    def shorter_side(self) -> int:
-        return self.resize_to or 2 * self.size
-
-
-def find_images(folder: str | os.PathLike, what: str) -> list[Path]:
-    """All images under ``folder`` (recursive), or an error that says what was expected."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise StylenormError(f"--{what} {folder}: not a folder of images")
-    paths = list_images(folder)
-    if not paths:
-        raise StylenormError(
-            f"--{what} {folder}: no images found (looked recursively for .jpg, .png, .webp, ...)"
-        )
-    return paths
-
-
-def item_rng(seed: int, iteration: int, slot: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, iteration, slot, stream])
-
-
-def crop_box(h: int, w: int, config: CropConfig, rng: np.random.Generator
-             ) -> tuple[int, int, int, int]:
-    """(top, left, height, width) of a random resized crop, as torchvision's RandomResizedCrop
-    picks it (ten tries, then the largest centred box of an allowed aspect ratio)."""
-    area = h * w
-    log_ratio = (math.log(config.ratio[0]), math.log(config.ratio[1]))
-    for _ in range(10):
-        target = area * rng.uniform(*config.scale)
-        aspect = math.exp(rng.uniform(*log_ratio))
-        cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
-        if 0 < cw <= w and 0 < ch <= h:
-            return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
-    aspect = min(max(w / h, config.ratio[0]), config.ratio[1])
-    cw, ch = (w, round(w / aspect)) if w / h < aspect else (round(h * aspect), h)
-    cw, ch = min(cw, w), min(ch, h)
-    return (h - ch) // 2, (w - cw) // 2, ch, cw
-
-
-def resized_crop(image: torch.Tensor, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
-    """Cut ``box`` from a uint8 (3, H, W) image and resize it to (3, size, size) uint8
-    (bilinear, antialiased), on the image's device."""
-    top, left, ch, cw = box
-    patch = image[None, :, top:top + ch, left:left + cw].float()
-    patch = F.interpolate(patch, size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False)
-    return patch[0].round().clamp(0, 255).to(torch.uint8)
-
-
-def crop_item(image: torch.Tensor, crop: CropConfig, rng: np.random.Generator) -> torch.Tensor:
-    """A random resized crop of a uint8 (3, H, W) image, (3, size, size) uint8."""
-    return resized_crop(image, crop_box(*image.shape[1:], crop, rng), crop.size)
-
-
-def decode(path: Path, shorter_side: int) -> torch.Tensor:
-    """uint8 (3, H, W) with the shorter side resized to ``shorter_side``."""
-    rgb = load_image(path, size=shorter_side).rgb[0]
-    return rgb.mul(255).round().to(torch.uint8)
 
 
 class EpochSampler:
@@ -334,23 +259,3 @@ def make_data(folders: Sequence[Sequence[Path]], crop: CropConfig, batch_size: i
     if mode == "auto":
         mode = "memory" if memory_fits(folders, crop, device) else "stream"
     return CropData(folders, crop, batch_size, seed, device, mode, num_workers, share)
-
-
-def validation_images(paths: Sequence[Path], size: int, count: int, device: torch.device
-                      ) -> torch.Tensor:
-    """The first ``count`` readable images of ``paths``, centre-cropped to ``size`` squares.
-
-    Shape:
-        (count or fewer, 3, size, size) float in [0, 1] on ``device``
-    """
-    images = []
-    for path in paths:
-        if len(images) == count:
-            break
-        try:
-            images.append(load_image(path, size=size, crop=True).rgb)
-        except ImageError:
-            continue
-    if not images:
-        raise StylenormError(f"{Path(paths[0]).parent}: no readable image for the sample grids")
-    return torch.cat(images).to(device)

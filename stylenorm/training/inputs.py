@@ -3,18 +3,56 @@ the images of its folders, batches of random crops, and the sample and validatio
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from ..errors import StylenormError
+from ..errors import ImageError, StylenormError
+from ..io.images import list_images, load_image
 from ..ranks import from_environment
 from ..runtime import resolve_device
 from .config import TrainConfig
-from .data import CropConfig, find_images, make_data, validation_images
+from .crops import CropConfig
+from .data import make_data
 from .distributed import join_job
 
-__all__ = ["crop_data", "find_inputs", "paired", "sample_pairs", "validation_pairs"]
+__all__ = ["crop_data", "find_images", "find_inputs", "paired", "sample_pairs",
+           "validation_images", "validation_pairs"]
+
+
+def find_images(folder: str | os.PathLike, what: str) -> list[Path]:
+    """All images under ``folder`` (recursive), or an error that says what was expected."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StylenormError(f"--{what} {folder}: not a folder of images")
+    paths = list_images(folder)
+    if not paths:
+        raise StylenormError(
+            f"--{what} {folder}: no images found (looked recursively for .jpg, .png, .webp, ...)"
+        )
+    return paths
+
+
+def validation_images(paths: Sequence[Path], size: int, count: int, device: torch.device
+                      ) -> torch.Tensor:
+    """The first ``count`` readable images of ``paths``, centre-cropped to ``size`` squares.
+
+    Shape:
+        (count or fewer, 3, size, size) float in [0, 1] on ``device``
+    """
+    images = []
+    for path in paths:
+        if len(images) == count:
+            break
+        try:
+            images.append(load_image(path, size=size, crop=True).rgb)
+        except ImageError:
+            continue
+    if not images:
+        raise StylenormError(f"{Path(paths[0]).parent}: no readable image for the sample grids")
+    return torch.cat(images).to(device)
 
 
 def paired(contents: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

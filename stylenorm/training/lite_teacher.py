@@ -1,7 +1,8 @@
 """The teacher's side of ``stylenorm train lite --teacher``: the teacher loaded and hashed once
 (:class:`.teacher.Teacher`), its cache built or reused (:mod:`.teacher_cache`) or its outputs
-made on every batch (``cache_pairs`` 0), its outputs on the sample and validation pairs, the
-held-out styles whose ratios validation reports, and the provenance it gives the model."""
+made on every batch (``cache_pairs`` 0), the batches either way (:mod:`.teacher_batches`), its
+outputs on the sample and validation pairs, the held-out styles whose ratios validation
+reports, and the provenance it gives the model."""
 
 from __future__ import annotations
 
@@ -14,21 +15,13 @@ from ..io.images import load_image
 from ..models.vgg import VGGEncoder
 from ..runtime import resolve_dtype
 from .config import TrainConfig
-from .data import find_images
 from .distill import Distillation, DistillSettings, RatioSet, pair_style_losses
-from .inputs import crop_data
+from .inputs import crop_data, find_images
 from .loop import load_frozen_encoder
 from .objective import FrozenEncoder
 from .teacher import Teacher, teacher_output
-from .teacher_cache import (
-    BASE_SIDE,
-    CacheData,
-    CachePool,
-    CacheSpec,
-    OnlineTeacherData,
-    build_teacher_cache,
-    decode_side,
-)
+from .teacher_batches import CacheData, CachePool, OnlineTeacherData
+from .teacher_cache import BASE_SIDE, CacheSpec, build_teacher_cache, decode_side
 
 __all__ = ["LiteTeacher", "ratio_set"]
 

@@ -12,14 +12,14 @@ perceptual-loss training step, so each pair is stylised once and cached::
 Pair ``i`` is drawn from a generator seeded by ``(seed, i)``: which content and style, and
 where each is cropped. Shards are written atomically, so an interrupted build continues where
 it stopped; a cache whose spec differs from the one asked for is refused, not mixed, unless it
-differs only in holding fewer pairs: then it grows. Caches of other contents, styles or seeds
-but the same teacher, loss network and crop size can be drawn from together (:class:`CachePool`).
+differs only in holding fewer pairs: then it grows. Training draws its batches from one cache
+or several (:mod:`.teacher_batches`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -35,11 +35,11 @@ from ..io.atomic import atomic_write
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.statistics import channel_mean_std
 from ..runtime import on_terminal
-from .data import CropConfig, crop_item, decode
+from .crops import CropConfig, crop_item, decode
 from .teacher import teacher_output
 
-__all__ = ["CacheData", "CachePool", "CacheSpec", "OnlineTeacherData", "TeacherCache",
-           "build_teacher_cache", "teacher_output"]
+__all__ = ["BASE_SIDE", "CacheSpec", "TeacherCache", "build_teacher_cache", "decode_side",
+           "flat_stats", "spec_changes", "stats_dicts", "style_statistics"]
 
 SPEC = "spec.json"
 BASE_SIDE = 320  # shorter side of the contents (and, by default, the styles) before cropping
@@ -154,7 +154,7 @@ def _shard(teacher, encoder: VGGEncoder, content: torch.Tensor, style: torch.Ten
 OLD_SPEC_DEFAULTS = {"style_side": BASE_SIDE}  # what caches written before a field meant
 
 
-def _changes(saved: dict, wanted: dict, keys) -> list[str]:
+def spec_changes(saved: dict, wanted: dict, keys) -> list[str]:
     """``key: saved -> wanted`` for each of ``keys`` whose values differ."""
     return [f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys
             if saved.get(k) != wanted.get(k)]
@@ -175,7 +175,7 @@ def _check_spec(folder: Path, spec: CacheSpec) -> None:
         wanted = asdict(spec)
         only_pairs = [k for k in wanted if saved.get(k) != wanted[k]] == ["pairs"]
         if not only_pairs or saved["pairs"] > spec.pairs:
-            what = "; ".join(_changes(saved, wanted, wanted))
+            what = "; ".join(spec_changes(saved, wanted, wanted))
             hint = " (a cache can grow, not shrink)" if only_pairs else ""
             raise StylenormError(f"{folder}: a teacher cache built with other settings ({what}); "
                                  f"use another --cache folder{hint}")
@@ -261,92 +261,6 @@ class TeacherCache:
             images[i] = torch.where(flips.view(-1, 1, 1, 1), images[i].flip(-1), images[i])
         return images + flat_stats({k: v[indices] for k, v in self.tensors.items()
                                     if k.startswith(("mean.", "std."))})
-
-
-POOLED = ("teacher_sha256", "encoder_sha256", "crop_size")  # what pooled caches must share
-SAME_PAIRS = ("seed", "contents", "styles")  # with POOLED equal: taken for the same pairs
-
-
-class CachePool:
-    """Several teacher caches drawn from as one: pool index ``i`` is pair ``i`` of the first
-    cache, then the second's pairs follow, and so on. The caches stay separate in memory."""
-
-    def __init__(self, caches: Sequence[TeacherCache]) -> None:
-        self.caches = list(caches)
-        self.starts = np.cumsum([0] + [len(c) for c in self.caches]).tolist()
-
-    @classmethod
-    def load(cls, first: TeacherCache, folders: Sequence[str | Path]) -> CachePool:
-        """``first`` and the caches in ``folders``; refuses, naming the folder, one of another
-        teacher, loss network or crop size, and one with the seed and image counts of a cache
-        already in the pool: a copy or the same folder twice, whose pairs would be drawn twice
-        as often. (The spec does not name the images, so caches of other folders with the same
-        counts are refused too; another seed tells them apart.)"""
-        caches = [first]
-        for folder in folders:
-            cache = TeacherCache.load(folder)
-            changed = _changes(asdict(first.spec), asdict(cache.spec), POOLED)
-            if changed:
-                raise StylenormError(f"{folder}: cannot join the teacher cache, it was built "
-                                     f"with another teacher, loss network or crop size "
-                                     f"({'; '.join(changed)})")
-            if any(not _changes(asdict(c.spec), asdict(cache.spec), SAME_PAIRS) for c in caches):
-                raise StylenormError(f"{folder}: holds the same pairs as a cache already given "
-                                     f"(seed {cache.spec.seed}, {cache.spec.contents} contents, "
-                                     f"{cache.spec.styles} styles); build it with another seed")
-            caches.append(cache)
-        return cls(caches)
-
-    def __len__(self) -> int:
-        return self.starts[-1]
-
-    def batch(self, indices: torch.Tensor, flips: torch.Tensor) -> list[torch.Tensor]:
-        """As :meth:`TeacherCache.batch`, for pool indices."""
-        out: list[torch.Tensor] | None = None
-        for cache, start, stop in zip(self.caches, self.starts, self.starts[1:], strict=False):
-            mine = (indices >= start) & (indices < stop)
-            if not mine.any():
-                continue
-            part = cache.batch(indices[mine] - start, flips[mine])
-            if out is None:
-                out = [t.new_empty((len(indices), *t.shape[1:])) for t in part]
-            for whole, piece in zip(out, part, strict=True):
-                whole[mine] = piece
-        return out
-
-
-class CacheData:
-    """Batches drawn from a teacher cache for iterations ``start .. stop - 1``, reproducibly:
-    iteration ``k`` draws its pairs and flips from a generator seeded by ``(seed, k)``."""
-
-    def __init__(self, cache: TeacherCache | CachePool, batch_size: int, seed: int,
-                 device: torch.device) -> None:
-        self.cache, self.batch_size, self.seed, self.device = cache, batch_size, seed, device
-
-    def batches(self, start: int, stop: int) -> Iterator[list[torch.Tensor]]:
-        for iteration in range(start, stop):
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + iteration)
-            indices = torch.randint(len(self.cache), (self.batch_size,), generator=generator)
-            flips = torch.rand(self.batch_size, generator=generator) < 0.5
-            yield [t.to(self.device) for t in self.cache.batch(indices, flips)]
-
-
-class OnlineTeacherData:
-    """Batches in :class:`CacheData`'s form made on the fly: random crops (``crops``, e.g. kept
-    in GPU memory and cropped there) and, per batch, the teacher's output and the styles' VGG
-    statistics. For a GPU, where the teacher costs little beside the student's step and every
-    batch can be a new pair; reproducible as far as the device's kernels are."""
-
-    def __init__(self, crops, teacher, encoder: VGGEncoder) -> None:
-        self.crops, self.teacher, self.encoder = crops, teacher, encoder
-
-    def batches(self, start: int, stop: int) -> Iterator[list[torch.Tensor]]:
-        for content, style in self.crops.batches(start, stop):
-            with torch.no_grad():  # not inference mode: the loss keeps these for its backward
-                target = teacher_output(self.teacher, content, style)
-                stats = style_statistics(self.encoder, style)
-            yield [content, style, target.contiguous(memory_format=torch.channels_last),
-                   *flat_stats(stats)]
 
 
 def flat_stats(stats: dict[str, torch.Tensor]) -> list[torch.Tensor]:

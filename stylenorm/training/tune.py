@@ -33,10 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm.auto import tqdm
 
-from ..errors import StylenormError
 from ..io.images import load_image
 from ..models.lite import LiteModel
 from ..models.vgg import TAPS
@@ -51,57 +49,14 @@ from ..runtime import (
     resolve_dtype,
     training_dtype,
 )
-from .data import find_images
 from .objective import FrozenEncoder
 from .teacher import Teacher
+from .tune_inputs import PhotoCrops, TuneConfig, check_inputs, held_out
 
 __all__ = ["TuneConfig", "TuneResult", "tune"]
 
 FEATURE_LAYER = "relu3_1"
 ADAIN_LAYER = "relu4_1"
-
-
-@dataclass
-class TuneConfig:
-    style: str
-    content: str
-    name: str
-    teacher: str = "adain"
-    init: str = "lite"  # an installed lite model's name or a file
-    encoder: str = "vgg19-normalised"  # the loss network
-    minutes: float = 10.0
-    steps: int = 0  # stop after this many steps too (0: the time alone decides)
-    batch_size: int = 4
-    crop_size: int = 256
-    content_size: int = 512  # photos' shorter side before cropping, and for validation
-    style_size: int = 512  # the style's shorter side, as stylisation uses it
-    lr: float = 1e-4
-    pixel_weight: float = 3.0
-    feature_weight: float = 1.0
-    style_weight: float = 5.0
-    adain_weight: float = 3.0  # 1 gave (style, content) 0.81x, 1.53x the teacher's; 4: 1.08x, 1.40x
-    identity_weight: float = 20.0
-    val_count: int = 2  # photos held out (when the folder has at least 3 times as many)
-    val_every_s: float = 60.0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    overwrite: bool = False
-
-    def validate(self) -> None:
-        if not self.minutes > 0 or self.steps < 0:
-            raise StylenormError(f"--minutes must be > 0 and --steps >= 0; got "
-                                 f"{self.minutes}, {self.steps}")
-        for name in ("batch_size", "crop_size", "content_size", "style_size", "val_count"):
-            if getattr(self, name) < 1:
-                raise StylenormError(f"--{name.replace('_', '-')} must be >= 1; "
-                                     f"got {getattr(self, name)}")
-        if self.crop_size < 16 or self.crop_size > self.content_size:
-            raise StylenormError(f"--crop-size must be in [16, --size {self.content_size}]; "
-                                 f"got {self.crop_size}")
-        if self.lr <= 0 or min(self.pixel_weight, self.feature_weight, self.style_weight,
-                               self.adain_weight, self.identity_weight) < 0:
-            raise StylenormError("--lr must be > 0 and the loss weights >= 0")
 
 
 @dataclass
@@ -112,32 +67,6 @@ class TuneResult:
     stopped: bool  # by Ctrl-C, before the time was up
     figures: dict = field(default_factory=dict)  # the last validation: ratios to the teacher
     first_figures: dict = field(default_factory=dict)  # the same before tuning
-
-
-class _Photos:
-    """Random crops of the content photos, decoded at ``size`` shorter side when drawn."""
-
-    def __init__(self, paths: list[Path], size: int, crop: int, seed: int) -> None:
-        self.paths, self.size, self.crop = list(paths), size, crop
-        self.rng = np.random.default_rng(seed)
-
-    def batch(self, count: int) -> torch.Tensor:
-        crops = []
-        while len(crops) < count:
-            index = int(self.rng.integers(len(self.paths)))
-            try:
-                image = load_image(self.paths[index], self.size).rgb
-            except StylenormError:  # a header that opened, a body that does not decode
-                if len(self.paths) == 1:
-                    raise
-                del self.paths[index]
-                continue
-            h, w = image.shape[-2:]
-            top = int(self.rng.integers(h - self.crop + 1))
-            left = int(self.rng.integers(w - self.crop + 1))
-            crop = image[..., top:top + self.crop, left:left + self.crop]
-            crops.append(crop.flip(-1) if self.rng.random() < 0.5 else crop)
-        return torch.cat(crops)
 
 
 class _Measure:
@@ -173,98 +102,64 @@ class _Measure:
         return float(np.mean(style)), float(np.mean(content))
 
 
-def _opens(path: Path) -> bool:
-    """Whether Pillow reads ``path``'s header (a quick check, before any decoding)."""
-    try:
-        with Image.open(path):
-            return True
-    except (OSError, ValueError):
-        return False
+class _Tuner:
+    """A lite model being tuned on one style: the teacher and the loss network it learns from,
+    the held-out photos it is measured on (against the teacher), one step, and the figures."""
 
+    def __init__(self, config: TuneConfig, style: torch.Tensor, photos: list[Path],
+                 student: LiteModel, device: torch.device, dtype: torch.dtype) -> None:
+        from ..hub.zoo import load_frozen_encoder
 
-def _check_inputs(config: TuneConfig):
-    """Everything that can be refused, before any work: the style image, the photos, the
-    name, the init model and the teacher."""
-    from ..hub.store import store_path
-    from ..hub.zoo import file_sha256, load_model
+        self.config, self.device, self.dtype = config, device, dtype
+        self.teacher = Teacher(config.teacher, device, resolve_dtype("auto", device))
+        encoder, self.encoder_meta = load_frozen_encoder(config.encoder)
+        measuring = FrozenEncoder(encoder)  # the figures, in fp32 as the evaluation measures
+        measuring.prepare(device, torch.float32, torch.contiguous_format)
+        self.encode = FrozenEncoder(copy.deepcopy(encoder))  # the losses, at the training precision
+        self.encode.prepare(device, dtype, torch.channels_last)
+        torch.manual_seed(config.seed)
+        self.style = style.to(device)
+        self.measure = _Measure(measuring, self.style)
+        self.teacher_code = self.teacher.codes([self.style])
+        self._hold_out(photos)
+        self.model = student.float().to(device, memory_format=torch.channels_last).train()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(True)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
 
-    style_path = Path(config.style)
-    style = load_image(style_path, config.style_size).rgb
-    photos = find_images(config.content, "content")
-    readable = [p for p in photos if _opens(p)]  # headers only: decoding is the crops' job
-    if not readable:
-        raise StylenormError(f"--content {config.content}: none of its {len(photos)} images "
-                             "can be read")
-    target = store_path(config.name)
-    if target.exists() and not config.overwrite:
-        raise StylenormError(f"--name {config.name}: a model of that name is installed "
-                             f"({target}); choose another name or add --overwrite")
-    student = load_model(config.init)
-    if not isinstance(student, LiteModel):
-        raise StylenormError(f"--init {config.init}: a {getattr(student, 'kind', '?')!r} "
-                             "model; tune starts from a lite model")
-    return style, file_sha256(style_path), readable, target, student
+    def _hold_out(self, photos: list[Path]) -> None:
+        """The held-out photos, the teacher's scores on them, and crops of the others."""
+        config = self.config
+        self.train_photos, self.val_photos = held_out(photos, config.val_count)
+        self.val = [load_image(p, config.content_size, crop=True).rgb.to(self.device)
+                    for p in self.val_photos]
+        self.val_batch = torch.cat(self.val)
+        self.teacher_scores = self.measure.scores(
+            self.teacher.outputs(self.val_batch, self.teacher_code), self.val_batch)
+        self.crops = PhotoCrops(self.train_photos, config.content_size, config.crop_size,
+                                config.seed)
 
-
-def _held_out(photos: list[Path], count: int) -> tuple[list[Path], list[Path]]:
-    """(training, validation) photos: ``count`` spread over the folder are held out when there
-    are at least three times as many; otherwise validation uses training photos."""
-    if len(photos) < 3 * count:
-        return photos, photos[:count]
-    step = len(photos) / count
-    held = {int(i * step + step / 2) for i in range(count)}
-    return [p for i, p in enumerate(photos) if i not in held], [photos[i] for i in sorted(held)]
-
-
-def tune(config: TuneConfig, *, progress: bool = True) -> TuneResult:
-    """Fine-tune a lite model on one style for ``config.minutes`` and install it."""
-    from ..hub.files import save_weights
-    from ..hub.zoo import load_frozen_encoder
-
-    config.validate()
-    style, style_sha, photos, target_path, student = _check_inputs(config)
-    device = resolve_device(config.device)
-    dtype = training_dtype(config.precision, device)
-    teacher = Teacher(config.teacher, device, resolve_dtype("auto", device))
-    encoder, encoder_meta = load_frozen_encoder(config.encoder)
-    measuring = FrozenEncoder(encoder)  # the figures, in fp32 as the evaluation measures
-    measuring.prepare(device, torch.float32, torch.contiguous_format)
-    encode = FrozenEncoder(copy.deepcopy(encoder))  # the losses, at the training precision
-    encode.prepare(device, dtype, torch.channels_last)
-    torch.manual_seed(config.seed)
-
-    style = style.to(device)
-    measure = _Measure(measuring, style)
-    teacher_code = teacher.codes([style])
-    train_photos, val_photos = _held_out(photos, config.val_count)
-    val = [load_image(p, config.content_size, crop=True).rgb.to(device) for p in val_photos]
-    val_batch = torch.cat(val)
-    teacher_scores = measure.scores(teacher.outputs(val_batch, teacher_code), val_batch)
-    crops = _Photos(train_photos, config.content_size, config.crop_size, config.seed)
-
-    model = student.float().to(device, memory_format=torch.channels_last).train()
-    for parameter in model.parameters():
-        parameter.requires_grad_(True)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-
-    def figures() -> dict:
+    def figures(self) -> dict:
+        """The student's style and content loss on the held-out photos, and their ratios to
+        the teacher's."""
+        model = self.model
         model.eval()
-        with torch.no_grad(), autocast(device, dtype):
-            code = model.style_code(style)
-            outputs = torch.cat([model(v, code).float() for v in val])
+        with torch.no_grad(), autocast(self.device, self.dtype):
+            code = model.style_code(self.style)
+            outputs = torch.cat([model(v, code).float() for v in self.val])
         model.train()
-        style_loss, content = measure.scores(outputs, val_batch)
-        return {"style_ratio": style_loss / teacher_scores[0],
-                "content_ratio": content / teacher_scores[1],
+        style_loss, content = self.measure.scores(outputs, self.val_batch)
+        teacher = self.teacher_scores
+        return {"style_ratio": style_loss / teacher[0], "content_ratio": content / teacher[1],
                 "style_loss": style_loss, "content_loss": content,
-                "teacher_style_loss": teacher_scores[0],
-                "teacher_content_loss": teacher_scores[1]}
+                "teacher_style_loss": teacher[0], "teacher_content_loss": teacher[1]}
 
-    def step(content: torch.Tensor) -> None:
-        content = content.contiguous(memory_format=torch.channels_last)
-        wanted = teacher.outputs(content, teacher_code)
-        with autocast(device, dtype):
-            code = model.style_code(style)
+    def loss(self, content: torch.Tensor) -> torch.Tensor:
+        """The weighted sum of the module doc's terms on a batch of content crops."""
+        config, model, measure, encode = self.config, self.model, self.measure, self.encode
+        wanted = self.teacher.outputs(content, self.teacher_code)
+        with autocast(self.device, self.dtype):
+            code = model.style_code(self.style)
             output = model(content, code.take([0] * content.shape[0])).float()
             feats = encode(output, ADAIN_LAYER)
             total = config.pixel_weight * (output - wanted).abs().mean()
@@ -279,12 +174,19 @@ def tune(config: TuneConfig, *, progress: bool = True) -> TuneResult:
                 own = content[: max(1, content.shape[0] // 2)]
                 rebuilt = model(own, model.style_code(own)).float()
                 total = total + config.identity_weight * F.mse_loss(rebuilt, own)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
+        return total
 
-    first = current = figures()
-    budget = config.minutes * 60
+    def step(self, content: torch.Tensor) -> None:
+        total = self.loss(content.contiguous(memory_format=torch.channels_last))
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+
+
+def _tune_for(tuner: _Tuner, first: dict, progress: bool) -> tuple[int, float, bool]:
+    """Steps until the time (or ``steps``) is up or Ctrl-C; (steps, seconds, stopped early)."""
+    config = tuner.config
+    current, budget = first, config.minutes * 60
     start = last_val = time.perf_counter()
     iterations, stopped = 0, False
     bar = tqdm(total=math.ceil(budget), unit="s", disable=not on_terminal(progress), desc="tune",
@@ -294,32 +196,46 @@ def tune(config: TuneConfig, *, progress: bool = True) -> TuneResult:
         try:
             while (time.perf_counter() - start < budget
                    and not (config.steps and iterations >= config.steps)):
-                step(crops.batch(config.batch_size).to(device))
+                tuner.step(tuner.crops.batch(config.batch_size).to(tuner.device))
                 iterations += 1
                 now = time.perf_counter()
                 if now - last_val >= config.val_every_s:
-                    current, last_val = figures(), time.perf_counter()
+                    current, last_val = tuner.figures(), time.perf_counter()
                 bar.set_postfix_str(_postfix(iterations, current), refresh=False)
                 bar.update(min(math.ceil(budget), round(now - start)) - bar.n)
         except KeyboardInterrupt:
             stopped = True
         seconds = time.perf_counter() - start
-    current = figures()
+    return iterations, seconds, stopped
+
+
+def tune(config: TuneConfig, *, progress: bool = True) -> TuneResult:
+    """Fine-tune a lite model on one style for ``config.minutes`` and install it."""
+    from ..hub.files import save_weights
+
+    config.validate()
+    style, style_sha, photos, target_path, student = check_inputs(config)
+    device = resolve_device(config.device)
+    tuner = _Tuner(config, style, photos, student, device,
+                   training_dtype(config.precision, device))
+    first = tuner.figures()
+    iterations, seconds, stopped = _tune_for(tuner, first, progress)
+    current = tuner.figures()
     provenance = {
         "trained_with": "stylenorm tune", "init": Path(config.init).name,
         "init_provenance": getattr(student.weights_meta, "provenance", {}),
         "style_image": Path(config.style).name, "style_sha256": style_sha,
-        **teacher.provenance(), **encoder_meta,
-        "content_images": len(train_photos), "held_out_photos": len(val_photos),
-        "held_out_are_training_photos": val_photos[0] in train_photos,
+        **tuner.teacher.provenance(), **tuner.encoder_meta,
+        "content_images": len(tuner.train_photos), "held_out_photos": len(tuner.val_photos),
+        "held_out_are_training_photos": tuner.val_photos[0] in tuner.train_photos,
         "iterations": iterations, "seconds": round(seconds, 1),
         "stopped_early": stopped, "processor": processor_name(device),
-        "precision": str(dtype).removeprefix("torch."),
+        "precision": str(tuner.dtype).removeprefix("torch."),
         "settings": {k: v for k, v in asdict(config).items()
                      if k not in ("style", "content", "name", "overwrite")},
         "validation_before": first, "validation": current,
     }
-    model.eval()
+    model = tuner.model.eval()
     path = save_weights(target_path, model.state_dict(), LiteModel.kind, model.config.to_dict(),
                         provenance, dtype=torch.float16)
     return TuneResult(path, iterations, seconds, stopped, current, first)
