@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -30,6 +31,7 @@ from .options import (
     ThreadsOpt,
     TileOpt,
     TileSizeOpt,
+    with_options,
 )
 
 
@@ -48,24 +50,34 @@ def log_line(message: str) -> None:
     tqdm.write(printable(message), file=sys.stderr)
 
 
-@user_errors
-def batch(
-    content_dir: Path = typer.Argument(None, exists=True, file_okay=False,
-                                       help="Folder of content images."),
-    style_dir: Path = typer.Argument(None, exists=True, file_okay=False,
-                                     help="Folder of style images."),
-    output: Path = typer.Option(..., "--output", "-o", file_okay=False,
-                                help="Output folder (created if needed)."),
-    pairs: Path = typer.Option(None, exists=True, dir_okay=False,
-                               help="File of 'content<TAB>style' or 'content,style' lines, "
-                                    "instead of the two folders."),
-    recursive: bool = typer.Option(False, help="Search the folders' sub-folders too."),
-    ext: str = typer.Option("jpg", help="Output format: jpg, png, webp, ..."),
-    overwrite: bool = typer.Option(False, help="Redo outputs that already exist."),
+ContentDir = Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                             help="Folder of content images.")]
+StyleDir = Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                           help="Folder of style images.")]
+OutputDir = Annotated[Path, typer.Option("--output", "-o", file_okay=False,
+                                         help="Output folder (created if needed).")]
+Pairs = Annotated[Path, typer.Option(exists=True, dir_okay=False,
+                                     help="File of 'content<TAB>style' or 'content,style' "
+                                          "lines, instead of the two folders.")]
+Recursive = Annotated[bool, typer.Option(help="Search the folders' sub-folders too.")]
+Ext = Annotated[str, typer.Option(help="Output format: jpg, png, webp, ...")]
+Overwrite = Annotated[bool, typer.Option(help="Redo outputs that already exist.")]
+PreserveColor = Annotated[bool, typer.Option(
+    help="Keep the content's colours (then each style is encoded per pair).")]
+BatchSize = Annotated[int, typer.Option(
+    min=0, help="Same-size contents per model call (0: 4 on GPUs, 1 on CPUs).")]
+Workers = Annotated[int, typer.Option(
+    min=1, help="Background threads reading/writing images.")]
+Progress = Annotated[bool, typer.Option(help="Show a progress bar with ETA.")]
+Shard = Annotated[str, typer.Option(
+    metavar="I/N", help="Make only part I of N (0 <= I < N) of the pairs, balanced by pixels: "
+    "one task of a job array.")]
+
+
+def batch_options(
     model: ModelOpt = DEFAULT_MODEL,
     alpha: AlphaOpt = 1.0,
-    preserve_color: bool = typer.Option(False, help="Keep the content's colours "
-                                                    "(then each style is encoded per pair)."),
+    preserve_color: PreserveColor = False,
     size: SizeOpt = 512,
     style_size: StyleSizeOpt = 512,
     crop: CropOpt = False,
@@ -73,41 +85,42 @@ def batch(
     tile_size: TileSizeOpt = DEFAULT_TILE_SIZE,
     device: DeviceOpt = Device.AUTO,
     precision: PrecisionOpt = DEFAULT_PRECISION,
-    batch_size: int = typer.Option(0, min=0, help="Same-size contents per model call "
-                                   "(0: 4 on GPUs, 1 on CPUs)."),
-    workers: int = typer.Option(2, min=1, help="Background threads reading/writing images."),
+    batch_size: BatchSize = 0,
+    workers: Workers = 2,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     max_whole_pixels: MaxWholePixelsOpt = MAX_WHOLE_PIXELS,
     threads: ThreadsOpt = 0,
-    progress: bool = typer.Option(True, help="Show a progress bar with ETA."),
-    shard: str = typer.Option(None, metavar="I/N", help="Make only part I of N (0 <= I < N) of "
-                              "the pairs, balanced by pixels: one task of a job array."),
+    progress: Progress = True,
+    shard: Shard = None,
 ) -> None:
-    """Stylise every CONTENT_DIR image with every STYLE_DIR image (or the --pairs) into -o.
+    """The options of ``stylenorm batch`` after the folders, --pairs and how outputs are made."""
 
-    Outputs are named <content>__<style>.<ext>; existing ones are skipped, so an interrupted run
-    started again finishes only the rest. Unreadable files are reported and skipped; the exit
-    code is 1 when any output failed. Under torchrun the ranks share the pairs and rank 0
-    prints the summary of them all.
-    """
-    from ..inference.batch import batch_stylize
+
+def start_ranks(options: dict):
+    """This process's rank (torchrun's, or one alone) and its part of the pairs (--shard
+    within the rank); the process group started when the ranks split the work."""
     from ..ranks import from_environment, parse_shard
 
     rank = from_environment()
+    shard = options["shard"]
     part = rank.within(parse_shard(shard)) if shard is not None else rank
-    set_threads(threads)
     if rank.is_split:
         from ..inference.shards import start_group
 
         start_group(rank)
-    report = batch_stylize(
-        content_dir, style_dir, output, pairs=pairs, model=model, device=device.value,
-        precision=precision.value, recursive=recursive, ext=ext, overwrite=overwrite,
-        batch_size=batch_size, workers=workers, log=log_line, alpha=alpha,
-        preserve_color=preserve_color, size=size, style_size=style_size, crop=crop,
-        max_pixels=max_pixels, max_whole_pixels=max_whole_pixels,
-        tile=tile, tile_size=tile_size, part=part, progress=progress and rank.is_main,
-    )
+    return rank, part
+
+
+def batch_settings(options: dict, rank) -> dict:
+    """:func:`~stylenorm.inference.batch.batch_stylize`'s settings among ``options``."""
+    settings = {k: v for k, v in options.items() if k not in ("threads", "shard")}
+    settings.update(device=options["device"].value, precision=options["precision"].value,
+                    progress=options["progress"] and rank.is_main)
+    return settings
+
+
+def finish(report, rank) -> None:
+    """The summary (all ranks' reports, printed by rank 0); exit code 1 if any output failed."""
     if rank.is_split:
         from ..inference.shards import gather_reports
 
@@ -117,6 +130,35 @@ def batch(
             say(line)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@user_errors
+@with_options(batch_options)
+def batch(
+    content_dir: ContentDir = None,
+    style_dir: StyleDir = None,
+    output: OutputDir = ...,
+    pairs: Pairs = None,
+    recursive: Recursive = False,
+    ext: Ext = "jpg",
+    overwrite: Overwrite = False,
+    **options,
+) -> None:
+    """Stylise every CONTENT_DIR image with every STYLE_DIR image (or the --pairs) into -o.
+
+    Outputs are named <content>__<style>.<ext>; existing ones are skipped, so an interrupted run
+    started again finishes only the rest. Unreadable files are reported and skipped; the exit
+    code is 1 when any output failed. Under torchrun the ranks share the pairs and rank 0
+    prints the summary of them all.
+    """
+    from ..inference.batch import batch_stylize
+
+    set_threads(options["threads"])
+    rank, part = start_ranks(options)
+    report = batch_stylize(content_dir, style_dir, output, pairs=pairs, recursive=recursive,
+                           ext=ext, overwrite=overwrite, log=log_line, part=part,
+                           **batch_settings(options, rank))
+    finish(report, rank)
 
 
 def parse_sizes(text: str) -> list[int | tuple[int, int]]:

@@ -1,9 +1,12 @@
 """Options that several commands share, each declared once: its type, check and help here,
 its default in :mod:`stylenorm.choices` (or given by the command where commands differ, as the
-content size: 512 px for images, the input's for video frames)."""
+content size: 512 px for images, the input's for video frames). A command's group of options
+is a function whose parameters :func:`with_options` appends to the command's signature (train's
+groups: :mod:`stylenorm.cli.train_options`). No torch is imported here."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated
 
 import typer
@@ -47,3 +50,24 @@ def parse_widths(text: str) -> tuple[int, int, int]:
         raise StylenormError(f"--widths must be three positive integers like 16,32,64; "
                              f"got {text!r}")
     return tuple(int(p) for p in parts)
+
+
+def with_options(*groups):
+    """Append the parameters of the option ``groups`` (functions such as
+    :func:`.train_options.loop_options`) to a command's signature, which Typer reads; the
+    command receives them in ``**options`` (:func:`values_of` picks one group's)."""
+
+    def decorate(command):
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+               if p.kind is not p.VAR_KEYWORD]
+        shared = [p for group in groups
+                  for p in inspect.signature(group, eval_str=True).parameters.values()]
+        command.__signature__ = inspect.Signature([*own, *shared])
+        return command
+
+    return decorate
+
+
+def values_of(group, options: dict) -> dict:
+    """The values of ``group``'s options among a command's ``options``."""
+    return {name: options[name] for name in inspect.signature(group).parameters}

@@ -17,7 +17,7 @@ from ..nn.norms import NormName
 from ..training.adain import StyleLoss
 from .errors import say, user_errors
 from .helptext import TRAIN_HELP
-from .options import WidthsOpt, parse_widths
+from .options import WidthsOpt, parse_widths, values_of, with_options
 from .train_options import (
     ContentWeight,
     Folder,
@@ -34,8 +34,6 @@ from .train_options import (
     given,
     loop_config,
     loop_options,
-    values_of,
-    with_options,
 )
 
 train_app = typer.Typer(help=TRAIN_HELP,

@@ -1,13 +1,12 @@
 """The options of ``stylenorm train``: one typed alias per option its commands share, and the
 groups of options several take, each declared once: the loop's (every command), distillation's
 (``train lite --teacher``) and the CIN teacher's (``train cin --teacher``). A group is a
-function whose parameters :func:`with_options` appends to a command's signature; the command
-reads their values back with :func:`values_of`. Options that need ``--teacher`` are refused
-without it (:func:`refuse_without_teacher`), not ignored."""
+function whose parameters :func:`.options.with_options` appends to a command's signature; the
+command reads their values back with :func:`.options.values_of`. Options that need
+``--teacher`` are refused without it (:func:`refuse_without_teacher`), not ignored."""
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +15,7 @@ import typer
 from ..choices import DEFAULT_PRECISION, Device
 from ..training.config import Schedule
 from ..training.data import DataMode
-from .options import DeviceOpt, PrecisionOpt, ThreadsOpt
+from .options import DeviceOpt, PrecisionOpt, ThreadsOpt, values_of
 
 Folder = Annotated[Path, typer.Option(exists=True, file_okay=False, dir_okay=True,
                                       help="Folder of images (searched recursively).")]
@@ -77,28 +76,7 @@ def loop_options(
     threads: ThreadsOpt = 0,
     progress: Progress = True,
 ) -> None:
-    """The options every ``train`` command shares (see :func:`with_options`)."""
-
-
-def with_options(*groups):
-    """Append the parameters of the option ``groups`` (functions such as :func:`loop_options`)
-    to a command's signature, which Typer reads; the command receives them in ``**options``
-    (:func:`values_of` picks one group's)."""
-
-    def decorate(command):
-        own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
-               if p.kind is not p.VAR_KEYWORD]
-        shared = [p for group in groups
-                  for p in inspect.signature(group, eval_str=True).parameters.values()]
-        command.__signature__ = inspect.Signature([*own, *shared])
-        return command
-
-    return decorate
-
-
-def values_of(group, options: dict) -> dict:
-    """The values of ``group``'s options among a command's ``options``."""
-    return {name: options[name] for name in inspect.signature(group).parameters}
+    """The options every ``train`` command shares (see :func:`.options.with_options`)."""
 
 
 def loop_config(options: dict) -> dict:

@@ -1,4 +1,5 @@
-"""``stylenorm tune``: a lite model fine-tuned on one style, installed under a name."""
+"""``stylenorm tune``: a lite model fine-tuned on one style, installed under a name. Its
+options after the style, the photos and the name are one group (:func:`tune_options`)."""
 
 from __future__ import annotations
 
@@ -9,63 +10,73 @@ import typer
 
 from ..choices import Device, Precision
 from .errors import say, user_errors
-from .options import DeviceOpt, PrecisionOpt, ThreadsOpt
+from .options import DeviceOpt, PrecisionOpt, ThreadsOpt, with_options
+
+Style = Annotated[Path, typer.Argument(help="The style image to tune for.")]
+Photos = Annotated[Path, typer.Option(
+    help="Folder of your own photos (or video frames) to tune on; searched recursively.")]
+Name = Annotated[str, typer.Option(
+    help="Install the tuned model under this name (--model NAME then uses it).")]
+Teacher = Annotated[str, typer.Option(
+    help="The installed AdaIN model whose rendering of the style is the target.")]
+Init = Annotated[str, typer.Option(
+    help="The lite model to start from: an installed name or a file.")]
+Minutes = Annotated[float, typer.Option(min=0.05, help="Time to tune for.")]
+Steps = Annotated[int, typer.Option(
+    min=0, help="Stop after this many steps if the time is not up first (0: no limit).")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Photo crops per step.")]
+Size = Annotated[int, typer.Option(
+    min=16, help="Photos' shorter side (px) for tuning and its check: the size you will "
+    "stylise at.")]
+StyleSize = Annotated[int, typer.Option(
+    min=16, help="The style's shorter side (px), as you will stylise with it.")]
+CropSize = Annotated[int, typer.Option(
+    min=16, help="Side of the square photo crops each step trains on.")]
+Lr = Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")]
+AdainWeight = Annotated[float, typer.Option(
+    min=0.0, help="Weight of the content loss to the AdaIN target (more keeps more of "
+    "the photo; less, more of the teacher's texture).")]
+StyleWeight = Annotated[float, typer.Option(
+    min=0.0, help="Weight of the style-statistics loss.")]
+Overwrite = Annotated[bool, typer.Option(help="Replace an installed model of the same name.")]
+Seed = Annotated[int, typer.Option(help="Seed of the crops and the initial state.")]
+Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
 
 
-@user_errors
-def tune(
-    style: Annotated[Path, typer.Argument(help="The style image to tune for.")],
-    content: Annotated[Path, typer.Option(
-        help="Folder of your own photos (or video frames) to tune on; searched recursively.")],
-    name: Annotated[str, typer.Option(
-        help="Install the tuned model under this name (--model NAME then uses it).")],
-    teacher: Annotated[str, typer.Option(
-        help="The installed AdaIN model whose rendering of the style is the target.")
-    ] = "adain",
-    init: Annotated[str, typer.Option(
-        help="The lite model to start from: an installed name or a file.")] = "lite",
-    minutes: Annotated[float, typer.Option(min=0.05, help="Time to tune for.")] = 10.0,
-    steps: Annotated[int, typer.Option(
-        min=0, help="Stop after this many steps if the time is not up first (0: no limit).")
-    ] = 0,
-    batch_size: Annotated[int, typer.Option(min=1, help="Photo crops per step.")] = 4,
-    size: Annotated[int, typer.Option(
-        min=16, help="Photos' shorter side (px) for tuning and its check: the size you will "
-        "stylise at.")] = 512,
-    style_size: Annotated[int, typer.Option(
-        min=16, help="The style's shorter side (px), as you will stylise with it.")] = 512,
-    crop_size: Annotated[int, typer.Option(
-        min=16, help="Side of the square photo crops each step trains on.")] = 256,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-4,
-    adain_weight: Annotated[float, typer.Option(
-        min=0.0, help="Weight of the content loss to the AdaIN target (more keeps more of "
-        "the photo; less, more of the teacher's texture).")] = 3.0,
-    style_weight: Annotated[float, typer.Option(
-        min=0.0, help="Weight of the style-statistics loss.")] = 5.0,
-    overwrite: Annotated[bool, typer.Option(
-        help="Replace an installed model of the same name.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the crops and the initial state.")] = 0,
+def tune_options(
+    teacher: Teacher = "adain",
+    init: Init = "lite",
+    minutes: Minutes = 10.0,
+    steps: Steps = 0,
+    batch_size: BatchSize = 4,
+    size: Size = 512,
+    style_size: StyleSize = 512,
+    crop_size: CropSize = 256,
+    lr: Lr = 1e-4,
+    adain_weight: AdainWeight = 3.0,
+    style_weight: StyleWeight = 5.0,
+    overwrite: Overwrite = False,
+    seed: Seed = 0,
     device: DeviceOpt = Device.AUTO,
     precision: PrecisionOpt = Precision.AUTO,
     threads: ThreadsOpt = 0,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Progress = True,
 ) -> None:
-    """Tune a lite model on one style image over your photos for a few minutes, and install
-    it: the teacher's look for that style at lite speed. The model still takes any style."""
-    import torch
+    """The options of ``stylenorm tune`` after STYLE, --content and --name."""
 
+
+def tune_config(style: Path, content: Path, name: str, options: dict):
+    """The :class:`~stylenorm.training.tune_inputs.TuneConfig` of a command line."""
     from ..training.tune import TuneConfig
-    from ..training.tune import tune as run_tune
 
-    if threads:
-        torch.set_num_threads(threads)
-    config = TuneConfig(style=str(style), content=str(content), name=name, teacher=teacher,
-                        init=init, minutes=minutes, steps=steps, batch_size=batch_size,
-                        content_size=size, style_size=style_size, crop_size=crop_size, lr=lr,
-                        adain_weight=adain_weight, style_weight=style_weight,
-                        overwrite=overwrite, seed=seed, device=device.value,
-                        precision=precision.value)
-    result = run_tune(config, progress=progress)
+    fields = {k: v for k, v in options.items() if k not in ("size", "threads", "progress")}
+    fields.update(device=options["device"].value, precision=options["precision"].value)
+    return TuneConfig(style=str(style), content=str(content), name=name,
+                      content_size=options["size"], **fields)
+
+
+def report(result, name: str, style: Path) -> None:
+    """What was installed, how long it took, its figures before and after, and how to use it."""
     figures, before = result.figures, result.first_figures
     how = "stopped early, " if result.stopped else ""
     say(f"installed {name} ({result.path}): {how}{result.iterations} steps in "
@@ -73,5 +84,20 @@ def tune(
         f" -> {figures['style_ratio']:.2f}x and content {before['content_ratio']:.2f}x -> "
         f"{figures['content_ratio']:.2f}x the teacher's")
     say(f"use it: stylenorm stylize PHOTO {style} --model {name}")
+
+
+@user_errors
+@with_options(tune_options)
+def tune(style: Style, content: Photos, name: Name, **options) -> None:
+    """Tune a lite model on one style image over your photos for a few minutes, and install
+    it: the teacher's look for that style at lite speed. The model still takes any style."""
+    import torch
+
+    from ..training.tune import tune as run_tune
+
+    if options["threads"]:
+        torch.set_num_threads(options["threads"])
+    result = run_tune(tune_config(style, content, name, options), progress=options["progress"])
+    report(result, name, style)
     if result.stopped:
         raise typer.Exit(130)
