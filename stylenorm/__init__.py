@@ -18,7 +18,8 @@ _LAZY = {
     **dict.fromkeys(["BatchOptions", "BatchReport", "batch_stylize", "run_batch"],
                     "inference.batch"),
     **dict.fromkeys(["StylizeOptions", "Stylizer", "stylize"], "inference.stylize"),
-    **dict.fromkeys(["TileOptions", "stylize_tiled"], "inference.tiling"),
+    "TileOptions": "inference.tiling",
+    "stylize_tiled": "inference.render",
     **dict.fromkeys(["VideoOptions", "stylize_video"], "inference.video"),
     **dict.fromkeys(["AdaINModel", "StyleCode"], "models.adain"),
     **dict.fromkeys(["CINConfig", "CINTransformer"], "models.cin"),
@@ -48,8 +49,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
     from .hub.zoo import load_model
     from .inference.batch import BatchOptions, BatchReport, batch_stylize, run_batch
+    from .inference.render import stylize_tiled
     from .inference.stylize import StylizeOptions, Stylizer, stylize
-    from .inference.tiling import TileOptions, stylize_tiled
+    from .inference.tiling import TileOptions
     from .inference.video import VideoOptions, stylize_video
     from .models.adain import AdaINModel, StyleCode
     from .models.cin import CINConfig, CINTransformer

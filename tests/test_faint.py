@@ -12,7 +12,9 @@ import torch
 from PIL import Image
 
 from stylenorm.inference.faint import keep_faint, stylisation_weight
+from stylenorm.inference.render import stylize_tiled
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
+from stylenorm.inference.tiling import TileOptions
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -67,6 +69,21 @@ def test_a_cin_model_keeps_dark_and_flat_content_as_the_others_do():
     out = stylizer.stylize_tensors(photo * (1.5 / 255 / float(luma(photo).mean())), [], options)
     assert float(luma(out).mean()) * 255 < 3 and float(luma(out).std()) * 255 < 2
     assert (stylizer.stylize_tensors(photo, [], options) - photo).abs().mean() > 0.05  # styled
+
+
+def test_the_one_call_tiling_keeps_faint_content_faint():
+    """stylize_tiled (the library's tiling of a model in hand) finishes as the commands do."""
+    stylizer = Stylizer("lite", "cpu", "fp32")
+    code = stylizer.style_code([load(SAMPLES / "style" / "mosaic.png", 128)], None)
+    tiles = TileOptions(tile=48, halo=16)
+    for level in (0.0, 0.5):
+        content = torch.full((1, 3, 80, 112), level)
+        out = stylize_tiled(stylizer.model, content, code, 1.0, tiles)
+        assert torch.allclose(out, content, atol=1e-6)
+    photo = load(SAMPLES / "content" / "rocket.jpg", 112)
+    out = stylize_tiled(stylizer.model, photo * (1.5 / 255 / float(luma(photo).mean())), code,
+                        1.0, tiles)
+    assert float(luma(out).mean()) * 255 < 3 and float(luma(out).std()) * 255 < 2
 
 
 def test_ordinary_photos_are_untouched():

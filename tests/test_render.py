@@ -20,6 +20,7 @@ from stylenorm.inference.bench import fast_step
 from stylenorm.inference.finite import cast_code
 from stylenorm.inference.stylize import StylizeOptions, Stylizer
 from stylenorm.inference.temporal import TemporalOptions
+from stylenorm.inference.tiling import TileOptions
 from stylenorm.inference.video import VideoOptions, stylize_frames
 from stylenorm.models.cin import CINConfig, CINTransformer
 from stylenorm.models.lite import LiteConfig, LiteModel
@@ -171,6 +172,22 @@ def test_tiles_are_decided_in_one_place(kind_model):
     else:
         with pytest.raises(StylenormError, match="^tile works with the adain and lite models"):
             render.tiles_for(stylizer.model, 64, 64, forced)
+
+
+def test_stylize_tiled_is_the_render_path_finished_as_the_commands_do(kind_model, calls):
+    """The library's one-call tiling runs render.encode and render.decode once each and
+    finishes the image as the commands do: Stylizer.render's image in the same tiles."""
+    kind, stylizer, takes_styles = kind_model
+    content = torch.rand(1, 3, 150, 90)
+    if not takes_styles:
+        with pytest.raises(StylenormError, match="^tile works with the adain and lite models"):
+            render.stylize_tiled(stylizer.model, content, stylizer.model.weights_for(1))
+        return
+    code = stylizer.style_code([torch.rand(1, 3, 40, 36)], None)
+    got = render.stylize_tiled(stylizer.model, content, code, 0.6, TileOptions(tile=64))
+    assert taken(calls) == {"tiles_for": 0, "encode": 1, "decode": 1}
+    want = stylizer.render(content, code, StylizeOptions(alpha=0.6, tile=True, tile_size=64))
+    assert torch.equal(got, want), kind
 
 
 def test_batch_holds_whole_contents_to_max_whole_pixels_as_stylize_does(random_store, tmp_path):

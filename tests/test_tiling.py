@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError
+from stylenorm.inference.render import stylize_tiled
 from stylenorm.inference.stylize import Stylizer
 from stylenorm.inference.tiling import (
     GRID,
@@ -20,7 +21,6 @@ from stylenorm.inference.tiling import (
     encode_content,
     should_tile,
     spans,
-    stylize_tiled,
     tile_count,
     window_weights,
 )

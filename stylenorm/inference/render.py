@@ -10,16 +10,26 @@
 3. :func:`decode`: the image for one code, float32 on the CPU at the content's size.
 
 Nothing here looks at ``alpha``: what it means is each model's own concern. The callers finish
-the image the same way: clamped to [0, 1] and faint content kept faint (:mod:`.faint`).
+the image the same way: clamped to [0, 1] and faint content kept faint (:mod:`.faint`), as
+:func:`stylize_tiled` does for a model and a code in hand (the library's one-call tiling).
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..models.protocol import ContentFeatures, Renderable
+from ..models.protocol import ContentFeatures, Renderable, StyleCodeLike
+from .faint import keep_faint
 from .options import StylizeOptions
-from .tiling import TileHook, TileOptions, can_tile, check_tileable, decode_tiled, should_tile
+from .tiling import (
+    FeatureHook,
+    TileHook,
+    TileOptions,
+    can_tile,
+    check_tileable,
+    decode_tiled,
+    should_tile,
+)
 from .tiling import encode_content as encode_tiles
 
 
@@ -62,4 +72,23 @@ def decode(model: Renderable, content: ContentFeatures, code, alpha: float,
     return model.decode_features(content, code, alpha, mask)[..., :height, :width].float().cpu()
 
 
-__all__ = ["decode", "encode", "tiles_for"]
+@torch.inference_mode()
+def stylize_tiled(model: Renderable, content: torch.Tensor, code: StyleCodeLike,
+                  alpha: float = 1.0, options: TileOptions | None = None,
+                  mask: torch.Tensor | None = None, on_tile: TileHook | None = None,
+                  adjust: FeatureHook | None = None) -> torch.Tensor:
+    """Stylise a (1, 3, H, W) content in [0, 1] in tiles (``options``, default
+    :class:`~.tiling.TileOptions`) through this render path: :func:`encode`, ``adjust`` (which
+    may replace the encoded features and statistics), :func:`decode`, then clamped to [0, 1]
+    with faint content kept faint, as every command finishes. A tile with its halo above
+    :data:`~stylenorm.choices.MAX_WHOLE_PIXELS` is refused. Returns (1, 3, H, W) in [0, 1]."""
+    tiles = options or TileOptions()
+    settings = StylizeOptions(alpha=alpha, tile=True, tile_size=tiles.tile)
+    feats = encode(model, content, settings, tiles, on_tile)
+    if adjust is not None:
+        feats = adjust(feats)
+    out = decode(model, feats, code, alpha, tiles, mask, on_tile).clamp(0, 1)
+    return keep_faint(content, out)
+
+
+__all__ = ["decode", "encode", "stylize_tiled", "tiles_for"]

@@ -213,22 +213,9 @@ def decode_tiled(model: nn.Module, feats: ContentFeatures, code: StyleCodeLike, 
     return out[..., :height, :width]
 
 
-def stylize_tiled(model: nn.Module, content: Tensor, code: StyleCodeLike, alpha: float = 1.0,
-                  options: TileOptions | None = None, mask: Tensor | None = None,
-                  on_tile: TileHook | None = None, adjust: FeatureHook | None = None) -> Tensor:
-    """Stylise a (1, 3, H, W) content in [0, 1] in tiles; returns (1, 3, H, W) in [0, 1].
-    ``adjust`` may replace the encoded features and statistics before decoding. (The render
-    path, :mod:`.render`, runs the same two steps.)"""
-    options = options or TileOptions()
-    feats = encode_content(model, content, options, on_tile, alpha)
-    if adjust is not None:
-        feats = adjust(feats)
-    return decode_tiled(model, feats, code, alpha, options, mask, on_tile).clamp(0, 1)
-
-
 def tile_count(model: StyleModel, height: int, width: int, options: TileOptions) -> int:
-    """How many tiles :func:`stylize_tiled` runs for a ``height x width`` content (encode and
-    decode), as its ``on_tile`` hook counts them."""
+    """How many tiles a ``height x width`` content runs in (encode and decode), as the
+    ``on_tile`` hook of :func:`encode_content` and :func:`decode_tiled` counts them."""
     fh, fw = model.feature_size(height, width)
     s = model.feature_scale
     encode = len(spans(height, options.tile, GRID)) * len(spans(width, options.tile, GRID))
