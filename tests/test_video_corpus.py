@@ -18,7 +18,9 @@ from typer.testing import CliRunner
 av = pytest.importorskip("av", reason="PyAV (the video extra) is not installed")
 pytest.importorskip("cv2", reason="OpenCV (the video extra) is not installed")
 
+from stylenorm.choices import VIDEO_MAX_PIXELS  # noqa: E402
 from stylenorm.cli.app import app  # noqa: E402
+from stylenorm.errors import ImageError  # noqa: E402
 from stylenorm.io.video import Retimer, Span, VideoReader  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -326,6 +328,25 @@ def test_the_default_limit_refuses_more_than_8k(tmp_path):
     result = run(huge, STYLE, "-o", tmp_path / "out.mp4")
     assert result.exit_code == 1 and "declares 8200x4400 frames" in result.output
     assert result.output.count("\n") == 1 and not (tmp_path / "out.mp4").exists()
+
+
+def test_the_declared_frame_size_is_refused_before_any_frame_is_decoded(tmp_path):
+    """A header declaring 8192x4352 frames over a stream of 256x256 ones: refused as declared.
+    Opening a file probes it by decoding a frame (which would allocate one of the declared
+    size); had a frame been decoded first, the stream's 256x256 would have been reported."""
+    honest = write_large(tmp_path / "honest.mkv", 256, 256, frames=1)
+    data = honest.read_bytes()
+    width, height = b"\xb0\x82\x01\x00", b"\xba\x82\x01\x00"  # Matroska's PixelWidth/Height
+    assert data.count(width) == data.count(height) == 1
+    liar = tmp_path / "liar.mkv"
+    liar.write_bytes(data.replace(width, b"\xb0\x82\x20\x00").replace(height,
+                                                                       b"\xba\x82\x11\x00"))
+    with pytest.raises(ImageError) as refused:
+        VideoReader(liar)
+    assert str(refused.value) == (f"{liar}: declares 8192x4352 frames (35651584 pixels); the "
+                                  f"limit is {VIDEO_MAX_PIXELS} (raise it with --max-pixels)")
+    with VideoReader(liar, max_pixels=8192 * 4352) as reader:  # past the limit: as it decodes
+        assert [f.rgb.shape for f in reader.frames()] == [(256, 256, 3)]
 
 
 def test_frames_are_reduced_while_8_bit(large_clip, tmp_path):

@@ -35,6 +35,7 @@ from .images import resized_size
 
 INSTALL_HINT = f"stylenorm video needs PyAV and OpenCV: {install_hint('video')}"
 SHORT_BY_FRAMES = 2  # a clip that ends this many frames before its declared end is cut short
+INT_MAX = 2**31 - 1  # FFmpeg's largest max_pixels (the probing decoders refuse larger frames)
 
 
 def optional_module(name: str):
@@ -157,11 +158,8 @@ class VideoReader:
         self.span = span or Span()
         if not self.path.is_file():
             raise ImageError(f"{self.path}: no such file")
-        try:
-            self.container = av.open(str(self.path))
-        except av.FFmpegError as exc:
-            raise ImageError(f"{self.path}: not a readable video: not a video file, or one cut "
-                             f"short or damaged ({reason(exc)})") from None
+        self._check_header(av)
+        self.container = self._open(av, {"max_pixels": str(min(max_pixels, INT_MAX))})
         if not self.container.streams.video:
             self.container.close()
             raise ImageError(f"{self.path}: has no video stream")
@@ -179,6 +177,24 @@ class VideoReader:
         self.retimer = Retimer(1 / float(self.info.rate * self.time_base))
         self.out_size: tuple[int, int] | None = None
         self.first_pts: int | None = None
+
+    def _open(self, av, options: dict[str, str]):
+        """The container opened with ``options`` for it and its streams' probing decoders."""
+        try:
+            return av.open(str(self.path), options=options)
+        except av.FFmpegError as exc:
+            raise ImageError(f"{self.path}: not a readable video: not a video file, or one cut "
+                             f"short or damaged ({reason(exc)})") from None
+
+    def _check_header(self, av) -> None:
+        """Refuse a frame size past ``max_pixels`` as the header declares it, before any frame
+        is decoded: opening a file probes it by decoding a frame at that size, so the header
+        is read first with decoding skipped (FFmpeg's ``skip_frame=all``)."""
+        with self._open(av, {"skip_frame": "all"}) as container:
+            streams = container.streams.video
+            if streams and streams[0].codec_context is not None:
+                context = streams[0].codec_context
+                self._check_pixels(context.width, context.height, "declares")
 
     def _describe(self) -> VideoInfo:
         s = self.stream
