@@ -124,14 +124,16 @@ def stylize(
 @app.command()
 @user_errors
 def export(
-    model: str = typer.Argument(..., help="Installed lite model name or a .safetensors path."),
+    model: str = typer.Argument(..., help="Installed model name or a .safetensors path, of a "
+                                "kind that exports to ONNX."),
     output: Path = typer.Option(..., "--output", "-o", dir_okay=False,
                                 help="Output file, e.g. model.onnx (written atomically)."),
     export_format: ExportFormat = typer.Option(ExportFormat.ONNX, "--format",
                                                help="Output format."),
 ) -> None:
-    """Export a lite MODEL for other runtimes: float32 ONNX with dynamic image sizes, inputs
-    content, style, alpha and output image."""
+    """Export MODEL for other runtimes: float32 ONNX with dynamic image sizes, inputs content,
+    style, alpha and output image. A model of a kind that does not export is refused, naming
+    the kinds that do."""
     from ..inference.export import export_onnx
 
     say(f"wrote {export_onnx(model, output)}")
