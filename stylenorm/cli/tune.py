@@ -52,7 +52,7 @@ def tune_options(
     size: Size = 512,
     style_size: StyleSize = 512,
     crop_size: CropSize = 256,
-    lr: Lr = 1e-4,
+    lr: Lr = 3e-4,
     adain_weight: AdainWeight = 3.0,
     style_weight: StyleWeight = 5.0,
     overwrite: Overwrite = False,
