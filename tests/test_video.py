@@ -166,7 +166,7 @@ def test_a_scene_cut_restarts_the_filter():
     temporal = TemporalFilter()
     for frame in (clip.frames[0], clip.frames[1], other):
         temporal.observe(frame)
-    assert temporal.cuts == 1 and temporal.trust is None
+    assert temporal.cuts == 1 and temporal.weight is None
 
 
 def test_an_interrupted_run_leaves_no_file(clip_file, tmp_path, monkeypatch):
