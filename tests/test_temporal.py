@@ -111,6 +111,17 @@ def test_a_region_is_held_only_once_it_and_its_surroundings_settled():
     assert mask.min() == 1  # all settled again
 
 
+def test_beside_what_never_settles_only_pixels_not_right_next_to_it_are_held():
+    canvas = Canvas(tolerance=0.03, settle=2)
+    moving = scene()
+    for t in range(12):  # a spot that never stops changing; 16 px reach, 4 px "next to it"
+        moving[40:48, 60:68] = 0.3 * (t % 3)
+        mask = canvas.hold(moving, (H, W), 0, 16)
+    assert mask[40:48, 56:60].max() == 0  # 1-4 px away: the outline the model draws
+    assert mask[40:48, 45:53].min() == 1  # 7-15 px away: held, alone
+    assert mask[:20].min() == 1
+
+
 def test_a_moving_camera_holds_nothing():
     wide = cv2.resize(scene(), (2 * W, 2 * H))
     frames = [np.ascontiguousarray(wide[20 : 20 + H, 3 * t : 3 * t + W]) for t in range(5)]

@@ -5,11 +5,15 @@ moves elsewhere in the frame.
 :class:`Canvas` keeps, per pixel, the input it last saw change to (``drawn``, at the flow's
 reduced size) and how many frames the input has stayed within ``tolerance`` of it. A pixel is
 *held* once it and everything within ``reach`` px (what the model sees around it) have stayed
-so for ``settle`` frames, or it alone for three times as long (beside grass that never stops
-moving, say), and stays held while its own input stays so: the output there is frozen at what
-it last was. Waiting for the surroundings keeps what a passing object did to the rendering
-within the model's reach from being frozen behind it. Any change beyond the tolerance frees the
-pixel, and the output follows the blended stylisation again until the region has settled anew.
+so for ``settle`` frames, or it and everything within a quarter of that distance for three
+times as long (beside grass that never stops moving, say), and stays held while its own input
+stays so: the output there is frozen at what it last was. Waiting for the surroundings keeps
+what a passing object did to the rendering within the model's reach from being frozen behind
+it; the quarter distance keeps the outline the model draws a few px around something that
+keeps moving nearby from being frozen onto the background (holding a pixel alone, whatever
+moved next to it, froze such outlines: a line of dark marks along a sprite's path). Any change
+beyond the tolerance frees the pixel, and the output follows the blended stylisation again
+until the region has settled anew.
 Measuring against the input as it was when it last changed, not the previous frame's, lets
 slow change (a fade, a drifting shadow) accumulate until it frees the pixel; camera noise,
 measured on a slightly blurred difference, does not. Regions that keep moving a little (grass
@@ -55,10 +59,9 @@ class Canvas:
             unchanged = ~changed(small, self.drawn, self.tolerance)
             self.drawn[~unchanged] = small[~unchanged]
             self.age = np.where(unchanged, np.minimum(self.age + 1, ALONE * self.settle), 0)
-            side = 2 * round(reach) + 1
-            settled = cv2.erode((self.age >= self.settle).astype(np.uint8),
-                                np.ones((side, side), np.uint8)).astype(bool)
-            settled |= self.age >= ALONE * self.settle  # beside what never settles
+            settled = aged_around(self.age, self.settle, reach)
+            # beside what never settles, though not right next to it:
+            settled |= aged_around(self.age, ALONE * self.settle, reach / 4)
             self.held = unchanged & (self.held | settled)
         self.free = cv2.resize((~self.held).astype(np.uint8), size[::-1],
                                interpolation=cv2.INTER_NEAREST).astype(bool)
@@ -90,6 +93,15 @@ class Canvas:
         near = cv2.dilate(moved, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
         region = feather(near, width)
         return FrameMotion(step.backward * region[..., None], step.valid | (region == 0))
+
+
+def aged_around(age: np.ndarray, frames: int, reach: float) -> np.ndarray:
+    """Where every pixel within ``reach`` px (a square) has been unchanged for ``frames``
+    frames. Shape: (h, w) int -> (h, w) bool."""
+    cv2 = optional_module("cv2")
+    side = 2 * round(reach) + 1
+    return cv2.erode((age >= frames).astype(np.uint8),
+                     np.ones((side, side), np.uint8)).astype(bool)
 
 
 def changed(a: np.ndarray, b: np.ndarray, tolerance: float) -> np.ndarray:

@@ -70,7 +70,9 @@ class TemporalOptions:
     hold: bool = True  # the persistent canvas on unchanged, still pixels
     hold_tolerance: float = 0.03  # input change since drawn that ends a hold
     still_flow: float = 0.5  # px per frame (full size): slower counts as standing still
-    hold_margin: int = 24  # px: a held pixel has had no change this near (the model's sight)
+    hold_margin: int = 16  # px: a held pixel has had no change this near (the model's sight:
+    # the lite model's output reacts to an object up to about 16 px away, beyond that only as
+    # much as to any change in the frame)
     hold_after: int = 8  # frames a region stays unchanged before it is held
 
     def validate(self) -> None:
