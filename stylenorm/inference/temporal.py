@@ -74,7 +74,7 @@ class TemporalOptions:
     # the lite model's output reacts to an object up to about 16 px away, beyond that only as
     # much as to any change in the frame)
     hold_after: int = 6  # frames a region stays unchanged before it is held (8: static change
-    #                      over 25 frames 0.302x per-frame on the real clip, 6: 0.247x; 4 costs style)
+    # over 25 frames 0.302x per-frame on the real clip, 6: 0.247x; 4 costs style)
 
     def validate(self) -> None:
         for name in ("blend", "stats_momentum", "colour_tolerance", "cut_fraction",
