@@ -33,19 +33,19 @@ import argparse
 import dataclasses
 import pickle
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from known_motion import save_clip
 from PIL import Image
+from video_pipelines import read_rgb, run_pipeline, style_losses
 
 from stylenorm.inference.bench import describe_machine
 from stylenorm.inference.flow import FrameMotion, consistent, grey, warping_error
-from stylenorm.inference.stylize import StylizeOptions, Stylizer
+from stylenorm.inference.stylize import Stylizer
 from stylenorm.inference.temporal import TemporalOptions
-from stylenorm.inference.video import VideoOptions, VideoReport, stylize_frames
+from stylenorm.inference.video import stylize_frames
 from stylenorm.io.images import load_image
 from stylenorm.io.video import VideoReader, optional_module
 
@@ -54,13 +54,6 @@ SAMPLES = REPO / "samples"
 CLIP = REPO.parent / "shared" / "video" / "big_buck_bunny_480p_30s.mp4"
 LAGS = (1, 25, 100)
 STILL_SPEED = 0.5  # px a frame: a camera moving slower stands still
-
-
-def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    image = Image.open(path).convert("RGB")
-    if size is not None:
-        image = image.resize(size, Image.LANCZOS)
-    return np.asarray(image, dtype=np.float32) / 255
 
 
 def read_clip(path: Path, size: int, frames: int, start: int = 0) -> list[np.ndarray]:
@@ -172,25 +165,8 @@ def cuts(inputs: list[np.ndarray]) -> list[int]:
             if np.abs(inputs[i + 1] - inputs[i]).mean() > 0.15]
 
 
-def vgg_losses(outputs: list[np.ndarray], style: torch.Tensor, every: int) -> dict[int, float]:
-    from stylenorm.hub.zoo import load_encoder
-    from stylenorm.models.vgg import TAPS
-    from stylenorm.nn.losses import mean_std_style_loss
-
-    encoder = load_encoder().eval()
-    with torch.inference_mode():
-        target = encoder(style)
-        return {i: mean_std_style_loss(encoder(torch.from_numpy(outputs[i]).permute(2, 0, 1)
-                                               [None]), target, TAPS).item()
-                for i in range(0, len(outputs), every)}
-
-
 def run(stylizer: Stylizer, frames, style, temporal: TemporalOptions):
-    options = VideoOptions(StylizeOptions(size=0), temporal)
-    report = VideoReport(Path())
-    start = time.perf_counter()
-    outputs = stylize_frames(stylizer, frames, [style], options, report)
-    report.seconds, report.frames = time.perf_counter() - start, len(frames)
+    outputs, report = run_pipeline(stylizer, frames, style, temporal)
     per = 1000 / report.frames
     label = "temporal" if temporal.enabled else "per-frame"
     print(f"  {label:>9}: {report.fps:.1f} fps, model {report.model_seconds * per:.0f} "
@@ -248,9 +224,10 @@ def compare(name: str, frames, reference, stylizer, style, temporal: TemporalOpt
     try:
         if not args.every:
             raise RuntimeError("--every 0")
-        losses = {"per-frame": cached(args.cache, f"{key}-losses-{args.every}", lambda: vgg_losses(
-            outputs["per-frame"], style, args.every)),
-                  "temporal": vgg_losses(outputs["temporal"], style, args.every)}
+        per_frame = cached(args.cache, f"{key}-losses-{args.every}",
+                           lambda: style_losses(outputs["per-frame"], style, args.every))
+        losses = {"per-frame": per_frame,
+                  "temporal": style_losses(outputs["temporal"], style, args.every)}
     except Exception as exc:  # the encoder is an optional download
         print(f"  style loss skipped: {exc}")
     else:
@@ -280,7 +257,8 @@ def report_style(losses: dict[str, dict[int, float]], starts: list[int]) -> None
     frames = sorted(base)
     runs = [[i for i in frames if j <= i < j + 24] for j in frames[: -24 // 3 or None]]
     windows = [sum(temp[i] for i in r) / sum(base[i] for i in r) for r in runs if r]
-    print(f"    24 frames: worst {max(windows):.3f}x, best {min(windows):.3f}x")
+    if windows:
+        print(f"    24 frames: worst {max(windows):.3f}x, best {min(windows):.3f}x")
 
 
 def save_strip(frames, outputs, path: Path, start: int) -> None:
@@ -343,6 +321,7 @@ def main() -> None:
     style = load_image(args.style, 512).rgb
     stylize_frames(stylizer, [np.zeros((64, 64, 3), np.float32)] * 2, [style])  # warm-up
     if args.only != "clip":
+        args.work.mkdir(parents=True, exist_ok=True)
         frames, clean = static_shot(args.size, args.static_frames, args.noise, args.work)
         outputs = compare("static shot (samples, H.264)", frames, clean, stylizer, style,
                           temporal, args)

@@ -20,30 +20,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from known_motion import CameraPath, pan_zoom_clip
 from PIL import Image
+from video_pipelines import read_rgb, run_pipeline, style_losses
 
 from stylenorm.inference.bench import describe_machine
 from stylenorm.inference.flow import FlowEstimator, clip_warping_error, full_motion, grey
-from stylenorm.inference.stylize import StylizeOptions, Stylizer
+from stylenorm.inference.stylize import Stylizer
 from stylenorm.inference.temporal import TemporalOptions
-from stylenorm.inference.video import VideoOptions, VideoReport, stylize_frames
+from stylenorm.inference.video import stylize_frames
 from stylenorm.io.images import load_image
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 STRIP_WIDTH = 1200  # px: the before/after strip as the README shows it
-
-
-def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    image = Image.open(path).convert("RGB")
-    if size is not None:
-        image = image.resize(size, Image.LANCZOS)
-    return np.asarray(image, dtype=np.float32) / 255
 
 
 def make_clip(width: int, height: int, frames: int):
@@ -58,28 +51,14 @@ def make_clip(width: int, height: int, frames: int):
 
 def style_loss(frames: list[np.ndarray], style: torch.Tensor) -> float | None:
     try:
-        from stylenorm.hub.zoo import load_encoder
-        from stylenorm.models.vgg import TAPS
-        from stylenorm.nn.losses import mean_std_style_loss
-
-        encoder = load_encoder().eval()
+        return statistics.fmean(style_losses(frames, style).values())
     except Exception as exc:  # the encoder is an optional download
         print(f"style loss skipped: {exc}")
         return None
-    with torch.inference_mode():
-        f_s = encoder(style)
-        losses = [mean_std_style_loss(encoder(torch.from_numpy(f).permute(2, 0, 1)[None]), f_s,
-                                      TAPS).item() for f in frames]
-    return statistics.fmean(losses)
 
 
 def run(stylizer: Stylizer, frames, style, temporal: bool):
-    options = VideoOptions(StylizeOptions(size=0), TemporalOptions(enabled=temporal))
-    report = VideoReport(Path())
-    start = time.perf_counter()
-    outputs = stylize_frames(stylizer, frames, [style], options, report)
-    report.seconds, report.frames = time.perf_counter() - start, len(frames)
-    return outputs, report
+    return run_pipeline(stylizer, frames, style, TemporalOptions(enabled=temporal))
 
 
 def speed_rounds(stylizer: Stylizer, frames, style, rounds: int, size: str) -> None:

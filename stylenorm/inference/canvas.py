@@ -78,10 +78,6 @@ class Canvas:
             self.rendering = output.copy()
         return output
 
-    @property
-    def held_share(self) -> float:
-        return 0.0 if self.held is None else float(self.held.mean())
-
     def still_motion(self, step: FrameMotion, small: np.ndarray, previous: np.ndarray,
                      width: float) -> FrameMotion:
         """For a camera that stands still: the flow kept only where the input changed since

@@ -25,7 +25,7 @@ with and the texture it paints. :class:`TemporalFilter` removes most of it in th
    the statistics as things moved elsewhere.
 5. **Detail kept.** The warp is bicubic (bilinear resampling, repeated frame after frame,
    blurs), and where frames were averaged the blend's fine detail is brought back to the fresh
-   stylisation's energy, band by band (:func:`.canvas.restore_detail`): averaging two frames'
+   stylisation's energy, band by band (:func:`.detail.restore_detail`): averaging two frames'
    textures softens them.
 """
 
@@ -85,9 +85,9 @@ class TemporalOptions:
                                   params=(name,))
         if min(self.feather, self.still_flow, self.hold_margin, self.hold_after) < 0 \
                 or self.flow_side < 16:
-            raise OptionError(f"feather, still_flow and hold_margin must be >= 0 and flow_side "
-                              f">= 16; got {self.feather}, {self.still_flow}, "
-                              f"{self.hold_margin}, {self.flow_side}")
+            raise OptionError(f"feather, still_flow, hold_margin and hold_after must be >= 0 and "
+                              f"flow_side >= 16; got {self.feather}, {self.still_flow}, "
+                              f"{self.hold_margin}, {self.hold_after}, {self.flow_side}")
 
 
 class TemporalFilter:
@@ -119,7 +119,7 @@ class TemporalFilter:
         self.backward, self.weight, self.kept = None, None, None
         previous, self.previous_small = self.previous_small, small
         if previous is None or previous.shape != small.shape:
-            self._restart(small)
+            self._restart()
             return
         step = motion(self.estimator, grey(previous), grey(small))
         scale = frame.shape[0] / small.shape[0]
@@ -129,7 +129,7 @@ class TemporalFilter:
             step = self.canvas.still_motion(step, small, previous, width)
         trusted = self._trusted(small, previous, step, width)
         if trusted.mean() < self.options.cut_fraction:
-            self._restart(small)
+            self._restart()
             self.cuts += 1
             return
         size = frame.shape[:2]
@@ -141,7 +141,8 @@ class TemporalFilter:
         self.backward = resize_flow(step.backward, size)
         self.weight = full_size(trusted * self.options.blend, size)
 
-    def _restart(self, small: np.ndarray) -> None:
+    def _restart(self) -> None:
+        """A new shot: the statistics and the canvas start afresh."""
         self.stats = None
         self.canvas.restart()
 
