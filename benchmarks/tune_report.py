@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--adain-weight", type=float, default=TuneConfig.adain_weight)
     parser.add_argument("--style-weight", type=float, default=TuneConfig.style_weight)
     parser.add_argument("--pixel-weight", type=float, default=TuneConfig.pixel_weight)
+    parser.add_argument("--feature-weight", type=float, default=TuneConfig.feature_weight)
+    parser.add_argument("--deep-feature-weight", type=float,
+                        default=TuneConfig.deep_feature_weight)
     parser.add_argument("--lr", type=float, default=TuneConfig.lr)
     parser.add_argument("--batch-size", type=int, default=TuneConfig.batch_size)
     parser.add_argument("--threads", type=int, default=0)
@@ -78,6 +81,8 @@ def main() -> None:
                             minutes=args.minutes, steps=args.steps, lr=args.lr,
                             batch_size=args.batch_size, adain_weight=args.adain_weight,
                             style_weight=args.style_weight, pixel_weight=args.pixel_weight,
+                            feature_weight=args.feature_weight,
+                            deep_feature_weight=args.deep_feature_weight,
                             overwrite=True)
         start = time.perf_counter()
         result = tune(config, progress=False)

@@ -147,6 +147,37 @@ def test_extend_trains_only_new_rows(random_store, folders):
     assert read_meta(extended.model_path).provenance["trained_styles"] == [2]
 
 
+def test_refine_trains_only_the_named_styles_rows(random_store, folders):
+    base = train_cin(tiny(folders, out=str(folders / "base"), sample_every=0), progress=False)
+    refined = train_cin(tiny(folders, out=str(folders / "refined"), refine=("b_waves",),
+                             teacher="adain", iterations=3, lr=1e-2, sample_every=0),
+                        progress=False, init=str(base.model_path))
+    old, new = load_model(base.model_path), load_model(refined.model_path)
+    assert new.config.style_names == ["a_dots", "b_waves"]
+    before, after = old.state_dict(), new.state_dict()
+    for key, value in before.items():
+        if key.endswith((".gamma", ".beta")):
+            assert torch.equal(after[key][0], value[0]), key
+        else:
+            assert torch.equal(after[key], value), key
+    assert any(not torch.equal(after[k][1], before[k][1]) for k in before
+               if k.endswith(".gamma")), "the refined style's rows did not train"
+    x = torch.rand(1, 3, 20, 24)
+    assert torch.equal(new.stylize(x, new.weights_for(0)), old.stylize(x, old.weights_for(0)))
+    assert read_meta(refined.model_path).provenance["trained_styles"] == [1]
+
+
+def test_refine_needs_init_and_known_names(random_store, folders):
+    with pytest.raises(StylenormError, match="--init"):
+        train_cin(tiny(folders, refine=("a_dots",)), progress=False)
+    base = train_cin(tiny(folders, out=str(folders / "base"), sample_every=0), progress=False)
+    with pytest.raises(StylenormError, match="no style named candy among the --styles "
+                                             r"\(a_dots, b_waves\)"):
+        train_cin(tiny(folders, refine=("candy",)), progress=False, init=str(base.model_path))
+    with pytest.raises(StylenormError, match="give one of them"):
+        tiny(folders, refine=("a_dots",), extend=str(base.model_path)).validate()
+
+
 def test_extend_needs_a_cin_model(random_store, folders):
     adain_model = random_store / "adain.safetensors"
     with pytest.raises(StylenormError, match="expected a CIN model"):
@@ -189,6 +220,18 @@ def test_cli_train_cin_and_stylize(random_store, folders):
     result = runner.invoke(app, ["train", "cin", "--content", str(folders / "content"),
                                  "--styles", str(folders / "styles"), "--widths", "4,8"])
     assert result.exit_code == 1 and "--widths must be three" in result.output
+    result = runner.invoke(app, [
+        "train", "cin", "--content", str(folders / "content"), "--styles",
+        str(folders / "styles"), "--out", str(folders / "refined"), "--init", model,
+        "--refine", "b_waves, a_dots", "--iterations", "1", "--batch-size", "2", "--crop-size",
+        "32", "--style-size", "32", "--sample-every", "0", "--workers", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    refined = read_meta(folders / "refined" / "model.safetensors").provenance
+    assert refined["trained_styles"] == [0, 1]
+    result = runner.invoke(app, ["train", "cin", "--content", str(folders / "content"),
+                                 "--styles", str(folders / "styles"), "--refine", "candy",
+                                 "--init", model, "--no-progress"])
+    assert result.exit_code == 1 and "no style named candy" in result.output
 
 
 def test_adain_model_still_needs_style_images(random_store, folders):

@@ -12,8 +12,8 @@ from stylenorm.cli.app import app
 from stylenorm.hub.files import read_meta, save_weights
 from stylenorm.hub.zoo import load_model
 from stylenorm.models.lite import LiteConfig, LiteModel
-from stylenorm.training.tune import TuneConfig, tune
-from stylenorm.training.tune_inputs import PhotoCrops
+from stylenorm.training.tune import TuneConfig, _Tuner, tune
+from stylenorm.training.tune_inputs import PhotoCrops, check_inputs
 
 
 @pytest.fixture
@@ -65,6 +65,23 @@ def test_tuning_lowers_the_loss_it_is_given(setting):
                              feature_weight=0, adain_weight=0, identity_weight=0,
                              val_every_s=1e9), progress=False)
     assert result.figures["style_loss"] < 0.7 * result.first_figures["style_loss"]
+
+
+def test_the_deep_feature_term_pulls_toward_the_teachers_relu4_1(setting):
+    """With only that term, steps on one batch lower it: it is there, and it has a gradient."""
+    tmp_path, init, style = setting
+    config = config_for(tmp_path, init, style, lr=3e-3, pixel_weight=0, feature_weight=0,
+                        style_weight=0, adain_weight=0, identity_weight=0,
+                        deep_feature_weight=1)
+    style_image, _, photos, _, student = check_inputs(config)
+    tuner = _Tuner(config, style_image, photos, student, torch.device("cpu"), torch.float32)
+    batch = tuner.crops.batch(2)
+    with torch.no_grad():
+        first = float(tuner.loss(batch))
+    for _ in range(20):
+        tuner.step(batch)
+    with torch.no_grad():
+        assert 0 < float(tuner.loss(batch)) < 0.5 * first
 
 
 def test_ctrl_c_installs_what_was_learnt(setting, monkeypatch):

@@ -184,6 +184,9 @@ StyleImages = Annotated[Path, typer.Option(
 Extend = Annotated[Path, typer.Option(
     exists=True, dir_okay=False, help="A trained CIN model: add the --styles to it, training "
     "only their new gamma/beta rows.")]
+Refine = Annotated[str, typer.Option(
+    help="Style names (comma-separated): train only these styles' gamma/beta rows of the "
+    "--init model, on these styles alone; the others stay bit-identical.")]
 StyleSize = Annotated[int, typer.Option(
     min=16, help="Style images' shorter side in px for their Gram matrices (and, with "
     "--teacher, the teacher's style codes).")]
@@ -204,6 +207,7 @@ def cin(
     content: Folder,
     styles: StyleImages,
     extend: Extend = None,
+    refine: Refine = "",
     out: Out = Path("runs/cin"),
     encoder: LossNetwork = "vgg19-normalised",
     widths: WidthsOpt = "32,64,128",
@@ -227,7 +231,8 @@ def cin(
     arch = from_init(context, init, "cin", {"widths": parse_widths(widths),
                                             "res_blocks": res_blocks})
     config = CINTrainConfig(
-        content=str(content), styles=str(styles), extend=str(extend or ""), out=str(out),
+        content=str(content), styles=str(styles), extend=str(extend or ""),
+        refine=tuple(name.strip() for name in refine.split(",") if name.strip()), out=str(out),
         encoder=encoder, **arch, style_size=style_size, content_layer=content_layer,
         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
         **teacher, iterations=iterations, lr=lr, lr_decay=lr_decay, **loop_config(options))

@@ -13,7 +13,10 @@ The Gram matrices of the styles are computed once. With ``teacher`` (an installe
 the content target becomes the teacher's output and an L1 term to it is added
 (:mod:`.cin_teacher`). With ``extend`` (a trained CIN model), the
 new styles get new (gamma, beta) rows and only those rows train: every other parameter is frozen
-and the old rows receive zero gradient, so the old styles' outputs stay bit-identical.
+and the old rows receive zero gradient, so the old styles' outputs stay bit-identical. With
+``refine`` (style names, and ``init`` a trained model with the same styles) only those styles'
+rows train, on those styles alone: a style the network renders too like another gets every
+iteration, and the others stay bit-identical.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class CINTrainConfig(TrainConfig):
     content: str = ""
     styles: str = ""
     extend: str = ""
+    refine: tuple[str, ...] = ()  # names of the styles whose (gamma, beta) rows alone train
     encoder: str = "vgg19-normalised"
     widths: tuple[int, int, int] = (32, 64, 128)
     res_blocks: int = 5
@@ -85,6 +89,9 @@ class CINTrainConfig(TrainConfig):
             raise StylenormError("val_content, val_style and val_every are for adain and lite: "
                                  "a CIN network's styles are its training set",
                                  params=("val_content", "val_style", "val_every"))
+        if self.refine and self.extend:
+            raise StylenormError("refine trains some of a model's own styles, extend adds new "
+                                 "ones: give one of them", params=("refine", "extend"))
         if not self.teacher and self.pixel_weight != PIXEL_WEIGHT:
             raise StylenormError(f"pixel_weight {self.pixel_weight}: the weight of the L1 to a "
                                  "teacher's output; it needs a teacher",
@@ -112,14 +119,14 @@ class CINTask:
     """The CIN network being trained, the frozen encoder, Gram targets and sample pictures."""
 
     def __init__(self, config: CINTrainConfig, encoder: VGGEncoder, network: CINTransformer,
-                 targets: StyleTargets, samples: torch.Tensor, frozen_rows: int = 0,
+                 targets: StyleTargets, samples: torch.Tensor, only_rows: bool = False,
                  teacher: CINTeacher | None = None) -> None:
         self.config, self.network, self.teacher = config, network, teacher
-        self.targets, self.samples, self.frozen_rows = targets, samples, frozen_rows
+        self.targets, self.samples = targets, samples
         self.encode = FrozenEncoder(encoder)
         self.forward = torch.compile(network) if config.compile else network
-        if frozen_rows:
-            freeze_old_styles(network, frozen_rows)
+        if only_rows:
+            train_only_rows(network, targets.rows)
 
     def prepare(self, device: torch.device, dtype: torch.dtype, channels_last: bool) -> None:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -185,16 +192,32 @@ class CINTask:
         return f"styles (--style-index): {listing}", {"style_names": names}
 
 
-def freeze_old_styles(network: CINTransformer, old: int) -> None:
-    """Train only the (gamma, beta) rows from ``old`` on: everything else is frozen, and the old
+def train_only_rows(network: CINTransformer, rows: list[int]) -> None:
+    """Train only the (gamma, beta) rows ``rows``: everything else is frozen, and the other
     rows' gradients are zeroed (Adam then leaves them exactly as they are)."""
     network.requires_grad_(False)
     for layer in network.cin_layers():
         for param in (layer.gamma, layer.beta):
             param.requires_grad_(True)
-            mask = torch.ones_like(param[:, :1])
-            mask[:old] = 0
+            mask = torch.zeros_like(param[:, :1])
+            mask[rows] = 1
             param.register_hook(lambda grad, m=mask: grad * m.to(grad))
+
+
+def trained_rows(config: CINTrainConfig, names: list[str], old: int,
+                 init: str | None) -> list[int]:
+    """The network rows that train: the ``refine`` styles' (which need ``init``), else those
+    of the styles in the folder (all of them, or the new ones of ``extend``)."""
+    if not config.refine:
+        return list(range(old, len(names)))
+    if init is None:
+        raise StylenormError("refine trains some styles of a trained CIN model: give it as "
+                             "init (--init FILE)", params=("refine", "init"))
+    unknown = [name for name in config.refine if name not in names]
+    if unknown:
+        raise StylenormError(f"refine: no style named {', '.join(unknown)} among the "
+                             f"--styles ({', '.join(names)})", params=("refine",))
+    return sorted({names.index(name) for name in config.refine})
 
 
 def readable_styles(paths: list[Path], size: int) -> dict[Path, torch.Tensor]:
@@ -252,16 +275,19 @@ def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = 
     encoder, encoder_meta = load_frozen_encoder(config.encoder)
     torch.manual_seed(config.seed)
     network, old = build_network(config, [p.stem for p in style_paths])
-    grams = style_grams(encoder, images, config.style_layers, device)
-    targets = StyleTargets(grams, rows=list(range(old, old + len(style_paths))))
+    rows = trained_rows(config, network.config.style_names, old, init)
+    trained = {path: images[path] for path in (style_paths[row - old] for row in rows)}
+    grams = style_grams(encoder, trained, config.style_layers, device)
+    targets = StyleTargets(grams, rows=rows)
     if init is not None and not resume:
         start_from(network, init, CINTransformer.kind, config=network.config.to_dict())
     teacher = None
     if config.teacher:
-        teacher = CINTeacher(config.teacher, list(images.values()), device, resolve_dtype(
+        teacher = CINTeacher(config.teacher, list(trained.values()), device, resolve_dtype(
             "auto", device))
     samples = validation_images(contents, config.crop_size, config.sample_count, device)
-    task = CINTask(config, encoder, network, targets, samples, frozen_rows=old, teacher=teacher)
+    task = CINTask(config, encoder, network, targets, samples,
+                   only_rows=bool(old or config.refine), teacher=teacher)
     data = crop_data(config, device, [contents])
     provenance = {"trained_with": "stylenorm train cin", **encoder_meta,
                   "content_images": len(contents), "style_files": [p.name for p in style_paths],

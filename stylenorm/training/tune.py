@@ -11,6 +11,7 @@ stylised photo), the teacher stylises them (t) and the student's output o = m(c,
 pulled toward t and toward the evaluation's own targets, with f the frozen VGG loss network::
 
     L = pixel_weight * mean|o - t| + feature_weight * ||f(o)_relu3_1 - f(t)_relu3_1||^2
+      + deep_feature_weight * ||f(o)_relu4_1 - f(t)_relu4_1||^2
       + style_weight * sum_{l = relu1_1..relu4_1} ||mu(f_l(o)) - mu_l(s)||^2
                                                   + ||sigma(f_l(o)) - sigma_l(s)||^2
       + adain_weight * ||f(o)_relu4_1 - AdaIN(f(c)_relu4_1, s)||^2
@@ -165,16 +166,24 @@ class _Tuner:
             total = config.pixel_weight * (output - wanted).abs().mean()
             total = total + config.style_weight * measure.style_loss(feats)
             total = total + config.adain_weight * measure.content_loss(feats, content, encode)
-            if config.feature_weight:
-                with torch.no_grad():
-                    goal = encode(wanted, FEATURE_LAYER)[FEATURE_LAYER]
-                total = total + config.feature_weight * F.mse_loss(
-                    feats[FEATURE_LAYER].float(), goal.float())
+            total = total + self._teacher_features_loss(feats, wanted)
             if config.identity_weight:
                 own = content[: max(1, content.shape[0] // 2)]
                 rebuilt = model(own, model.style_code(own)).float()
                 total = total + config.identity_weight * F.mse_loss(rebuilt, own)
         return total
+
+    def _teacher_features_loss(self, feats: dict, wanted: torch.Tensor) -> torch.Tensor | float:
+        """The weighted distances of the output's VGG features to the teacher output's."""
+        weights = {FEATURE_LAYER: self.config.feature_weight,
+                   ADAIN_LAYER: self.config.deep_feature_weight}
+        layers = [layer for layer, weight in weights.items() if weight]
+        if not layers:
+            return 0.0
+        with torch.no_grad():
+            goal = self.encode(wanted, layers[-1])
+        return sum(weights[layer] * F.mse_loss(feats[layer].float(), goal[layer].float())
+                   for layer in layers)
 
     def step(self, content: torch.Tensor) -> None:
         total = self.loss(content.contiguous(memory_format=torch.channels_last))

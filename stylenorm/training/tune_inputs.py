@@ -38,6 +38,7 @@ class TuneConfig:
     #                   1.32x, 0.92x (docs/tune.md)
     pixel_weight: float = 3.0
     feature_weight: float = 1.0
+    deep_feature_weight: float = 0.0  # the same distance at relu4_1, the layer the figures use
     style_weight: float = 5.0
     adain_weight: float = 3.0  # 1 gave (style, content) 0.81x, 1.53x the teacher's; 4: 1.08x, 1.40x
     identity_weight: float = 20.0
@@ -59,7 +60,8 @@ class TuneConfig:
         if self.crop_size < 16 or self.crop_size > self.content_size:
             raise StylenormError(f"--crop-size must be in [16, --size {self.content_size}]; "
                                  f"got {self.crop_size}")
-        if self.lr <= 0 or min(self.pixel_weight, self.feature_weight, self.style_weight,
+        if self.lr <= 0 or min(self.pixel_weight, self.feature_weight, self.deep_feature_weight,
+                               self.style_weight,
                                self.adain_weight, self.identity_weight) < 0:
             raise StylenormError("--lr must be > 0 and the loss weights >= 0")
 
