@@ -226,6 +226,22 @@ def test_distillation_trains_resumes_exactly_and_records_the_teacher(random_stor
     assert '"alpha0_psnr"' in val[-1]
 
 
+def test_a_resume_without_a_run_is_refused_before_the_teacher_cache(random_store, folders,
+                                                                  tmp_path, monkeypatch):
+    import stylenorm.training.lite as lite
+
+    def never(*args, **kwargs):
+        raise AssertionError("the teacher cache was prepared before the run folder's check")
+
+    monkeypatch.setattr(lite, "LiteTeacher", never)
+    content, style = folders
+    config = distilling(out=str(tmp_path / "empty"), content=str(content), style=str(style),
+                        teacher="adain", cache_pairs=6, cache=str(tmp_path / "cache"),
+                        batch_size=2, crop_size=32, widths=(4, 8, 8), res_blocks=1)
+    with pytest.raises(StylenormError, match="holds no checkpoint.pt to resume from"):
+        train_lite(config, resume=True, progress=False)
+
+
 def as_before_distill_settings(run: Path) -> None:
     """Rewrite a run folder's config (checkpoint and config.json) in the layout of the
     distillation config before it was a part of the lite config: a subclass, its fields beside

@@ -35,6 +35,8 @@ from .inputs import crop_data, find_inputs, sample_pairs, validation_pairs
 from .lite_teacher import LiteTeacher
 from .loop import TrainResult, fit, load_frozen_encoder
 from .objective import AdaINObjective, FrozenEncoder, StyleLoss
+from .run_state import CHECKPOINT
+from .runlog import check_run_dir
 from .warm_start import start_from
 
 __all__ = ["LiteTask", "LiteTrainConfig", "augment_styles", "train_lite"]
@@ -242,6 +244,7 @@ def distil(config: LiteTrainConfig, *, resume: bool = False, progress: bool = Tr
     """:func:`train_lite` with ``config.distill``: build (or reuse) the teacher cache, then
     train the lite student on it (or on the teacher's outputs of every batch)."""
     refuse_in_job("stylenorm train lite --teacher", "every rank would build the teacher cache")
+    check_run_dir(config.out, resume, CHECKPOINT)  # before the cache, which can take hours
     device, contents, styles = find_inputs(config)
     encoder, encoder_meta = load_frozen_encoder(config.encoder)
     teacher = LiteTeacher(config, device, encoder, encoder_meta, contents, styles,

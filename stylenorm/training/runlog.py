@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import StylenormError
 from ..io.atomic import atomic_write
 
-__all__ = ["RunLog", "prepare_run_dir", "write_config"]
+__all__ = ["RunLog", "check_run_dir", "prepare_run_dir", "write_config"]
 
 NON_LOSS_KEYS = {"iter", "lr"}
 
@@ -27,6 +27,16 @@ def prepare_run_dir(out: str | os.PathLike, resume: bool, checkpoint_name: str) 
         raise StylenormError(
             f"--out {run_dir}: cannot write there ({exc.strerror or exc}); choose a writable folder"
         ) from None
+    check_run_dir(run_dir, resume, checkpoint_name)
+    for stale in [*run_dir.glob(".*.part"), *run_dir.glob("samples/.*.part")]:
+        stale.unlink(missing_ok=True)
+    return run_dir
+
+
+def check_run_dir(out: str | os.PathLike, resume: bool, checkpoint_name: str) -> None:
+    """Refuse ``--resume`` without a run in ``out``, and a new run over one: a check without
+    side effects, so that trainers with long preparations (a teacher cache) make it first."""
+    run_dir = Path(out)
     has_run = (run_dir / checkpoint_name).exists()
     if resume and not has_run:
         raise StylenormError(f"--resume: {run_dir} holds no {checkpoint_name} to resume from")
@@ -35,9 +45,6 @@ def prepare_run_dir(out: str | os.PathLike, resume: bool, checkpoint_name: str) 
             f"--out {run_dir} already holds a run; add --resume to continue it, or choose "
             "another --out"
         )
-    for stale in [*run_dir.glob(".*.part"), *run_dir.glob("samples/.*.part")]:
-        stale.unlink(missing_ok=True)
-    return run_dir
 
 
 def write_config(path: Path, config: dict) -> Path:
