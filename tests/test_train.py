@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -228,10 +229,13 @@ def test_killed_run_resumes_exactly(random_store, tmp_path, folders):
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_process_group_stops_with_a_checkpoint(random_store, tmp_path, folders):
-    """SIGTERM to the whole process group of a run with DataLoader workers (what a service
-    manager or `kill -- -PGID` sends) stops it after the current iteration with a checkpoint; the
-    workers do not die first and take the run down without one."""
+@pytest.mark.parametrize("whom", ["group", "every process"])
+def test_sigterm_to_the_process_group_stops_with_a_checkpoint(random_store, tmp_path, folders,
+                                                              whom):
+    """SIGTERM to the whole process group of a run with DataLoader workers (what `kill --
+    -PGID` sends), or to each of its processes (`pkill -f`, a service manager's cgroup) stops it
+    after the current iteration with a checkpoint; the workers do not die first and take the run
+    down without one."""
     import os
     import signal
     import subprocess
@@ -251,7 +255,13 @@ def test_sigterm_to_the_process_group_stops_with_a_checkpoint(random_store, tmp_
     while proc.poll() is None and time.monotonic() < deadline and (
             not log_file.exists() or len(log_file.read_text().splitlines()) < 3):
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGTERM)
+    if whom == "group":
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) >= 2, children  # the workers
+        for pid in [*map(int, children), proc.pid]:
+            os.kill(pid, signal.SIGTERM)
     output = proc.communicate(timeout=60)[0].decode()
     assert proc.returncode == 143 and "stopped at iteration " in output, output
     done = int(output.split("stopped at iteration ")[1].split(";")[0])

@@ -155,13 +155,15 @@ class _Decoded(Dataset):
 
 
 def detach_worker(worker_id: int) -> None:
-    """A DataLoader worker leaves the trainer's process group and ignores SIGINT: Ctrl-C in a
-    terminal, or SIGTERM sent to the group, then reaches only the main process, which stops
-    after the current iteration with a checkpoint. A worker killed by it would instead make the
-    main process fail at once, mid-iteration, without one. The main process still shuts its
-    workers down as usual when it exits."""
+    """A DataLoader worker leaves the trainer's process group and ignores SIGINT and SIGTERM:
+    Ctrl-C in a terminal, SIGTERM sent to the group, or to every process of the command
+    (``pkill -f``, a service manager stopping it) then stops only the main process, after the
+    current iteration with a checkpoint. A worker killed by it would instead make the main
+    process fail at once, mid-iteration, without one. The main process still shuts its workers
+    down when it exits, and a worker whose main process is gone exits by itself."""
     os.setpgid(0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for ignored in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(ignored, signal.SIG_IGN)
 
 
 def load_folder_images(paths: list[Path], shorter_side: int, device: torch.device,
