@@ -167,6 +167,35 @@ def test_refine_trains_only_the_named_styles_rows(random_store, folders):
     assert read_meta(refined.model_path).provenance["trained_styles"] == [1]
 
 
+def test_meanstd_style_loss_is_adains_distance_to_each_styles_statistics(random_store,
+                                                                         folders):
+    from stylenorm.hub.zoo import load_frozen_encoder
+    from stylenorm.io.images import load_image
+    from stylenorm.nn.losses import mean_std_loss
+    from stylenorm.training.cin import CINTask, StyleTargets, style_statistics
+
+    encoder, _ = load_frozen_encoder("vgg19-normalised")
+    paths = sorted((folders / "styles").iterdir())
+    images = {p: load_image(p, size=32).rgb for p in paths}
+    stats = style_statistics(encoder, images, ("relu2_1",), torch.device("cpu"), "meanstd")
+    assert stats["relu2_1"].shape == (2, 2, 128, 1, 1)
+    config = tiny(folders, style_loss="meanstd")
+    task = CINTask(config, encoder, CINTransformer(CINConfig(["a", "b"], **SMALL)),
+                   StyleTargets(stats, rows=[0, 1]), torch.zeros(0))
+    output = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        feats = encoder(output)["relu2_1"]
+        got = task.style_term(feats, stats["relu2_1"][torch.tensor([1, 0, 1])])
+        style = torch.cat([encoder(images[paths[k]])["relu2_1"] for k in (1, 0, 1)])
+    want = sum(mean_std_loss(feats[i:i + 1], style[i:i + 1]) for i in range(3)) / 3
+    assert torch.allclose(got, want, rtol=1e-4)
+    result = train_cin(tiny(folders, style_loss="meanstd", style_weight=5, sample_every=0),
+                       progress=False)
+    assert 0 < result.final_losses["style"] < 100
+    with pytest.raises(StylenormError, match="style_loss must be one of gram, meanstd"):
+        tiny(folders, style_loss="gramm").validate()
+
+
 def test_refine_needs_init_and_known_names(random_store, folders):
     with pytest.raises(StylenormError, match="--init"):
         train_cin(tiny(folders, refine=("a_dots",)), progress=False)

@@ -192,7 +192,11 @@ StyleSize = Annotated[int, typer.Option(
     "--teacher, the teacher's style codes).")]
 ContentLayer = Annotated[str, typer.Option(
     help="VGG layer of the content loss (relu1_1 .. relu4_1).")]
-GramWeight = Annotated[float, typer.Option(help="Gram style loss weight.")]
+GramWeight = Annotated[float, typer.Option(
+    help="Style loss weight (of the order of 1e4 for --style-loss gram, 1-10 for meanstd).")]
+CINStyleLoss = Annotated[str, typer.Option(
+    help="gram (Gram matrices) or meanstd (AdaIN's channel means and stds, the distance the "
+    "quality reports measure).")]
 TvWeight = Annotated[float, typer.Option(help="Total-variation weight (0: off).")]
 CINInit = Annotated[Path, typer.Option(
     exists=True, dir_okay=False, help="Start from this CIN model (same styles); --widths and "
@@ -216,6 +220,7 @@ def cin(
     content_layer: ContentLayer = "relu3_1",
     content_weight: ContentWeight = 1.0,
     style_weight: GramWeight = 1e4,
+    style_loss: CINStyleLoss = "gram",
     tv_weight: TvWeight = 0.0,
     init: CINInit = None,
     iterations: Iterations = 40_000,
@@ -234,6 +239,7 @@ def cin(
         content=str(content), styles=str(styles), extend=str(extend or ""),
         refine=tuple(name.strip() for name in refine.split(",") if name.strip()), out=str(out),
         encoder=encoder, **arch, style_size=style_size, content_layer=content_layer,
-        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-        **teacher, iterations=iterations, lr=lr, lr_decay=lr_decay, **loop_config(options))
+        content_weight=content_weight, style_weight=style_weight, style_loss=style_loss,
+        tv_weight=tv_weight, **teacher, iterations=iterations, lr=lr, lr_decay=lr_decay,
+        **loop_config(options))
     echo_result(train_cin(config, **run, init=str(init) if init else None))

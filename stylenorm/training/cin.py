@@ -9,9 +9,11 @@ normalised by C*H*W, a content crop c and a style k drawn per sample::
       + style_weight * sum_l ||G(f_l(o)) - G(f_l(s_k))||^2           (relu1_1 .. relu4_1)
       + tv_weight * TV(o)
 
-The Gram matrices of the styles are computed once. With ``teacher`` (an installed AdaIN model)
-the content target becomes the teacher's output and an L1 term to it is added
-(:mod:`.cin_teacher`). With ``extend`` (a trained CIN model), the
+The Gram matrices of the styles are computed once. With ``style_loss`` "meanstd" the style term
+is instead AdaIN's: ||mu(f_l(o)) - mu(f_l(s_k))||^2 + ||sigma(f_l(o)) - sigma(f_l(s_k))||^2, the
+distance the quality reports measure (its weight is of the order of 1-10, not 1e4). With
+``teacher`` (an installed AdaIN model) the content target becomes the teacher's output and an L1
+term to it is added (:mod:`.cin_teacher`). With ``extend`` (a trained CIN model), the
 new styles get new (gamma, beta) rows and only those rows train: every other parameter is frozen
 and the old rows receive zero gradient, so the old styles' outputs stay bit-identical. With
 ``refine`` (style names, and ``init`` a trained model with the same styles) only those styles'
@@ -34,7 +36,14 @@ from ..io.images import load_image
 from ..models.cin import CINConfig, CINTransformer
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.conditional import one_hot_weights
-from ..nn.losses import content_loss, gram_matrix, gram_target_loss, tv_loss
+from ..nn.losses import (
+    content_loss,
+    gram_matrix,
+    gram_target_loss,
+    mean_std_target_loss,
+    tv_loss,
+)
+from ..nn.statistics import channel_mean_std
 from ..ranks import from_environment
 from ..runtime import resolve_dtype
 from .cin_teacher import CINTeacher
@@ -49,6 +58,7 @@ __all__ = ["CINTask", "CINTrainConfig", "train_cin"]
 
 STYLE_STREAM = 1_000  # generator stream for the per-sample style draws
 PIXEL_WEIGHT = 10.0  # the L1 to the teacher's output: the default, the only value without one
+STYLE_LOSSES = ("gram", "meanstd")
 
 
 @dataclass
@@ -67,6 +77,7 @@ class CINTrainConfig(TrainConfig):
     style_layers: tuple[str, ...] = TAPS
     content_weight: float = 1.0
     style_weight: float = 1e4
+    style_loss: str = "gram"  # or "meanstd" (see the module doc)
     tv_weight: float = 0.0
     teacher: str = ""  # an installed AdaIN model's name or file (see .cin_teacher)
     pixel_weight: float = PIXEL_WEIGHT  # the L1 to the teacher's output; only with a teacher
@@ -89,6 +100,9 @@ class CINTrainConfig(TrainConfig):
             raise StylenormError("val_content, val_style and val_every are for adain and lite: "
                                  "a CIN network's styles are its training set",
                                  params=("val_content", "val_style", "val_every"))
+        if self.style_loss not in STYLE_LOSSES:
+            raise StylenormError(f"style_loss must be one of {', '.join(STYLE_LOSSES)}; got "
+                                 f"{self.style_loss!r}", params=("style_loss",))
         if self.refine and self.extend:
             raise StylenormError("refine trains some of a model's own styles, extend adds new "
                                  "ones: give one of them", params=("refine", "extend"))
@@ -109,9 +123,10 @@ class CINTrainConfig(TrainConfig):
 
 @dataclass
 class StyleTargets:
-    """Gram matrices of the trained styles per layer, (K, C, C), and their model indices."""
+    """Per layer, the trained styles' Gram matrices (K, C, C) or channel means and stds
+    (K, 2, C, 1, 1), and their model indices."""
 
-    grams: dict[str, torch.Tensor]
+    per_layer: dict[str, torch.Tensor]
     rows: list[int] = field(default_factory=list)
 
 
@@ -132,7 +147,7 @@ class CINTask:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.network.to(device, memory_format=fmt)
         self.encode.prepare(device, dtype, fmt)
-        self.targets.grams = {k: v.to(device) for k, v in self.targets.grams.items()}
+        self.targets.per_layer = {k: v.to(device) for k, v in self.targets.per_layer.items()}
 
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.network.parameters() if p.requires_grad]
@@ -158,8 +173,8 @@ class CINTask:
             target = self.encode(content if taught is None else taught, layer)[layer]
         loss_c = content_loss(out_feats[layer], target)
         picks = picks.to(content.device)
-        loss_s = torch.stack([gram_target_loss(out_feats[layer], self.targets.grams[layer][picks])
-                              for layer in self.config.style_layers]).sum()
+        loss_s = torch.stack([self.style_term(out_feats[name], self.targets.per_layer[name][picks])
+                              for name in self.config.style_layers]).sum()
         total = self.config.content_weight * loss_c + self.config.style_weight * loss_s
         losses = {"total": total, "content": loss_c, "style": loss_s}
         if taught is not None:
@@ -169,6 +184,11 @@ class CINTask:
             losses["tv"] = tv_loss(output)
             losses["total"] = losses["total"] + self.config.tv_weight * losses["tv"]
         return losses
+
+    def style_term(self, feats: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.config.style_loss == "gram":
+            return gram_target_loss(feats, targets)
+        return mean_std_target_loss(feats, targets[:, 0], targets[:, 1])
 
     def sample_rows(self) -> list[list[torch.Tensor]]:
         shown = self.targets.rows[:6]
@@ -235,17 +255,19 @@ def readable_styles(paths: list[Path], size: int) -> dict[Path, torch.Tensor]:
     return images
 
 
-def style_grams(encoder: VGGEncoder, images: dict[Path, torch.Tensor], layers,
-                device: torch.device) -> dict[str, torch.Tensor]:
-    """Per layer, the (K, C, C) Gram matrices of the K style images."""
+def style_statistics(encoder: VGGEncoder, images: dict[Path, torch.Tensor], layers,
+                     device: torch.device, kind: str = "gram") -> dict[str, torch.Tensor]:
+    """Per layer, the K style images' (K, C, C) Gram matrices, or ("meanstd") their channel
+    means and stds, (K, 2, C, 1, 1)."""
     encoder = encoder.to(device)
-    grams: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+    found: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     with torch.no_grad():
         for rgb in images.values():
             feats = encoder(rgb.to(device))
             for layer in layers:
-                grams[layer].append(gram_matrix(feats[layer])[0])
-    return {layer: torch.stack(values) for layer, values in grams.items()}
+                found[layer].append(gram_matrix(feats[layer])[0] if kind == "gram" else
+                                    torch.stack(channel_mean_std(feats[layer].float()))[:, 0])
+    return {layer: torch.stack(values) for layer, values in found.items()}
 
 
 def build_network(config: CINTrainConfig, names: list[str]) -> tuple[CINTransformer, int]:
@@ -277,8 +299,8 @@ def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = 
     network, old = build_network(config, [p.stem for p in style_paths])
     rows = trained_rows(config, network.config.style_names, old, init)
     trained = {path: images[path] for path in (style_paths[row - old] for row in rows)}
-    grams = style_grams(encoder, trained, config.style_layers, device)
-    targets = StyleTargets(grams, rows=rows)
+    targets = StyleTargets(style_statistics(encoder, trained, config.style_layers, device,
+                                            config.style_loss), rows=rows)
     if init is not None and not resume:
         start_from(network, init, CINTransformer.kind, config=network.config.to_dict())
     teacher = None
