@@ -65,6 +65,7 @@ def main() -> None:
                         default=TuneConfig.deep_feature_weight)
     parser.add_argument("--lr", type=float, default=TuneConfig.lr)
     parser.add_argument("--batch-size", type=int, default=TuneConfig.batch_size)
+    parser.add_argument("--crop-size", type=int, default=TuneConfig.crop_size)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--skip-tune", action="store_true")
     parser.add_argument("--grid", type=Path, help="also a picture: the project's sample photos "
@@ -79,7 +80,8 @@ def main() -> None:
         config = TuneConfig(style=str(args.style), content=str(args.tune_content),
                             name=args.name, teacher=args.teacher, init=args.init,
                             minutes=args.minutes, steps=args.steps, lr=args.lr,
-                            batch_size=args.batch_size, adain_weight=args.adain_weight,
+                            batch_size=args.batch_size, crop_size=args.crop_size,
+                            adain_weight=args.adain_weight,
                             style_weight=args.style_weight, pixel_weight=args.pixel_weight,
                             feature_weight=args.feature_weight,
                             deep_feature_weight=args.deep_feature_weight,
