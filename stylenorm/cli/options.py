@@ -42,6 +42,11 @@ ThreadsOpt = Annotated[int, typer.Option(min=0, help=THREADS_HELP)]
 WidthsOpt = Annotated[str, typer.Option(help="Channels at full, 1/2 and 1/4 resolution.")]
 
 
+def comma_list(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ("a", "b", "c"): the names of a comma-separated option."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def parse_widths(text: str) -> tuple[int, int, int]:
     """``--widths 16,32,64`` -> (16, 32, 64); one error line for anything but three positive
     integers."""

@@ -17,7 +17,7 @@ from ..nn.norms import NormName
 from ..training.adain import StyleLoss
 from .errors import say, user_errors
 from .helptext import TRAIN_HELP
-from .options import WidthsOpt, parse_widths, values_of, with_options
+from .options import WidthsOpt, comma_list, parse_widths, values_of, with_options
 from .train_options import (
     ContentWeight,
     Folder,
@@ -237,7 +237,7 @@ def cin(
                                             "res_blocks": res_blocks})
     config = CINTrainConfig(
         content=str(content), styles=str(styles), extend=str(extend or ""),
-        refine=tuple(name.strip() for name in refine.split(",") if name.strip()), out=str(out),
+        refine=comma_list(refine), out=str(out),
         encoder=encoder, **arch, style_size=style_size, content_layer=content_layer,
         content_weight=content_weight, style_weight=style_weight, style_loss=style_loss,
         tv_weight=tv_weight, **teacher, iterations=iterations, lr=lr, lr_decay=lr_decay,

@@ -15,7 +15,7 @@ import typer
 from ..choices import DEFAULT_PRECISION, Device
 from ..training.config import Schedule
 from ..training.data import DataMode
-from .options import DeviceOpt, PrecisionOpt, ThreadsOpt, values_of
+from .options import DeviceOpt, PrecisionOpt, ThreadsOpt, comma_list, values_of
 
 Folder = Annotated[Path, typer.Option(exists=True, file_okay=False, dir_okay=True,
                                       help="Folder of images (searched recursively).")]
@@ -154,7 +154,7 @@ def distill_settings(context: typer.Context, distill: dict):
         style_side=distill["style_side"], val_texture=str(distill["val_texture"] or ""),
         feature_weight=distill["feature_weight"], feature_layer=distill["feature_layer"],
         code_weight=distill["code_weight"], adain_weight=distill["adain_weight"],
-        style_layers=tuple(v.strip() for v in distill["style_layers"].split(",")))
+        style_layers=comma_list(distill["style_layers"]))
 
 
 TEACHER_ONLY = ("cache", "cache_pairs", "add_cache", "style_side", "val_texture", "pixel_weight",
