@@ -150,14 +150,41 @@ def test_large_styles_are_cropped_at_their_own_scale_up_to_style_side(random_sto
         build(tmp_path / "cache640", replace(cache.spec, style_side=512), folders)
 
 
+def test_jittered_styles_are_the_same_crops_turned_and_recoloured(random_store, folders,
+                                                                  tmp_path, one_thread):
+    """With style_jitter the contents and the choice and place of each style crop are those of
+    the plain cache; the style crops change, and the teacher's outputs and the statistics are
+    those of the jittered crops."""
+    plain = build(tmp_path / "plain", spec_for(folders, pairs=6), folders)
+    spec = replace(spec_for(folders, pairs=6), style_jitter=True)
+    jittered = build(tmp_path / "jittered", spec, folders)
+    assert torch.equal(plain.tensors["content"], jittered.tensors["content"])
+    styles = jittered.tensors["style"]
+    changed = [not torch.equal(a, b) for a, b in zip(plain.tensors["style"], styles)]
+    assert sum(changed) >= 4, changed
+    teacher = load_model("adain")
+    encoder = load_frozen_encoder("vgg19-normalised")[0]
+    with torch.no_grad():
+        style = styles[:2].float() / 255
+        expected = teacher(jittered.tensors["content"][:2].float() / 255,
+                           teacher.style_code(style)).clamp(0, 1) * 255
+        feats = encoder(style)
+    assert (expected.round() - jittered.tensors["target"][:2].float()).abs().max() <= 1
+    torch.testing.assert_close(jittered.tensors["mean.relu2_1"][:2],
+                               feats["relu2_1"].mean((-2, -1)), atol=1e-4, rtol=1e-4)
+    with pytest.raises(StylenormError, match="style_jitter: False -> True"):
+        build(tmp_path / "plain", spec, folders)
+
+
 def test_a_cache_written_before_style_side_reads_as_the_default(random_store, folders,
                                                                 tmp_path, one_thread):
     build(tmp_path / "cache", spec_for(folders), folders)
     spec_file = tmp_path / "cache" / "spec.json"
     old = json.loads(spec_file.read_text())
-    del old["style_side"]
+    del old["style_side"], old["style_jitter"]
     spec_file.write_text(json.dumps(old))
-    assert TeacherCache.load(tmp_path / "cache").spec.style_side == 320
+    loaded = TeacherCache.load(tmp_path / "cache").spec
+    assert loaded.style_side == 320 and loaded.style_jitter is False
     assert len(build(tmp_path / "cache", spec_for(folders), folders)) == 5
 
 
@@ -342,11 +369,11 @@ def test_cli_refuses_distillation_options_without_a_teacher(folders, tmp_path):
     content, style = folders
     result = CliRunner().invoke(app, [
         "train", "lite", "--content", str(content), "--style", str(style), "--pixel-weight",
-        "3", "--add-cache", str(tmp_path), "--out", str(tmp_path / "run"), "--iterations", "1",
-        "--no-progress"])
+        "3", "--add-cache", str(tmp_path), "--style-jitter", "--out", str(tmp_path / "run"),
+        "--iterations", "1", "--no-progress"])
     lines = result.output.strip().splitlines()
     assert result.exit_code != 0 and len(lines) == 1, result.output
-    assert "--add-cache, --pixel-weight" in lines[0] and "--teacher" in lines[0]
+    assert "--add-cache, --style-jitter, --pixel-weight" in lines[0] and "--teacher" in lines[0]
     assert not (tmp_path / "run").exists()
 
 
@@ -474,3 +501,6 @@ def test_the_python_api_refuses_distillation_without_a_teacher(folders, tmp_path
     with pytest.raises(StylenormError, match="needs a teacher"):
         train_lite(config, progress=False)
     assert not (tmp_path / "run").exists()
+    settings = DistillSettings(teacher="adain", cache_pairs=0, style_jitter=True)
+    with pytest.raises(StylenormError, match="style_jitter applies to the teacher cache"):
+        settings.validate(batch_size=2)

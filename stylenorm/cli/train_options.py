@@ -113,6 +113,10 @@ def distill_options(
         "or seed; the same teacher, crop size and loss network), drawn from together with "
         "--cache. Repeat for more.")] = None,
     style_side: TeacherStyleSide = 320,
+    style_jitter: Annotated[bool, typer.Option(
+        help="With --teacher: each cached style crop is mirrored, turned by quarter turns and "
+        "mostly recoloured (hue, saturation, contrast, sometimes grey) before the teacher "
+        "stylises it: more styles from the same images.")] = False,
     val_texture: Annotated[Path, typer.Option(
         help="With --teacher: a folder of further held-out styles (e.g. large paintings of "
         "fine texture and line), read at --style-side; validation reports every held-out "
@@ -151,14 +155,16 @@ def distill_settings(context: typer.Context, distill: dict):
         teacher=distill["teacher"], cache=str(distill["cache"] or ""),
         cache_pairs=distill["cache_pairs"], pixel_weight=distill["pixel_weight"],
         add_caches=tuple(str(f) for f in distill["add_cache"] or ()),
-        style_side=distill["style_side"], val_texture=str(distill["val_texture"] or ""),
+        style_side=distill["style_side"], style_jitter=distill["style_jitter"],
+        val_texture=str(distill["val_texture"] or ""),
         feature_weight=distill["feature_weight"], feature_layer=distill["feature_layer"],
         code_weight=distill["code_weight"], adain_weight=distill["adain_weight"],
         style_layers=comma_list(distill["style_layers"]))
 
 
-TEACHER_ONLY = ("cache", "cache_pairs", "add_cache", "style_side", "val_texture", "pixel_weight",
-                "feature_weight", "feature_layer", "style_layers", "code_weight", "adain_weight")
+TEACHER_ONLY = ("cache", "cache_pairs", "add_cache", "style_side", "style_jitter", "val_texture",
+                "pixel_weight", "feature_weight", "feature_layer", "style_layers", "code_weight",
+                "adain_weight")
 
 
 def given(context: typer.Context, names) -> list[str]:

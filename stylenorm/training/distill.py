@@ -67,6 +67,7 @@ class DistillSettings:
     cache_pairs: int = 2000
     add_caches: tuple[str, ...] = ()  # further caches, already built, drawn from with ``cache``
     style_side: int = BASE_SIDE  # largest shorter side styles keep in the cache (their own)
+    style_jitter: bool = False  # cached style crops turned and recoloured (more styles)
     val_texture: str = ""  # further held-out styles (at style_side), for the per-style ratios
     pixel_weight: float = 10.0
     feature_weight: float = 1.0
@@ -103,6 +104,9 @@ class DistillSettings:
         if self.style_side != BASE_SIDE and not self.cache_pairs:
             raise StylenormError("style_side applies to the teacher cache (cache_pairs > 0)",
                                  params=("style_side", "cache_pairs"))
+        if self.style_jitter and not self.cache_pairs:
+            raise StylenormError("style_jitter applies to the teacher cache (cache_pairs > 0)",
+                                 params=("style_jitter", "cache_pairs"))
         if self.add_caches and not self.cache_pairs:
             raise StylenormError("add_caches needs a cache of its own (cache_pairs > 0)",
                                  params=("add_caches", "cache_pairs"))

@@ -45,7 +45,8 @@ class LiteTeacher:
                              encoder_sha256=encoder_meta["encoder_sha256"],
                              crop_size=config.crop_size, pairs=settings.cache_pairs,
                              seed=config.seed, contents=len(contents), styles=len(styles),
-                             style_side=settings.style_side)
+                             style_side=settings.style_side,
+                             style_jitter=settings.style_jitter)
             self.cache = build_teacher_cache(settings.cache_folder(config.out), spec,
                                              self.teacher.model, encoder.to(device, dtype),
                                              contents, styles, progress=progress)

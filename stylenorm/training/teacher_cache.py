@@ -36,6 +36,7 @@ from ..models.vgg import TAPS, VGGEncoder
 from ..nn.statistics import channel_mean_std
 from ..runtime import on_terminal
 from .crops import CropConfig, crop_item, decode
+from .style_jitter import jitter_style
 from .teacher import teacher_output
 
 __all__ = ["BASE_SIDE", "CacheSpec", "TeacherCache", "build_teacher_cache", "decode_side",
@@ -61,6 +62,7 @@ class CacheSpec:
     # Styles are decoded at their own shorter side, kept between BASE_SIDE (smaller ones are
     # enlarged to it) and this; BASE_SIDE (the default) resizes every style to BASE_SIDE.
     style_side: int = 320
+    style_jitter: bool = False  # style crops turned and recoloured (:mod:`.style_jitter`)
 
     def shard_count(self) -> int:
         return -(-self.pairs // self.shard_size)
@@ -122,9 +124,13 @@ def _crops(spec: CacheSpec, start: int, stop: int, contents: _Images, styles: _I
     pairs = [pair_choice(spec, i) for i in range(start, stop)]
     content = torch.stack([crop_item(image, _crop(spec, image), rng)
                            for image, rng in ((contents.get(c), rng) for c, _, rng in pairs)])
-    style = torch.stack([crop_item(image, _crop(spec, image), rng)
-                         for image, rng in ((styles.get(s), rng) for _, s, rng in pairs)])
+    style = torch.stack([_style_crop(spec, styles.get(s), rng) for _, s, rng in pairs])
     return content, style
+
+
+def _style_crop(spec: CacheSpec, image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    crop = crop_item(image, _crop(spec, image), rng)
+    return jitter_style(crop, rng) if spec.style_jitter else crop
 
 
 def style_statistics(encoder: VGGEncoder, styles: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -151,7 +157,7 @@ def _shard(teacher, encoder: VGGEncoder, content: torch.Tensor, style: torch.Ten
     return {k: v.contiguous() for k, v in tensors.items()}
 
 
-OLD_SPEC_DEFAULTS = {"style_side": BASE_SIDE}  # what caches written before a field meant
+OLD_SPEC_DEFAULTS = {"style_side": BASE_SIDE, "style_jitter": False}  # what caches written before a field meant
 
 
 def spec_changes(saved: dict, wanted: dict, keys) -> list[str]:
