@@ -160,7 +160,8 @@ def test_jittered_styles_are_the_same_crops_turned_and_recoloured(random_store, 
     jittered = build(tmp_path / "jittered", spec, folders)
     assert torch.equal(plain.tensors["content"], jittered.tensors["content"])
     styles = jittered.tensors["style"]
-    changed = [not torch.equal(a, b) for a, b in zip(plain.tensors["style"], styles)]
+    changed = [not torch.equal(a, b) for a, b in zip(plain.tensors["style"], styles,
+                                                                 strict=True)]
     assert sum(changed) >= 4, changed
     teacher = load_model("adain")
     encoder = load_frozen_encoder("vgg19-normalised")[0]

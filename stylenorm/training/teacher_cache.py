@@ -157,7 +157,8 @@ def _shard(teacher, encoder: VGGEncoder, content: torch.Tensor, style: torch.Ten
     return {k: v.contiguous() for k, v in tensors.items()}
 
 
-OLD_SPEC_DEFAULTS = {"style_side": BASE_SIDE, "style_jitter": False}  # what caches written before a field meant
+# What caches written before a field meant.
+OLD_SPEC_DEFAULTS = {"style_side": BASE_SIDE, "style_jitter": False}
 
 
 def spec_changes(saved: dict, wanted: dict, keys) -> list[str]:
