@@ -97,6 +97,11 @@ TeacherStyleSide = Annotated[int, typer.Option(
     "many px (smaller ones at 320), cropped at that scale: the texture of large paintings as a "
     "user's style image shows it.")]
 
+TeacherStyleJitter = Annotated[bool, typer.Option(
+    help="With --teacher: each cached style crop is mirrored, turned by quarter turns and "
+    "mostly recoloured (hue, saturation, contrast, sometimes grey) before the teacher stylises "
+    "it: more styles from the same images.")]
+
 
 def distill_options(
     teacher: Annotated[str, typer.Option(
@@ -113,10 +118,7 @@ def distill_options(
         "or seed; the same teacher, crop size and loss network), drawn from together with "
         "--cache. Repeat for more.")] = None,
     style_side: TeacherStyleSide = 320,
-    style_jitter: Annotated[bool, typer.Option(
-        help="With --teacher: each cached style crop is mirrored, turned by quarter turns and "
-        "mostly recoloured (hue, saturation, contrast, sometimes grey) before the teacher "
-        "stylises it: more styles from the same images.")] = False,
+    style_jitter: TeacherStyleJitter = False,
     val_texture: Annotated[Path, typer.Option(
         help="With --teacher: a folder of further held-out styles (e.g. large paintings of "
         "fine texture and line), read at --style-side; validation reports every held-out "
