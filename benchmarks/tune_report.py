@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from stylenorm.hub.files import read_meta
 from stylenorm.hub.zoo import load_encoder
 from stylenorm.inference.bench import describe_machine
 from stylenorm.inference.evaluate import evaluate
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--adain-weight", type=float, default=TuneConfig.adain_weight)
     parser.add_argument("--style-weight", type=float, default=TuneConfig.style_weight)
+    parser.add_argument("--style-target", type=float, default=TuneConfig.style_target)
     parser.add_argument("--pixel-weight", type=float, default=TuneConfig.pixel_weight)
     parser.add_argument("--feature-weight", type=float, default=TuneConfig.feature_weight)
     parser.add_argument("--deep-feature-weight", type=float,
@@ -82,7 +84,8 @@ def main() -> None:
                             minutes=args.minutes, steps=args.steps, lr=args.lr,
                             batch_size=args.batch_size, crop_size=args.crop_size,
                             adain_weight=args.adain_weight,
-                            style_weight=args.style_weight, pixel_weight=args.pixel_weight,
+                            style_weight=args.style_weight, style_target=args.style_target,
+                            pixel_weight=args.pixel_weight,
                             feature_weight=args.feature_weight,
                             deep_feature_weight=args.deep_feature_weight,
                             overwrite=True)
@@ -92,7 +95,9 @@ def main() -> None:
               f"its own check (held-out tuning photos): style "
               f"{result.first_figures['style_ratio']:.2f}x -> {result.figures['style_ratio']:.2f}x"
               f", content {result.first_figures['content_ratio']:.2f}x -> "
-              f"{result.figures['content_ratio']:.2f}x the teacher's")
+              f"{result.figures['content_ratio']:.2f}x the teacher's; style weight "
+              f"{config.style_weight} -> "
+              f"{read_meta(result.path).provenance['style_weight_at_the_end']}")
     if args.grid:
         grid(args, args.grid)
     contents, encoder = list_images(args.contents), load_encoder("normalised")

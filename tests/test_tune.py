@@ -12,7 +12,7 @@ from stylenorm.cli.app import app
 from stylenorm.hub.files import read_meta, save_weights
 from stylenorm.hub.zoo import load_model
 from stylenorm.models.lite import LiteConfig, LiteModel
-from stylenorm.training.tune import TuneConfig, _Tuner, tune
+from stylenorm.training.tune import TuneConfig, _Tuner, steered_style_weight, tune
 from stylenorm.training.tune_inputs import PhotoCrops, check_inputs
 
 
@@ -56,6 +56,27 @@ def test_tune_installs_a_lite_model_with_its_provenance(setting):
     with torch.no_grad():
         out = model(content, model.style_code(other), alpha=0.5)
     assert out.shape == content.shape and torch.isfinite(out).all()
+
+
+def test_the_style_weight_is_steered_toward_the_style_target():
+    assert steered_style_weight(5.0, 5.0, style_ratio=1.2, target=1.0) == pytest.approx(6.0)
+    assert steered_style_weight(6.0, 5.0, style_ratio=0.9, target=1.0) == pytest.approx(5.4)
+    assert steered_style_weight(5.0, 5.0, style_ratio=1.2, target=1.2) == pytest.approx(5.0)
+    assert steered_style_weight(18.0, 5.0, style_ratio=3.0, target=1.0) == 20.0  # 4x at most
+    assert steered_style_weight(1.5, 5.0, style_ratio=0.1, target=1.0) == 1.25  # a 4th at least
+    assert steered_style_weight(7.0, 5.0, style_ratio=3.0, target=0.0) == 7.0  # off
+
+
+@pytest.mark.parametrize(("target", "end"), [(1000.0, 1.25), (0.0, 5.0)])
+def test_each_check_steers_the_style_weight_and_the_provenance_keeps_it(setting, target, end):
+    """Far below any reachable ratio, the target drives the weight to its floor in three
+    checks (one after every step); with 0 it stays where it started."""
+    tmp_path, init, style = setting
+    result = tune(config_for(tmp_path, init, style, style_target=target, val_every_s=0.0),
+                  progress=False)
+    prov = read_meta(result.path).provenance
+    assert prov["style_weight_at_the_end"] == end
+    assert prov["settings"]["style_target"] == target
 
 
 def test_tuning_lowers_the_loss_it_is_given(setting):

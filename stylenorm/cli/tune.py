@@ -37,7 +37,11 @@ AdainWeight = Annotated[float, typer.Option(
     min=0.0, help="Weight of the content loss to the AdaIN target (more keeps more of "
     "the photo; less, more of the teacher's texture).")]
 StyleWeight = Annotated[float, typer.Option(
-    min=0.0, help="Weight of the style-statistics loss.")]
+    min=0.0, help="Weight of the style-statistics loss at the start.")]
+StyleTarget = Annotated[float, typer.Option(
+    min=0.0, help="The style loss to aim at, as a multiple of the teacher's: each minute's "
+    "check scales the style weight by (style ratio / target), so the rest of the time goes to "
+    "the content (0: the weight stays fixed).")]
 Overwrite = Annotated[bool, typer.Option(help="Replace an installed model of the same name.")]
 Seed = Annotated[int, typer.Option(help="Seed of the crops and the initial state.")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
@@ -55,6 +59,7 @@ def tune_options(
     lr: Lr = 3e-4,
     adain_weight: AdainWeight = 3.0,
     style_weight: StyleWeight = 5.0,
+    style_target: StyleTarget = 1.0,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: DeviceOpt = Device.AUTO,

@@ -19,8 +19,13 @@ pulled toward t and toward the evaluation's own targets, with f the frozen VGG l
 
 Every ``val_every_s`` seconds the student is measured on held-out photos at ``content_size``
 against the teacher on the same photos: its style and content loss as multiples of the
-teacher's, the figures the progress bar shows and the model's provenance keeps. Ctrl-C stops
-early and still installs what was learnt.
+teacher's, the figures the progress bar shows and the model's provenance keeps. With
+``style_target`` (default 1.0) each measurement also steers the style weight: it is multiplied
+by (style ratio / style_target), within ``STEER_RANGE`` times ``style_weight`` either way, so a
+style that stays behind the teacher's gets more weight and one that has passed it gives the
+rest of the time to the content (the same settings land at different points of the trade-off
+from different starting models and styles). Ctrl-C stops early and still installs what was
+learnt.
 """
 
 from __future__ import annotations
@@ -58,6 +63,16 @@ __all__ = ["TuneConfig", "TuneResult", "tune"]
 
 FEATURE_LAYER = "relu3_1"
 ADAIN_LAYER = "relu4_1"
+STEER_RANGE = 4.0  # the steered style weight stays within style_weight / 4 .. style_weight * 4
+
+
+def steered_style_weight(current: float, base: float, style_ratio: float, target: float
+                         ) -> float:
+    """The style weight after a measurement: ``current`` times (style ratio / target), kept
+    within ``base / STEER_RANGE .. base * STEER_RANGE``; ``current`` when ``target`` is 0."""
+    if not target:
+        return current
+    return min(max(current * style_ratio / target, base / STEER_RANGE), base * STEER_RANGE)
 
 
 @dataclass
@@ -127,6 +142,7 @@ class _Tuner:
         for parameter in self.model.parameters():
             parameter.requires_grad_(True)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.style_weight = config.style_weight  # steered by :meth:`steer`
 
     def _hold_out(self, photos: list[Path]) -> None:
         """The held-out photos, the teacher's scores on them, and crops of the others."""
@@ -164,7 +180,7 @@ class _Tuner:
             output = model(content, code.take([0] * content.shape[0])).float()
             feats = encode(output, ADAIN_LAYER)
             total = config.pixel_weight * (output - wanted).abs().mean()
-            total = total + config.style_weight * measure.style_loss(feats)
+            total = total + self.style_weight * measure.style_loss(feats)
             total = total + config.adain_weight * measure.content_loss(feats, content, encode)
             total = total + self._teacher_features_loss(feats, wanted)
             if config.identity_weight:
@@ -184,6 +200,12 @@ class _Tuner:
             goal = self.encode(wanted, layers[-1])
         return sum(weights[layer] * F.mse_loss(feats[layer].float(), goal[layer].float())
                    for layer in layers)
+
+    def steer(self, figures: dict) -> None:
+        """The style weight toward ``style_target``, from a measurement's style ratio."""
+        self.style_weight = steered_style_weight(self.style_weight, self.config.style_weight,
+                                                 figures["style_ratio"],
+                                                 self.config.style_target)
 
     def step(self, content: torch.Tensor) -> None:
         total = self.loss(content.contiguous(memory_format=torch.channels_last))
@@ -210,6 +232,7 @@ def _tune_for(tuner: _Tuner, first: dict, progress: bool) -> tuple[int, float, b
                 now = time.perf_counter()
                 if now - last_val >= config.val_every_s:
                     current, last_val = tuner.figures(), time.perf_counter()
+                    tuner.steer(current)
                 bar.set_postfix_str(_postfix(iterations, current), refresh=False)
                 bar.update(min(math.ceil(budget), round(now - start)) - bar.n)
         except KeyboardInterrupt:
@@ -243,6 +266,7 @@ def tune(config: TuneConfig, *, progress: bool = True) -> TuneResult:
         "settings": {k: v for k, v in asdict(config).items()
                      if k not in ("style", "content", "name", "overwrite")},
         "validation_before": first, "validation": current,
+        "style_weight_at_the_end": round(tuner.style_weight, 4),
     }
     model = tuner.model.eval()
     path = save_weights(target_path, model.state_dict(), LiteModel.kind, model.config.to_dict(),

@@ -39,7 +39,8 @@ class TuneConfig:
     pixel_weight: float = 3.0
     feature_weight: float = 1.0
     deep_feature_weight: float = 0.0  # the same distance at relu4_1, the layer the figures use
-    style_weight: float = 5.0
+    style_weight: float = 5.0  # at the start; steered toward style_target as validation goes
+    style_target: float = 1.0  # the style loss aimed at, over the teacher's (0: weight fixed)
     adain_weight: float = 3.0  # 1 gave (style, content) 0.81x, 1.53x the teacher's; 4: 1.08x, 1.40x
     identity_weight: float = 20.0
     val_count: int = 2  # photos held out (when the folder has at least 3 times as many)
@@ -61,9 +62,9 @@ class TuneConfig:
             raise StylenormError(f"--crop-size must be in [16, --size {self.content_size}]; "
                                  f"got {self.crop_size}")
         if self.lr <= 0 or min(self.pixel_weight, self.feature_weight, self.deep_feature_weight,
-                               self.style_weight,
+                               self.style_weight, self.style_target,
                                self.adain_weight, self.identity_weight) < 0:
-            raise StylenormError("--lr must be > 0 and the loss weights >= 0")
+            raise StylenormError("--lr must be > 0, the loss weights and --style-target >= 0")
 
 
 class PhotoCrops:
