@@ -172,12 +172,12 @@ def test_meanstd_style_loss_is_adains_distance_to_each_styles_statistics(random_
     from stylenorm.hub.zoo import load_frozen_encoder
     from stylenorm.io.images import load_image
     from stylenorm.nn.losses import mean_std_loss
-    from stylenorm.training.cin import CINTask, StyleTargets, style_statistics
+    from stylenorm.training.cin import CINTask, StyleTargets, style_targets
 
     encoder, _ = load_frozen_encoder("vgg19-normalised")
     paths = sorted((folders / "styles").iterdir())
     images = {p: load_image(p, size=32).rgb for p in paths}
-    stats = style_statistics(encoder, images, ("relu2_1",), torch.device("cpu"), "meanstd")
+    stats = style_targets(encoder, images, ("relu2_1",), torch.device("cpu"), "meanstd")
     assert stats["relu2_1"].shape == (2, 2, 128, 1, 1)
     config = tiny(folders, style_loss="meanstd")
     task = CINTask(config, encoder, CINTransformer(CINConfig(["a", "b"], **SMALL)),

@@ -58,7 +58,15 @@ __all__ = ["CINTask", "CINTrainConfig", "train_cin"]
 
 STYLE_STREAM = 1_000  # generator stream for the per-sample style draws
 PIXEL_WEIGHT = 10.0  # the L1 to the teacher's output: the default, the only value without one
-STYLE_LOSSES = ("gram", "meanstd")
+
+
+def _mean_std_term(feats: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """AdaIN's style term against stacked (N, 2, C, 1, 1) channel means and stds."""
+    return mean_std_target_loss(feats, targets[:, 0], targets[:, 1])
+
+
+STYLE_TERMS = {"gram": gram_target_loss, "meanstd": _mean_std_term}  # --style-loss: its term
+STYLE_LOSSES = tuple(STYLE_TERMS)
 
 
 @dataclass
@@ -131,7 +139,7 @@ class StyleTargets:
 
 
 class CINTask:
-    """The CIN network being trained, the frozen encoder, Gram targets and sample pictures."""
+    """The CIN network being trained, the frozen encoder, style targets and sample pictures."""
 
     def __init__(self, config: CINTrainConfig, encoder: VGGEncoder, network: CINTransformer,
                  targets: StyleTargets, samples: torch.Tensor, only_rows: bool = False,
@@ -140,6 +148,7 @@ class CINTask:
         self.targets, self.samples = targets, samples
         self.encode = FrozenEncoder(encoder)
         self.forward = torch.compile(network) if config.compile else network
+        self.style_term = STYLE_TERMS[config.style_loss]  # chosen once, not per step
         if only_rows:
             train_only_rows(network, targets.rows)
 
@@ -184,11 +193,6 @@ class CINTask:
             losses["tv"] = tv_loss(output)
             losses["total"] = losses["total"] + self.config.tv_weight * losses["tv"]
         return losses
-
-    def style_term(self, feats: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if self.config.style_loss == "gram":
-            return gram_target_loss(feats, targets)
-        return mean_std_target_loss(feats, targets[:, 0], targets[:, 1])
 
     def sample_rows(self) -> list[list[torch.Tensor]]:
         shown = self.targets.rows[:6]
@@ -255,8 +259,8 @@ def readable_styles(paths: list[Path], size: int) -> dict[Path, torch.Tensor]:
     return images
 
 
-def style_statistics(encoder: VGGEncoder, images: dict[Path, torch.Tensor], layers,
-                     device: torch.device, kind: str = "gram") -> dict[str, torch.Tensor]:
+def style_targets(encoder: VGGEncoder, images: dict[Path, torch.Tensor], layers,
+                  device: torch.device, kind: str = "gram") -> dict[str, torch.Tensor]:
     """Per layer, the K style images' (K, C, C) Gram matrices, or ("meanstd") their channel
     means and stds, (K, 2, C, 1, 1)."""
     encoder = encoder.to(device)
@@ -299,8 +303,8 @@ def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = 
     network, old = build_network(config, [p.stem for p in style_paths])
     rows = trained_rows(config, network.config.style_names, old, init)
     trained = {path: images[path] for path in (style_paths[row - old] for row in rows)}
-    targets = StyleTargets(style_statistics(encoder, trained, config.style_layers, device,
-                                            config.style_loss), rows=rows)
+    targets = StyleTargets(style_targets(encoder, trained, config.style_layers, device,
+                                         config.style_loss), rows=rows)
     if init is not None and not resume:
         start_from(network, init, CINTransformer.kind, config=network.config.to_dict())
     teacher = None
