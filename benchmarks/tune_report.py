@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--deep-feature-weight", type=float,
                         default=TuneConfig.deep_feature_weight)
     parser.add_argument("--lr", type=float, default=TuneConfig.lr)
+    parser.add_argument("--lr-schedule", default=TuneConfig.lr_schedule)
     parser.add_argument("--batch-size", type=int, default=TuneConfig.batch_size)
     parser.add_argument("--crop-size", type=int, default=TuneConfig.crop_size)
     parser.add_argument("--threads", type=int, default=0)
@@ -82,6 +83,7 @@ def main() -> None:
         config = TuneConfig(style=str(args.style), content=str(args.tune_content),
                             name=args.name, teacher=args.teacher, init=args.init,
                             minutes=args.minutes, steps=args.steps, lr=args.lr,
+                            lr_schedule=args.lr_schedule,
                             batch_size=args.batch_size, crop_size=args.crop_size,
                             adain_weight=args.adain_weight,
                             style_weight=args.style_weight, style_target=args.style_target,

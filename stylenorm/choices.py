@@ -31,6 +31,12 @@ class Device(str, Enum):
     MPS = "mps"
 
 
+class LrSchedule(str, Enum):
+    """How ``stylenorm tune``'s learning rate moves over its budget."""
+    CONSTANT = "constant"
+    COSINE = "cosine"
+
+
 class Precision(str, Enum):
     AUTO = "auto"
     FP32 = "fp32"

@@ -3,16 +3,25 @@ any work, Ctrl-C keeps what was learnt, and the tuned model is an ordinary lite 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from conftest import make_image
 from typer.testing import CliRunner
 
 from stylenorm.cli.app import app
+from stylenorm.errors import StylenormError
 from stylenorm.hub.files import read_meta, save_weights
 from stylenorm.hub.zoo import load_model
 from stylenorm.models.lite import LiteConfig, LiteModel
-from stylenorm.training.tune import TuneConfig, _Tuner, steered_style_weight, tune
+from stylenorm.training.tune import (
+    TuneConfig,
+    _Tuner,
+    scheduled_lr,
+    steered_style_weight,
+    tune,
+)
 from stylenorm.training.tune_inputs import PhotoCrops, check_inputs
 
 
@@ -77,6 +86,39 @@ def test_each_check_steers_the_style_weight_and_the_provenance_keeps_it(setting,
     prov = read_meta(result.path).provenance
     assert prov["style_weight_at_the_end"] == end
     assert prov["settings"]["style_target"] == target
+
+
+def test_the_cosine_schedule_falls_from_the_rate_to_nothing_over_the_budget():
+    assert scheduled_lr(3e-4, 0.0, "cosine") == pytest.approx(3e-4)
+    assert scheduled_lr(3e-4, 0.5, "cosine") == pytest.approx(1.5e-4)
+    assert scheduled_lr(3e-4, 1.0, "cosine") == pytest.approx(0.0, abs=1e-12)
+    assert scheduled_lr(3e-4, 1.7, "cosine") == pytest.approx(0.0, abs=1e-12)  # past the end
+    assert scheduled_lr(3e-4, 0.9, "constant") == 3e-4
+
+
+@pytest.mark.parametrize(("schedule", "last"), [
+    ("cosine", 3e-3 * (1 + math.cos(math.pi * 3 / 4)) / 2), ("constant", 3e-3)])
+def test_each_step_takes_the_scheduled_rate(setting, monkeypatch, schedule, last):
+    """Four steps: the last runs with 3/4 of the steps done."""
+    tmp_path, init, style = setting
+    rates = []
+    real = _Tuner.loss
+
+    def recording(self, content):
+        rates.append(self.optimizer.param_groups[0]["lr"])
+        return real(self, content)
+
+    monkeypatch.setattr(_Tuner, "loss", recording)
+    tune(config_for(tmp_path, init, style, steps=4, lr=3e-3, lr_schedule=schedule,
+                    val_every_s=1e9), progress=False)
+    assert len(rates) == 4 and rates[-1] == pytest.approx(last, rel=1e-6)
+    assert rates[0] == pytest.approx(3e-3)
+
+
+def test_an_unknown_schedule_is_refused(setting):
+    tmp_path, init, style = setting
+    with pytest.raises(StylenormError, match="--lr-schedule must be one of constant, cosine"):
+        config_for(tmp_path, init, style, lr_schedule="linear").validate()
 
 
 def test_tuning_lowers_the_loss_it_is_given(setting):

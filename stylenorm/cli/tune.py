@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..choices import Device, Precision
+from ..choices import Device, LrSchedule, Precision
 from .errors import say, user_errors
 from .options import DeviceOpt, PrecisionOpt, ThreadsOpt, with_options
 
@@ -33,6 +33,8 @@ StyleSize = Annotated[int, typer.Option(
 CropSize = Annotated[int, typer.Option(
     min=16, help="Side of the square photo crops each step trains on.")]
 Lr = Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")]
+Schedule = Annotated[LrSchedule, typer.Option(
+    help="The learning rate over the time: constant, or falling from --lr to nothing (cosine).")]
 AdainWeight = Annotated[float, typer.Option(
     min=0.0, help="Weight of the content loss to the AdaIN target (more keeps more of "
     "the photo; less, more of the teacher's texture).")]
@@ -57,6 +59,7 @@ def tune_options(
     style_size: StyleSize = 512,
     crop_size: CropSize = 256,
     lr: Lr = 3e-4,
+    lr_schedule: Schedule = LrSchedule.CONSTANT,
     adain_weight: AdainWeight = 3.0,
     style_weight: StyleWeight = 5.0,
     style_target: StyleTarget = 1.0,
@@ -75,7 +78,8 @@ def tune_config(style: Path, content: Path, name: str, options: dict):
     from ..training.tune import TuneConfig
 
     fields = {k: v for k, v in options.items() if k not in ("size", "threads", "progress")}
-    fields.update(device=options["device"].value, precision=options["precision"].value)
+    fields.update(device=options["device"].value, precision=options["precision"].value,
+                  lr_schedule=options["lr_schedule"].value)
     return TuneConfig(style=str(style), content=str(content), name=name,
                       content_size=options["size"], **fields)
 

@@ -24,8 +24,9 @@ teacher's, the figures the progress bar shows and the model's provenance keeps. 
 by (style ratio / style_target), within ``STEER_RANGE`` times ``style_weight`` either way, so a
 style that stays behind the teacher's gets more weight and one that has passed it gives the
 rest of the time to the content (the same settings land at different points of the trade-off
-from different starting models and styles). Ctrl-C stops early and still installs what was
-learnt.
+from different starting models and styles). With ``lr_schedule`` ``cosine`` the learning rate
+falls from ``lr`` to nothing over the budget (time, or ``steps`` when that ends it first).
+Ctrl-C stops early and still installs what was learnt.
 """
 
 from __future__ import annotations
@@ -59,11 +60,21 @@ from .objective import FrozenEncoder
 from .teacher import Teacher
 from .tune_inputs import PhotoCrops, TuneConfig, check_inputs, held_out
 
-__all__ = ["TuneConfig", "TuneResult", "tune"]
+__all__ = ["TuneConfig", "TuneResult", "scheduled_lr", "tune"]
 
 FEATURE_LAYER = "relu3_1"
 ADAIN_LAYER = "relu4_1"
 STEER_RANGE = 4.0  # the steered style weight stays within style_weight / 4 .. style_weight * 4
+
+
+def scheduled_lr(base: float, done: float, schedule: str) -> float:
+    """The learning rate when the fraction ``done`` (0..1) of the budget is spent: ``base``
+    throughout (``constant``), or ``base * (1 + cos(pi * done)) / 2`` (``cosine``: the last
+    steps small, so the model ends at a settled point rather than wherever the last batch
+    pushed it)."""
+    if schedule == "constant":
+        return base
+    return base * (1 + math.cos(math.pi * min(max(done, 0.0), 1.0))) / 2
 
 
 def steered_style_weight(current: float, base: float, style_ratio: float, target: float
@@ -207,7 +218,10 @@ class _Tuner:
                                                  figures["style_ratio"],
                                                  self.config.style_target)
 
-    def step(self, content: torch.Tensor) -> None:
+    def step(self, content: torch.Tensor, done: float = 0.0) -> None:
+        """One optimiser step on a batch of crops, ``done`` (0..1) of the budget spent."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = scheduled_lr(self.config.lr, done, self.config.lr_schedule)
         total = self.loss(content.contiguous(memory_format=torch.channels_last))
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -227,7 +241,10 @@ def _tune_for(tuner: _Tuner, first: dict, progress: bool) -> tuple[int, float, b
         try:
             while (time.perf_counter() - start < budget
                    and not (config.steps and iterations >= config.steps)):
-                tuner.step(tuner.crops.batch(config.batch_size).to(tuner.device))
+                done = (time.perf_counter() - start) / budget
+                if config.steps:
+                    done = max(done, iterations / config.steps)
+                tuner.step(tuner.crops.batch(config.batch_size).to(tuner.device), done)
                 iterations += 1
                 now = time.perf_counter()
                 if now - last_val >= config.val_every_s:

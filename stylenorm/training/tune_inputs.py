@@ -12,12 +12,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..choices import LrSchedule
 from ..errors import StylenormError
 from ..io.images import load_image
 from ..models.lite import LiteModel
 from .inputs import find_images
 
 __all__ = ["PhotoCrops", "TuneConfig", "check_inputs", "held_out"]
+
+
+LR_SCHEDULES = tuple(schedule.value for schedule in LrSchedule)
 
 
 @dataclass
@@ -36,6 +40,7 @@ class TuneConfig:
     style_size: int = 512  # the style's shorter side, as stylisation uses it
     lr: float = 3e-4  # 1e-4: (content, style) 1.33x, 0.97x the teacher's on a drawing; 3e-4:
     #                   1.32x, 0.92x (docs/tune.md)
+    lr_schedule: str = "constant"  # or "cosine": from lr down to nothing over the budget
     pixel_weight: float = 3.0
     feature_weight: float = 1.0
     deep_feature_weight: float = 0.0  # the same distance at relu4_1, the layer the figures use
@@ -65,6 +70,9 @@ class TuneConfig:
                                self.style_weight, self.style_target,
                                self.adain_weight, self.identity_weight) < 0:
             raise StylenormError("--lr must be > 0, the loss weights and --style-target >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise StylenormError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}; "
+                                 f"got {self.lr_schedule!r}")
 
 
 class PhotoCrops:
