@@ -67,6 +67,7 @@ def main() -> None:
                         default=TuneConfig.deep_feature_weight)
     parser.add_argument("--lr", type=float, default=TuneConfig.lr)
     parser.add_argument("--lr-schedule", default=TuneConfig.lr_schedule)
+    parser.add_argument("--val-count", type=int, default=TuneConfig.val_count)
     parser.add_argument("--batch-size", type=int, default=TuneConfig.batch_size)
     parser.add_argument("--crop-size", type=int, default=TuneConfig.crop_size)
     parser.add_argument("--threads", type=int, default=0)
@@ -83,7 +84,7 @@ def main() -> None:
         config = TuneConfig(style=str(args.style), content=str(args.tune_content),
                             name=args.name, teacher=args.teacher, init=args.init,
                             minutes=args.minutes, steps=args.steps, lr=args.lr,
-                            lr_schedule=args.lr_schedule,
+                            lr_schedule=args.lr_schedule, val_count=args.val_count,
                             batch_size=args.batch_size, crop_size=args.crop_size,
                             adain_weight=args.adain_weight,
                             style_weight=args.style_weight, style_target=args.style_target,

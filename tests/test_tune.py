@@ -22,7 +22,7 @@ from stylenorm.training.tune import (
     steered_style_weight,
     tune,
 )
-from stylenorm.training.tune_inputs import PhotoCrops, check_inputs
+from stylenorm.training.tune_inputs import PhotoCrops, check_inputs, spread
 
 
 @pytest.fixture
@@ -104,9 +104,9 @@ def test_each_step_takes_the_scheduled_rate(setting, monkeypatch, schedule, last
     rates = []
     real = _Tuner.loss
 
-    def recording(self, content):
+    def recording(self, content, wanted):
         rates.append(self.optimizer.param_groups[0]["lr"])
-        return real(self, content)
+        return real(self, content, wanted)
 
     monkeypatch.setattr(_Tuner, "loss", recording)
     tune(config_for(tmp_path, init, style, steps=4, lr=3e-3, lr_schedule=schedule,
@@ -128,6 +128,11 @@ def test_tuning_lowers_the_loss_it_is_given(setting):
                              feature_weight=0, adain_weight=0, identity_weight=0,
                              val_every_s=1e9), progress=False)
     assert result.figures["style_loss"] < 0.7 * result.first_figures["style_loss"]
+    # The style encoder is left as it was (every other style's code is unchanged: the file
+    # holds half precision); the rest of the model learnt.
+    before, after = load_model(init).state_dict(), load_model(result.path).state_dict()
+    changed = {k for k in before if not torch.equal(before[k].half(), after[k].half())}
+    assert changed and not any(k.startswith("style_encoder.") for k in changed)
 
 
 def test_the_deep_feature_term_pulls_toward_the_teachers_relu4_1(setting):
@@ -140,11 +145,36 @@ def test_the_deep_feature_term_pulls_toward_the_teachers_relu4_1(setting):
     tuner = _Tuner(config, style_image, photos, student, torch.device("cpu"), torch.float32)
     batch = tuner.crops.batch(2)
     with torch.no_grad():
-        first = float(tuner.loss(batch))
+        first = float(tuner.loss(*batch))
     for _ in range(20):
         tuner.step(batch)
     with torch.no_grad():
-        assert 0 < float(tuner.loss(batch)) < 0.5 * first
+        assert 0 < float(tuner.loss(*batch)) < 0.5 * first
+
+
+def test_crops_come_with_the_same_window_of_the_whole_photos_rendering(setting):
+    """Each crop's target is its window (and mirror) of the rendering of the whole photo, and
+    each photo is decoded and rendered once however often it is drawn."""
+    tmp_path, _, _ = setting
+    rendered = []
+
+    def render(photo):
+        rendered.append(photo.shape)
+        return 1 - photo  # pointwise: a crop of it is the crop's own rendering
+
+    photos = sorted((tmp_path / "photos").glob("*.png"))
+    crops = PhotoCrops(photos, 40, 24, seed=0, render=render, pool=4)
+    for _ in range(10):
+        content, wanted = crops.batch(3)
+        assert content.shape == wanted.shape == (3, 3, 24, 24)
+        torch.testing.assert_close(wanted, 1 - content, atol=2e-3, rtol=0)
+    assert len(rendered) == len(crops.kept) == 4  # the pool, each once
+    assert all(min(shape[-2:]) == 40 for shape in rendered)  # the whole photo at the size
+
+
+def test_spread_takes_at_most_count_over_the_whole_list():
+    assert spread(list(range(10)), 20) == list(range(10))
+    assert spread(list(range(100)), 4) == [0, 25, 50, 75]
 
 
 def test_ctrl_c_installs_what_was_learnt(setting, monkeypatch):
@@ -170,9 +200,10 @@ def test_cli_reports_and_refuses_in_one_line_before_any_work(setting):
     base = ["tune", str(style), "--content", str(tmp_path / "photos"), "--init", str(init),
             "--steps", "1", "--no-progress", "--threads", "1", "--size", "40", "--style-size",
             "48", "--crop-size", "32", "--precision", "fp32"]
-    done = runner.invoke(app, [*base, "--name", "mine"])
+    done = runner.invoke(app, [*base, "--name", "mine", "--val-count", "3"])
     assert done.exit_code == 0, done.output
     assert "installed mine" in done.output and "--model mine" in done.output
+    assert read_meta(tmp_path / "home" / "mine.safetensors").provenance["held_out_photos"] == 3
     # Used by name like any lite model: two styles under a mask, alpha.
     from PIL import Image
 

@@ -44,6 +44,9 @@ StyleTarget = Annotated[float, typer.Option(
     min=0.0, help="The style loss to aim at, as a multiple of the teacher's: each minute's "
     "check scales the style weight by (style ratio / target), so the rest of the time goes to "
     "the content (0: the weight stays fixed).")]
+ValCount = Annotated[int, typer.Option(
+    min=1, help="Photos held out to check the model each minute and steer the style weight "
+    "(when the folder has at least three times as many; else checked on training photos).")]
 Overwrite = Annotated[bool, typer.Option(help="Replace an installed model of the same name.")]
 Seed = Annotated[int, typer.Option(help="Seed of the crops and the initial state.")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
@@ -63,6 +66,7 @@ def tune_options(
     adain_weight: AdainWeight = 3.0,
     style_weight: StyleWeight = 5.0,
     style_target: StyleTarget = 1.0,
+    val_count: ValCount = 2,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: DeviceOpt = Device.AUTO,

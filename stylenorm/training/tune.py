@@ -5,17 +5,23 @@ A lite model (the shipped default, or ``init``) is fine-tuned for a time budget 
 image over the user's own photos (the frames of their video, the folder they will batch), and
 installed under ``name``. With one style the targets are exact: the teacher's code is the
 style's at ``style_size`` (the size stylisation uses), and the student's code is computed from
-the same image, as at inference. Each step draws a batch of content crops c (``crop_size``
-squares of the photos at shorter side ``content_size``, so their detail has the scale of a
-stylised photo), the teacher stylises them (t) and the student's output o = m(c, code(s)) is
-pulled toward t and toward the evaluation's own targets, with f the frozen VGG loss network::
+the same image, as at inference, once: the style encoder is not tuned (every other style's code
+stays as it was; the rest of the model learns to render this one). Each step draws a batch of
+content crops c (``crop_size`` squares of the photos at shorter side ``content_size``, so their
+detail has the scale of a stylised photo), t is the same window of the teacher's stylisation of
+the whole photo (each photo is stylised once, when first drawn: :class:`PhotoCrops`), and the
+student's output o = m(c, code(s)) is pulled toward t and toward the evaluation's own targets,
+with f the frozen VGG loss network::
 
     L = pixel_weight * mean|o - t| + feature_weight * ||f(o)_relu3_1 - f(t)_relu3_1||^2
       + deep_feature_weight * ||f(o)_relu4_1 - f(t)_relu4_1||^2
       + style_weight * sum_{l = relu1_1..relu4_1} ||mu(f_l(o)) - mu_l(s)||^2
                                                   + ||sigma(f_l(o)) - sigma_l(s)||^2
       + adain_weight * ||f(o)_relu4_1 - AdaIN(f(c)_relu4_1, s)||^2
-      + identity_weight * ||m(c, code(c)) - c||^2          (so that alpha < 1 still works)
+      + identity_weight * ||m(c', code(c')) - c'||^2      (so that alpha < 1 still works)
+
+where c' is half of the crops at half their size (the identity term cost a quarter of a step
+at full size).
 
 Every ``val_every_s`` seconds the student is measured on held-out photos at ``content_size``
 against the teacher on the same photos: its style and content loss as multiples of the
@@ -64,6 +70,7 @@ __all__ = ["TuneConfig", "TuneResult", "scheduled_lr", "tune"]
 
 FEATURE_LAYER = "relu3_1"
 ADAIN_LAYER = "relu4_1"
+IDENTITY_SHRINK = 2  # the identity term's crops are halved: a quarter of its cost
 STEER_RANGE = 4.0  # the steered style weight stays within style_weight / 4 .. style_weight * 4
 
 
@@ -151,7 +158,13 @@ class _Tuner:
         self.model = student.float().to(device, memory_format=torch.channels_last).train()
         for parameter in self.model.parameters():
             parameter.requires_grad_(True)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        # The style encoder stays as it was: the one style's code is computed once, every
+        # other style's code is unchanged, and the rest of the model learns to render it.
+        self.model.style_encoder.requires_grad_(False)
+        with torch.no_grad(), autocast(device, dtype):
+            self.code = self.model.style_code(self.style)
+        self.optimizer = torch.optim.Adam(
+            [p for p in self.model.parameters() if p.requires_grad], lr=config.lr)
         self.style_weight = config.style_weight  # steered by :meth:`steer`
 
     def _hold_out(self, photos: list[Path]) -> None:
@@ -164,7 +177,11 @@ class _Tuner:
         self.teacher_scores = self.measure.scores(
             self.teacher.outputs(self.val_batch, self.teacher_code), self.val_batch)
         self.crops = PhotoCrops(self.train_photos, config.content_size, config.crop_size,
-                                config.seed)
+                                config.seed, self._render)
+
+    def _render(self, photo: torch.Tensor) -> torch.Tensor:
+        """The teacher's stylisation of one whole photo, on the CPU."""
+        return self.teacher.outputs(photo.to(self.device), self.teacher_code).cpu()
 
     def figures(self) -> dict:
         """The student's style and content loss on the held-out photos, and their ratios to
@@ -181,12 +198,12 @@ class _Tuner:
                 "style_loss": style_loss, "content_loss": content,
                 "teacher_style_loss": teacher[0], "teacher_content_loss": teacher[1]}
 
-    def loss(self, content: torch.Tensor) -> torch.Tensor:
-        """The weighted sum of the module doc's terms on a batch of content crops."""
+    def loss(self, content: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+        """The weighted sum of the module doc's terms on a batch of content crops and the
+        same windows of the teacher's renderings."""
         config, model, measure, encode = self.config, self.model, self.measure, self.encode
-        wanted = self.teacher.outputs(content, self.teacher_code)
         with autocast(self.device, self.dtype):
-            code = model.style_code(self.style)
+            code = self.code
             output = model(content, code.take([0] * content.shape[0])).float()
             feats = encode(output, ADAIN_LAYER)
             total = config.pixel_weight * (output - wanted).abs().mean()
@@ -194,7 +211,7 @@ class _Tuner:
             total = total + config.adain_weight * measure.content_loss(feats, content, encode)
             total = total + self._teacher_features_loss(feats, wanted)
             if config.identity_weight:
-                own = content[: max(1, content.shape[0] // 2)]
+                own = F.avg_pool2d(content[: max(1, content.shape[0] // 2)], IDENTITY_SHRINK)
                 rebuilt = model(own, model.style_code(own)).float()
                 total = total + config.identity_weight * F.mse_loss(rebuilt, own)
         return total
@@ -217,11 +234,13 @@ class _Tuner:
                                                  figures["style_ratio"],
                                                  self.config.style_target)
 
-    def step(self, content: torch.Tensor, done: float = 0.0) -> None:
-        """One optimiser step on a batch of crops, ``done`` (0..1) of the budget spent."""
+    def step(self, batch: tuple[torch.Tensor, torch.Tensor], done: float = 0.0) -> None:
+        """One optimiser step on a batch of (crops, the teacher's windows), ``done`` (0..1)
+        of the budget spent."""
         for group in self.optimizer.param_groups:
             group["lr"] = scheduled_lr(self.config.lr, done, self.config.lr_schedule)
-        total = self.loss(content.contiguous(memory_format=torch.channels_last))
+        content, wanted = (t.to(self.device) for t in batch)
+        total = self.loss(content.contiguous(memory_format=torch.channels_last), wanted)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
@@ -243,7 +262,7 @@ def _tune_for(tuner: _Tuner, first: dict, progress: bool) -> tuple[int, float, b
                 done = (time.perf_counter() - start) / budget
                 if config.steps:
                     done = max(done, iterations / config.steps)
-                tuner.step(tuner.crops.batch(config.batch_size).to(tuner.device), done)
+                tuner.step(tuner.crops.batch(config.batch_size), done)
                 iterations += 1
                 now = time.perf_counter()
                 if now - last_val >= config.val_every_s:

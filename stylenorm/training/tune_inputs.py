@@ -5,6 +5,7 @@ under, the lite model to start from); the photos held out for the figures
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from ..io.images import load_image
 from ..models.lite import LiteModel
 from .inputs import find_images
 
-__all__ = ["PhotoCrops", "TuneConfig", "check_inputs", "held_out"]
+__all__ = ["PhotoCrops", "TuneConfig", "check_inputs", "held_out", "spread"]
+
+CROP_POOL = 48  # photos that crops are drawn from: each is stylised once, when first drawn
 
 
 LR_SCHEDULES = tuple(schedule.value for schedule in LrSchedule)
@@ -76,29 +79,55 @@ class TuneConfig:
 
 
 class PhotoCrops:
-    """Random crops of the content photos, decoded at ``size`` shorter side when drawn."""
+    """Random crops of the content photos, each with the same window of the teacher's
+    stylisation of the whole photo (what the user sees when stylising at ``size``). Up to
+    ``pool`` photos spread over the folder take part; each is decoded at ``size`` shorter side
+    and stylised by ``render`` once, when first drawn, and kept (in half precision), so a step
+    pays for neither again."""
 
-    def __init__(self, paths: list[Path], size: int, crop: int, seed: int) -> None:
-        self.paths, self.size, self.crop = list(paths), size, crop
+    def __init__(self, paths: list[Path], size: int, crop: int, seed: int,
+                 render: Callable[[torch.Tensor], torch.Tensor], pool: int = CROP_POOL) -> None:
+        self.paths, self.size, self.crop, self.render = spread(paths, pool), size, crop, render
         self.rng = np.random.default_rng(seed)
+        self.kept: dict[Path, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def batch(self, count: int) -> torch.Tensor:
-        crops = []
+    def _photo(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        """(photo, teacher's rendering), float16, decoded and rendered on first use."""
+        if path not in self.kept:
+            photo = load_image(path, self.size).rgb
+            with torch.no_grad():
+                rendered = self.render(photo)
+            self.kept[path] = photo.half(), rendered.to(photo.device).half()
+        return self.kept[path]
+
+    def batch(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``count`` random windows, mirrored at random: (photo crops, teacher crops), float32."""
+        crops, wanted = [], []
         while len(crops) < count:
-            index = int(self.rng.integers(len(self.paths)))
+            path = self.paths[int(self.rng.integers(len(self.paths)))]
             try:
-                image = load_image(self.paths[index], self.size).rgb
+                photo, rendered = self._photo(path)
             except StylenormError:  # a header that opened, a body that does not decode
                 if len(self.paths) == 1:
                     raise
-                del self.paths[index]
+                self.paths.remove(path)
                 continue
-            h, w = image.shape[-2:]
+            h, w = photo.shape[-2:]
             top = int(self.rng.integers(h - self.crop + 1))
             left = int(self.rng.integers(w - self.crop + 1))
-            crop = image[..., top:top + self.crop, left:left + self.crop]
-            crops.append(crop.flip(-1) if self.rng.random() < 0.5 else crop)
-        return torch.cat(crops)
+            flip = self.rng.random() < 0.5
+            for image, into in ((photo, crops), (rendered, wanted)):
+                window = image[..., top:top + self.crop, left:left + self.crop].float()
+                into.append(window.flip(-1) if flip else window)
+        return torch.cat(crops), torch.cat(wanted)
+
+
+def spread(items: list, count: int) -> list:
+    """At most ``count`` of ``items``, evenly spread over them (all when there are no more)."""
+    if len(items) <= count:
+        return list(items)
+    step = len(items) / count
+    return [items[int(i * step)] for i in range(count)]
 
 
 def _opens(path: Path) -> bool:
