@@ -128,11 +128,6 @@ def test_tuning_lowers_the_loss_it_is_given(setting):
                              feature_weight=0, adain_weight=0, identity_weight=0,
                              val_every_s=1e9), progress=False)
     assert result.figures["style_loss"] < 0.7 * result.first_figures["style_loss"]
-    # The style encoder is left as it was (every other style's code is unchanged: the file
-    # holds half precision); the rest of the model learnt.
-    before, after = load_model(init).state_dict(), load_model(result.path).state_dict()
-    changed = {k for k in before if not torch.equal(before[k].half(), after[k].half())}
-    assert changed and not any(k.startswith("style_encoder.") for k in changed)
 
 
 def test_the_deep_feature_term_pulls_toward_the_teachers_relu4_1(setting):

@@ -5,13 +5,12 @@ A lite model (the shipped default, or ``init``) is fine-tuned for a time budget 
 image over the user's own photos (the frames of their video, the folder they will batch), and
 installed under ``name``. With one style the targets are exact: the teacher's code is the
 style's at ``style_size`` (the size stylisation uses), and the student's code is computed from
-the same image, as at inference, once: the style encoder is not tuned (every other style's code
-stays as it was; the rest of the model learns to render this one). Each step draws a batch of
-content crops c (``crop_size`` squares of the photos at shorter side ``content_size``, so their
-detail has the scale of a stylised photo), t is the same window of the teacher's stylisation of
-the whole photo (each photo is stylised once, when first drawn: :class:`PhotoCrops`), and the
-student's output o = m(c, code(s)) is pulled toward t and toward the evaluation's own targets,
-with f the frozen VGG loss network::
+the same image, as at inference. Each step draws a batch of content crops c (``crop_size``
+squares of the photos at shorter side ``content_size``, so their detail has the scale of a
+stylised photo), t is the same window of the teacher's stylisation of the whole photo (each
+photo is stylised once, when first drawn: :class:`PhotoCrops`), and the student's output
+o = m(c, code(s)) is pulled toward t and toward the evaluation's own targets, with f the frozen
+VGG loss network::
 
     L = pixel_weight * mean|o - t| + feature_weight * ||f(o)_relu3_1 - f(t)_relu3_1||^2
       + deep_feature_weight * ||f(o)_relu4_1 - f(t)_relu4_1||^2
@@ -158,13 +157,7 @@ class _Tuner:
         self.model = student.float().to(device, memory_format=torch.channels_last).train()
         for parameter in self.model.parameters():
             parameter.requires_grad_(True)
-        # The style encoder stays as it was: the one style's code is computed once, every
-        # other style's code is unchanged, and the rest of the model learns to render it.
-        self.model.style_encoder.requires_grad_(False)
-        with torch.no_grad(), autocast(device, dtype):
-            self.code = self.model.style_code(self.style)
-        self.optimizer = torch.optim.Adam(
-            [p for p in self.model.parameters() if p.requires_grad], lr=config.lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.style_weight = config.style_weight  # steered by :meth:`steer`
 
     def _hold_out(self, photos: list[Path]) -> None:
@@ -203,7 +196,7 @@ class _Tuner:
         same windows of the teacher's renderings."""
         config, model, measure, encode = self.config, self.model, self.measure, self.encode
         with autocast(self.device, self.dtype):
-            code = self.code
+            code = model.style_code(self.style)
             output = model(content, code.take([0] * content.shape[0])).float()
             feats = encode(output, ADAIN_LAYER)
             total = config.pixel_weight * (output - wanted).abs().mean()
