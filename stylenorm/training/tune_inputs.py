@@ -92,12 +92,13 @@ class PhotoCrops:
         self.kept: dict[Path, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _photo(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-        """(photo, teacher's rendering), float16, decoded and rendered on first use."""
+        """(photo, teacher's rendering), float16 on the CPU (``render`` returns it there),
+        decoded and rendered on first use."""
         if path not in self.kept:
             photo = load_image(path, self.size).rgb
             with torch.no_grad():
                 rendered = self.render(photo)
-            self.kept[path] = photo.half(), rendered.to(photo.device).half()
+            self.kept[path] = photo.half(), rendered.half()
         return self.kept[path]
 
     def batch(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
