@@ -21,7 +21,8 @@ from stylenorm.training.warm_start import init_architecture, start_from
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_LITE = REPO / "weights" / "lite.safetensors"
 runner = CliRunner()
-DEFAULT_LITE = {"widths": (16, 32, 64), "res_blocks": 2, "style_mlp": 0, "style_deep": 0}
+DEFAULT_LITE = {"widths": (16, 32, 64), "res_blocks": 2, "style_mlp": 0, "style_deep": 0,
+                "half_blocks": 0}
 
 
 def lite_file(folder: Path, **config) -> Path:
@@ -38,7 +39,8 @@ def small_lite(tmp_path) -> Path:
 
 def test_settings_not_given_come_from_the_file(small_lite):
     got = init_architecture(str(small_lite), "lite", DEFAULT_LITE, given=())
-    assert got == {"widths": (4, 8, 8), "res_blocks": 2, "style_mlp": 8, "style_deep": 4}
+    assert got == {"widths": (4, 8, 8), "res_blocks": 2, "style_mlp": 8, "style_deep": 4,
+                   "half_blocks": 0}
     grown = init_architecture(str(small_lite), "lite", {**DEFAULT_LITE, "res_blocks": 4},
                               given=("res_blocks",), grow=True)
     assert grown == {**got, "res_blocks": 4}
@@ -49,6 +51,7 @@ def test_settings_not_given_come_from_the_file(small_lite):
     ({"widths": (4, 8, 16)}, "widths 4,8,8 in the file, 4,8,16 asked for"),
     ({"style_mlp": 16}, "style_mlp 8 in the file, 16 asked for"),  # a StyleFilm does not grow
     ({"style_deep": 0}, "style_deep 4 in the file, 0 asked for"),  # nor shrink away
+    ({"half_blocks": 0, "res_blocks": 1}, "res_blocks 2 in the file, 1 asked for"),
 ])
 def test_a_given_setting_that_differs_is_named(small_lite, given, message):
     with pytest.raises(WeightsError, match=f"^--init {small_lite}: {message}$"):
@@ -58,7 +61,8 @@ def test_a_given_setting_that_differs_is_named(small_lite, given, message):
 
 def test_growth_only_where_the_model_grows(tmp_path):
     path = lite_file(tmp_path, widths=(4, 8, 8), res_blocks=1, style_size=32)
-    asked = {"widths": (4, 8, 8), "res_blocks": 3, "style_mlp": 8, "style_deep": 4}
+    asked = {"widths": (4, 8, 8), "res_blocks": 3, "style_mlp": 8, "style_deep": 4,
+             "half_blocks": 2}
     assert init_architecture(str(path), "lite", asked, given=asked, grow=True) == asked
     with pytest.raises(WeightsError, match="res_blocks 1 in the file, 3 asked for"):
         init_architecture(str(path), "lite", asked, given=asked, grow=False)

@@ -14,18 +14,23 @@ from stylenorm.models.lite import LiteCode, LiteConfig, LiteModel, grown_state
 from stylenorm.training.lite import LiteTrainConfig, augment_styles, train_lite
 
 
-@pytest.fixture(params=[(0, 0), (16, 0), (16, 12)], ids=["plain", "style_mlp", "style_deep"])
+@pytest.fixture(params=[(0, 0, 0), (16, 0, 0), (16, 12, 0), (16, 12, 2)],
+                ids=["plain", "style_mlp", "style_deep", "half_blocks"])
 def model(request):
     torch.manual_seed(0)
-    mlp, deep = request.param
+    mlp, deep, half = request.param
     config = LiteConfig(widths=(8, 16, 32), res_blocks=1, style_size=32, style_mlp=mlp,
-                        style_deep=deep)
+                        style_deep=deep, half_blocks=half)
     net = LiteModel(config).eval()
     with torch.no_grad():  # non-trivial modulators, as after training
         for mod in net.modulators:
             mod.linear.weight.add_(0.05 * torch.randn_like(mod.linear.weight))
         if net.style_film is not None:
             net.style_film.out.weight.normal_(0, 0.05)
+        if half:  # blocks at 1/2 that do something, and a FiLM on them
+            for block in net.decoder.half_res:
+                block.conv2.weight.normal_(0, 0.05)
+            net.style_film.half_out.weight.normal_(0, 0.05)
     return net
 
 
@@ -185,8 +190,8 @@ def test_init_grows_a_shallower_model_without_changing_its_output(model, tmp_pat
     path = save_weights(tmp_path / "small.safetensors", model.state_dict(), "lite",
                         model.config.to_dict())
     deeper = LiteModel(LiteConfig(widths=(8, 16, 32), res_blocks=3, style_size=32, style_mlp=16,
-                                  style_deep=12)).eval()  # also grows a StyleFilm or its rows,
-    # and a deep style level
+                                  style_deep=12, half_blocks=3)).eval()  # also grows a StyleFilm
+    # or its rows, a deep style level, and blocks at the decoder's 1/2 level
     start_from(deeper, str(path), "lite", config=deeper.config.to_dict(), complete=grown_state)
     content, style = torch.rand(1, 3, 36, 44), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
@@ -195,9 +200,11 @@ def test_init_grows_a_shallower_model_without_changing_its_output(model, tmp_pat
     assert deeper.decoder.res[2].conv1.weight.abs().sum() > 0  # new blocks can learn
     assert deeper.style_film.hidden.weight.abs().sum() > 0
     assert deeper.style_encoder.deep[2].conv1.weight.abs().sum() > 0
+    assert deeper.decoder.half_res[2].conv1.weight.abs().sum() > 0
     wider = LiteModel(LiteConfig(widths=(8, 16, 40), res_blocks=1, style_size=32,
                                  style_mlp=model.config.style_mlp,
-                                 style_deep=model.config.style_deep))
+                                 style_deep=model.config.style_deep,
+                                 half_blocks=model.config.half_blocks))
     with pytest.raises(WeightsError, match="widths 8,16,32 in the file, 8,16,40 asked for$"):
         start_from(wider, str(path), "lite", config=wider.config.to_dict(),
                    complete=grown_state)

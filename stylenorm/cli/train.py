@@ -132,6 +132,9 @@ StyleMlp = Annotated[int, typer.Option(
 StyleDeep = Annotated[int, typer.Option(
     min=0, help="Channels of a 1/8-resolution level of the style encoder, read by the "
     "--style-mlp FiLM (0: none). --init from a model without it grows one.")]
+HalfBlocks = Annotated[int, typer.Option(
+    min=0, help="Residual blocks at the decoder's 1/2 resolution, FiLM'd by --style-mlp (0: "
+    "none). --init from a model with fewer grows new ones that start as the identity.")]
 
 
 @train_app.command("lite")
@@ -147,6 +150,7 @@ def lite(
     res_blocks: Annotated[int, typer.Option(min=1, help="Residual blocks per bottleneck.")] = 2,
     style_mlp: StyleMlp = 0,
     style_deep: StyleDeep = 0,
+    half_blocks: HalfBlocks = 0,
     content_weight: Annotated[float, typer.Option(
         help="Content loss weight (without --teacher; with it, see --adain-weight).")] = 1.0,
     style_weight: StyleWeight = 10.0,
@@ -155,7 +159,7 @@ def lite(
     augment: Annotated[bool, typer.Option(help="Flip, turn and recolour styles.")] = True,
     init: Annotated[Path, typer.Option(
         exists=True, dir_okay=False, help="Start from this lite model; --widths, --res-blocks, "
-        "--style-mlp and --style-deep not given are read from it.")] = None,
+        "--style-mlp, --style-deep and --half-blocks not given are read from it.")] = None,
     iterations: Iterations = 160_000,
     lr: Lr = 5e-4,
     lr_decay: LrDecay = 1e-4,
@@ -166,7 +170,8 @@ def lite(
     run = run_options(options)
     arch = from_init(context, init, "lite", {"widths": parse_widths(widths),
                                              "res_blocks": res_blocks, "style_mlp": style_mlp,
-                                             "style_deep": style_deep}, grow=True)
+                                             "style_deep": style_deep,
+                                             "half_blocks": half_blocks}, grow=True)
     fields = dict(content=str(content), style=str(style), out=str(out), encoder=encoder, **arch,
                   content_weight=content_weight, style_weight=style_weight,
                   identity_weight=identity_weight, augment=augment, iterations=iterations,

@@ -231,7 +231,8 @@ def adain_architecture(config: dict) -> dict:
 def lite_architecture(config: dict) -> dict:
     lite = LiteConfig.from_dict(config)
     return {"widths": tuple(lite.widths), "res_blocks": lite.res_blocks,
-            "style_mlp": lite.style_mlp, "style_deep": lite.style_deep}
+            "style_mlp": lite.style_mlp, "style_deep": lite.style_deep,
+            "half_blocks": lite.half_blocks}
 
 
 def cin_architecture(config: dict) -> dict:
@@ -246,6 +247,7 @@ LITE_GROWS = {
     "res_blocks": lambda in_file, asked: asked > in_file,
     "style_mlp": lambda in_file, asked: in_file == 0 < asked,
     "style_deep": lambda in_file, asked: in_file == 0 < asked,
+    "half_blocks": lambda in_file, asked: asked > in_file,
 }
 
 

@@ -47,6 +47,7 @@ class LiteConfig:
     style_size: int = 256  # the style image's shorter side inside the model
     style_mlp: int = 0  # hidden units of the StyleFilm on the decoder's residual blocks; 0: none
     style_deep: int = 0  # channels of a 1/8 level of the style encoder, read by the StyleFilm
+    half_blocks: int = 0  # residual blocks at the decoder's 1/2 level (FiLM'd by a StyleFilm)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,10 +110,11 @@ class LiteModel(InferenceSwitch, nn.Module):
             raise ValueError("a lite model with style_deep needs style_mlp: the StyleFilm is "
                              "what reads the deep level's statistics")
         self.style_encoder = LiteEncoder(w, blocks, deep)
-        self.decoder = LiteDecoder(w, blocks)
+        self.decoder = LiteDecoder(w, blocks, self.config.half_blocks)
         self.modulators = nn.ModuleList(
             [Modulator(w[0], False), Modulator(w[1], False), Modulator(w[2], True)])
-        self.style_film = (StyleFilm(sum(w) + deep, self.config.style_mlp, w[2], blocks)
+        self.style_film = (StyleFilm(sum(w) + deep, self.config.style_mlp, w[2], blocks, w[1],
+                                     self.config.half_blocks)
                            if self.config.style_mlp else None)
 
     @property
@@ -209,9 +211,10 @@ class LiteModel(InferenceSwitch, nn.Module):
             sizes = [(4 * h, 4 * w), (2 * h, 2 * w), (h, w)]
             mods = [blend_by_mask(mod, resize_mask(mask.to(mod[0]), size))
                     for mod, size in zip(mods, sizes, strict=True)]
-            if res_films is not None:
-                res_films = [blend_by_mask(film, resize_mask(mask.to(film[0]), (h, w)))
-                             for film in res_films]
+            if res_films is not None:  # the bottleneck's blocks, then those at 1/2
+                at = [(h, w)] * self.config.res_blocks + [(2 * h, 2 * w)] * self.config.half_blocks
+                res_films = [blend_by_mask(film, resize_mask(mask.to(film[0]), size))
+                             for film, size in zip(res_films, at, strict=True)]
         s_std, s_mean = mods[2]
         h = (normalised * s_std + s_mean).to(self.dtype)
         return self.decoder(h, mods[:2], res_films).float()
@@ -241,17 +244,20 @@ def blend_by_mask(mod, mask: torch.Tensor):
 
 
 _RES_KEY = re.compile(
-    r"(content_encoder\.res|style_encoder\.(res|deep)|decoder\.res)\.\d+\.conv[12]\.(weight|bias)")
+    r"(content_encoder\.res|style_encoder\.(res|deep)|decoder\.(res|half_res))\.\d+\.conv[12]\."
+    r"(weight|bias)")
+_FILM_OUT = ("style_film.out.", "style_film.half_out.")  # one row block per residual block
 _NEW_PARTS = ("style_film.", "style_encoder.down3.", "style_encoder.deep.", "code_probe.")
 
 
 def grown_state(model: LiteModel, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The weights of a smaller lite model (fewer residual blocks per stage, or no StyleFilm, or
-    no deep style level), completed with ``model``'s own new parts: each new block's second conv
-    is zeroed, so it starts as the identity, a new StyleFilm keeps its zero output layer, and a
-    deep style level is read only by a StyleFilm; the grown model computes what the smaller one
-    did (a training-only ``code_probe`` is kept as ``model`` has it). Other differences are
-    left for the strict loader."""
+    """The weights of a smaller lite model (fewer residual blocks per stage or at the decoder's
+    1/2 level, or no StyleFilm, or no deep style level), completed with ``model``'s own new
+    parts: each new block's second conv is zeroed, so it starts as the identity, a new StyleFilm
+    (or its rows for new blocks) keeps its zero output, and a deep style level is read only by
+    a StyleFilm; the grown model computes what the smaller one did (a training-only
+    ``code_probe`` is kept as ``model`` has it). Other differences are left for the strict
+    loader."""
     grown = dict(tensors)
     for key, value in model.state_dict().items():
         old = tensors.get(key)
@@ -259,8 +265,8 @@ def grown_state(model: LiteModel, tensors: dict[str, torch.Tensor]) -> dict[str,
             grown[key] = torch.zeros_like(value) if ".conv2." in key else value.clone()
         elif old is None and key.startswith(_NEW_PARTS):
             grown[key] = value.clone()
-        elif key.startswith("style_film.out.") and old.shape[1:] == value.shape[1:] and len(
-                old) < len(value):  # new residual blocks: their FiLM rows come last, at zero
+        elif key.startswith(_FILM_OUT) and old.shape[1:] == value.shape[1:] and len(old) < len(
+                value):  # new residual blocks: their FiLM rows come last, at zero
             grown[key] = torch.cat([old, value.new_zeros((len(value) - len(old),
                                                           *value.shape[1:]))])
         elif key == "style_film.hidden.weight" and old.shape[0] == value.shape[0] and (

@@ -102,28 +102,53 @@ class StyleFilm(nn.Module):
 
     Where the per-level :class:`Modulator` sees only its own level's statistics and acts on the
     decoder's upsampling layers, this one lets the texture-making residual blocks at the
-    bottleneck depend on the style."""
+    bottleneck depend on the style.
 
-    def __init__(self, code_channels: int, hidden: int, channels: int, blocks: int) -> None:
+    With ``half_blocks``, a second output layer (also at zero) gives one FiLM pair of
+    ``half_channels`` to each of the decoder's residual blocks at 1/2 resolution; they follow
+    the bottleneck's in the returned list."""
+
+    def __init__(self, code_channels: int, hidden: int, channels: int, blocks: int,
+                 half_channels: int = 0, half_blocks: int = 0) -> None:
         super().__init__()
         self.channels, self.blocks = channels, blocks
+        self.half_channels, self.half_blocks = half_channels, half_blocks
         self.hidden = nn.Linear(2 * code_channels, hidden)
         self.out = nn.Linear(hidden, 2 * channels * blocks)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        if half_blocks:
+            self.half_out = nn.Linear(hidden, 2 * half_channels * half_blocks)
+            nn.init.zeros_(self.half_out.weight)
+            nn.init.zeros_(self.half_out.bias)
 
     def forward(self, means: list[torch.Tensor], stds: list[torch.Tensor]) -> list[Film]:
         stats = torch.cat([t.flatten(1) for t in (*means, *stds)], dim=1).float()
         hidden = F.relu(self.hidden(stats.to(self.hidden.weight.dtype)))
-        films = self.out(hidden).view(-1, self.blocks, 2, self.channels, 1, 1)
-        return [(films[:, b, 0], films[:, b, 1]) for b in range(self.blocks)]
+        films = _pairs(self.out(hidden), self.blocks, self.channels)
+        if self.half_blocks:
+            films += _pairs(self.half_out(hidden), self.half_blocks, self.half_channels)
+        return films
+
+
+def _pairs(flat: torch.Tensor, blocks: int, channels: int) -> list[Film]:
+    """(N, blocks * 2 * channels) -> one (scale, shift) pair of (N, channels, 1, 1) per block."""
+    films = flat.view(-1, blocks, 2, channels, 1, 1)
+    return [(films[:, b, 0], films[:, b, 1]) for b in range(blocks)]
 
 
 class LiteDecoder(nn.Module):
-    def __init__(self, widths: tuple[int, int, int], res_blocks: int) -> None:
+    """Residual blocks at the bottleneck (1/4), an upsampling convolution to 1/2, ``half_blocks``
+    residual blocks there (the texture of VGG's relu2_1/relu3_1 is made at these two levels),
+    and one to full resolution, each upsampling convolution FiLM-modulated."""
+
+    def __init__(self, widths: tuple[int, int, int], res_blocks: int, half_blocks: int = 0
+                 ) -> None:
         super().__init__()
         w1, w2, w3 = widths
         self.res = nn.Sequential(*(ResBlock(w3) for _ in range(res_blocks)))
+        if half_blocks:
+            self.half_res = nn.Sequential(*(ResBlock(w2) for _ in range(half_blocks)))
         self.up2, self.up1 = conv(w3, w2), conv(w2, w1)
         self.out = conv(w1, 3)
         self.fused = False  # fused kernels for inference (see nn.fused.conv_act)
@@ -135,14 +160,18 @@ class LiteDecoder(nn.Module):
 
     def forward(self, h: torch.Tensor, films: list[Film],
                 res_films: list[Film] | None = None) -> torch.Tensor:
-        """``films``: for the full and 1/2 levels; ``res_films``: one per residual block, or
-        None (unmodulated blocks)."""
-        if res_films is None:
-            h = self.res(h)
-        else:
-            for block, film in zip(self.res, res_films, strict=True):
-                h = block(h, film)
+        """``films``: for the full and 1/2 levels; ``res_films``: one per residual block (those
+        at the bottleneck, then those at 1/2), or None (unmodulated blocks)."""
+        half = list(getattr(self, "half_res", ()))
+        films_of = [None] * (len(self.res) + len(half)) if res_films is None else res_films
+        if len(films_of) != len(self.res) + len(half):
+            raise ValueError(f"{len(films_of)} FiLM pairs for {len(self.res) + len(half)} "
+                             "residual blocks")
+        for block, film in zip(self.res, films_of, strict=False):
+            h = block(h, film)
+        h = self.film(F.interpolate(h, scale_factor=2, mode="nearest"), self.up2, films[1])
+        for block, film in zip(half, films_of[len(self.res):], strict=True):
+            h = block(h, film)
         h = F.interpolate(h, scale_factor=2, mode="nearest")
-        h = F.interpolate(self.film(h, self.up2, films[1]), scale_factor=2, mode="nearest")
         h = self.film(h, self.up1, films[0])
         return conv_act(h, self.out, relu=False, fused=self.fused)

@@ -54,6 +54,7 @@ class LiteTrainConfig(TrainConfig):
     res_blocks: int = 2
     style_mlp: int = 0  # LiteConfig.style_mlp
     style_deep: int = 0  # LiteConfig.style_deep
+    half_blocks: int = 0  # LiteConfig.half_blocks
     content_weight: float = 1.0
     style_weight: float = 10.0
     identity_weight: float = 5.0
@@ -95,7 +96,7 @@ class LiteTrainConfig(TrainConfig):
     def lite_config(self) -> LiteConfig:
         return LiteConfig(widths=tuple(self.widths), res_blocks=self.res_blocks,
                           style_size=self.crop_size, style_mlp=self.style_mlp,
-                          style_deep=self.style_deep)
+                          style_deep=self.style_deep, half_blocks=self.half_blocks)
 
 
 def augment_styles(styles: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
