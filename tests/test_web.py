@@ -572,7 +572,8 @@ def test_page_says_when_the_server_is_busy(server, browser):
     holders = [threading.Thread(target=hold) for _ in range(3)]  # every place taken
     for holder in holders:
         holder.start()
-    held.acquire(timeout=5)
+    for _ in holders:  # every holder in its slot before the click, however busy the machine
+        assert held.acquire(timeout=20)
     try:
         page.click("#run")
         page.locator("#status").filter(has_text="the server is busy").wait_for(timeout=30_000)
