@@ -51,12 +51,22 @@ def test_settings_not_given_come_from_the_file(small_lite):
     ({"widths": (4, 8, 16)}, "widths 4,8,8 in the file, 4,8,16 asked for"),
     ({"style_mlp": 16}, "style_mlp 8 in the file, 16 asked for"),  # a StyleFilm does not grow
     ({"style_deep": 0}, "style_deep 4 in the file, 0 asked for"),  # nor shrink away
-    ({"half_blocks": 0, "res_blocks": 1}, "res_blocks 2 in the file, 1 asked for"),
 ])
 def test_a_given_setting_that_differs_is_named(small_lite, given, message):
     with pytest.raises(WeightsError, match=f"^--init {small_lite}: {message}$"):
         init_architecture(str(small_lite), "lite", {**DEFAULT_LITE, **given}, given=given,
                           grow=True)
+
+
+def test_half_blocks_grow_and_never_shrink(tmp_path):
+    path = lite_file(tmp_path, widths=(4, 8, 8), res_blocks=1, style_size=32, style_mlp=8,
+                     half_blocks=2)
+    asked = {"widths": (4, 8, 8), "res_blocks": 1, "style_mlp": 8, "style_deep": 0}
+    more = {**asked, "half_blocks": 3}
+    assert init_architecture(str(path), "lite", more, given=more, grow=True) == more
+    fewer = {**asked, "half_blocks": 1}
+    with pytest.raises(WeightsError, match="half_blocks 2 in the file, 1 asked for$"):
+        init_architecture(str(path), "lite", fewer, given=fewer, grow=True)
 
 
 def test_growth_only_where_the_model_grows(tmp_path):

@@ -170,6 +170,7 @@ def test_crops_come_with_the_same_window_of_the_whole_photos_rendering(setting):
 def test_spread_takes_at_most_count_over_the_whole_list():
     assert spread(list(range(10)), 20) == list(range(10))
     assert spread(list(range(100)), 4) == [0, 25, 50, 75]
+    assert spread(list(range(100)), 4, offset=0.5) == [12, 37, 62, 87]
 
 
 def test_ctrl_c_installs_what_was_learnt(setting, monkeypatch):

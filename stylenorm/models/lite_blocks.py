@@ -162,15 +162,12 @@ class LiteDecoder(nn.Module):
                 res_films: list[Film] | None = None) -> torch.Tensor:
         """``films``: for the full and 1/2 levels; ``res_films``: one per residual block (those
         at the bottleneck, then those at 1/2), or None (unmodulated blocks)."""
-        half = list(getattr(self, "half_res", ()))
-        films_of = [None] * (len(self.res) + len(half)) if res_films is None else res_films
-        if len(films_of) != len(self.res) + len(half):
-            raise ValueError(f"{len(films_of)} FiLM pairs for {len(self.res) + len(half)} "
-                             "residual blocks")
-        for block, film in zip(self.res, films_of, strict=False):
+        half, n = list(getattr(self, "half_res", ())), len(self.res)
+        films_of = [None] * (n + len(half)) if res_films is None else res_films
+        for block, film in zip(self.res, films_of[:n], strict=True):
             h = block(h, film)
         h = self.film(F.interpolate(h, scale_factor=2, mode="nearest"), self.up2, films[1])
-        for block, film in zip(half, films_of[len(self.res):], strict=True):
+        for block, film in zip(half, films_of[n:], strict=True):
             h = block(h, film)
         h = F.interpolate(h, scale_factor=2, mode="nearest")
         h = self.film(h, self.up1, films[0])

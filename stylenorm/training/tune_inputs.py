@@ -123,12 +123,13 @@ class PhotoCrops:
         return torch.cat(crops), torch.cat(wanted)
 
 
-def spread(items: list, count: int) -> list:
-    """At most ``count`` of ``items``, evenly spread over them (all when there are no more)."""
+def spread(items: list, count: int, offset: float = 0.0) -> list:
+    """At most ``count`` of ``items``, evenly spread over them (all when there are no more):
+    the one at ``offset`` (0..1) of each of ``count`` equal stretches."""
     if len(items) <= count:
         return list(items)
     step = len(items) / count
-    return [items[int(i * step)] for i in range(count)]
+    return [items[int((i + offset) * step)] for i in range(count)]
 
 
 def _opens(path: Path) -> bool:
@@ -169,6 +170,5 @@ def held_out(photos: list[Path], count: int) -> tuple[list[Path], list[Path]]:
     are at least three times as many; otherwise validation uses training photos."""
     if len(photos) < 3 * count:
         return photos, photos[:count]
-    step = len(photos) / count
-    held = {int(i * step + step / 2) for i in range(count)}
+    held = set(spread(range(len(photos)), count, offset=0.5))
     return [p for i, p in enumerate(photos) if i not in held], [photos[i] for i in sorted(held)]
