@@ -167,6 +167,31 @@ def test_refine_trains_only_the_named_styles_rows(random_store, folders):
     assert read_meta(refined.model_path).provenance["trained_styles"] == [1]
 
 
+def test_favour_draws_the_named_styles_more_often_and_checks_its_names(random_store,
+                                                                      folders):
+    from stylenorm.hub.zoo import load_frozen_encoder
+    from stylenorm.training.cin import CINTask, StyleTargets
+
+    encoder, _ = load_frozen_encoder("vgg19-normalised")
+    network = CINTransformer(CINConfig(["a_dots", "b_waves", "c_lines"], **SMALL))
+
+    def task(favour):
+        return CINTask(tiny(folders, favour=favour), encoder, network,
+                       StyleTargets({}, rows=[0, 1, 2]), torch.zeros(0))
+
+    draws = torch.cat([task({"b_waves": 4}).draw_styles(i, 8) for i in range(500)])
+    share = torch.bincount(draws, minlength=3).double() / len(draws)
+    assert torch.allclose(share, torch.tensor([1 / 6, 4 / 6, 1 / 6], dtype=torch.float64),
+                          atol=0.03), share
+    plain = torch.cat([task({}).draw_styles(i, 8) for i in range(500)])
+    assert abs(float((plain == 1).double().mean()) - 1 / 3) < 0.03
+    with pytest.raises(StylenormError, match=r"favour: no style named candy among the trained "
+                                             r"styles \(a_dots, b_waves, c_lines\)"):
+        task({"candy": 2})
+    with pytest.raises(StylenormError, match="each weight must be > 0"):
+        tiny(folders, favour={"a_dots": 0}).validate()
+
+
 def test_meanstd_style_loss_is_adains_distance_to_each_styles_statistics(random_store,
                                                                          folders):
     from stylenorm.hub.zoo import load_frozen_encoder
@@ -257,6 +282,21 @@ def test_cli_train_cin_and_stylize(random_store, folders):
     assert result.exit_code == 0, result.output
     refined = read_meta(folders / "refined" / "model.safetensors").provenance
     assert refined["trained_styles"] == [0, 1]
+    result = runner.invoke(app, [
+        "train", "cin", "--content", str(folders / "content"), "--styles",
+        str(folders / "styles"), "--out", str(folders / "favoured"), "--init", model,
+        "--favour", "b_waves=3", "--iterations", "1", "--batch-size", "2", "--crop-size",
+        "32", "--style-size", "32", "--sample-every", "0", "--workers", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    favoured = read_meta(folders / "favoured" / "model.safetensors").provenance
+    assert favoured["style_draw_weights"] == {"b_waves": 3.0}
+    assert favoured["trained_styles"] == [0, 1]
+    for bad in ("b_waves", "=2", "b_waves=many"):
+        result = runner.invoke(app, ["train", "cin", "--content", str(folders / "content"),
+                                     "--styles", str(folders / "styles"), "--favour", bad])
+        assert result.exit_code == 1, result.output
+        assert result.output.strip() == ("error: --favour takes NAME=WEIGHT entries separated "
+                                          f"by commas; got {bad!r}"), result.output
     result = runner.invoke(app, ["train", "cin", "--content", str(folders / "content"),
                                  "--styles", str(folders / "styles"), "--refine", "candy",
                                  "--init", model, "--no-progress"])

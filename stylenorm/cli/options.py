@@ -47,6 +47,22 @@ def comma_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def name_weights(text: str, option: str) -> dict[str, float]:
+    """``"mosaic=3, candy=2"`` -> {"mosaic": 3.0, "candy": 2.0}; one error line for an entry
+    that is not NAME=NUMBER."""
+    weights = {}
+    for entry in comma_list(text):
+        name, _, value = (part.strip() for part in entry.partition("="))
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            name = ""
+        if not name:
+            raise StylenormError(f"{option} takes NAME=WEIGHT entries separated by commas; got "
+                                 f"{entry!r}", params=(option.lstrip("-"),))
+    return weights
+
+
 def parse_widths(text: str) -> tuple[int, int, int]:
     """``--widths 16,32,64`` -> (16, 32, 64); one error line for anything but three positive
     integers."""

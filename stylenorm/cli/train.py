@@ -17,7 +17,7 @@ from ..nn.norms import NormName
 from ..training.adain import StyleLoss
 from .errors import say, user_errors
 from .helptext import TRAIN_HELP
-from .options import WidthsOpt, comma_list, parse_widths, values_of, with_options
+from .options import WidthsOpt, comma_list, name_weights, parse_widths, values_of, with_options
 from .train_options import (
     ContentWeight,
     Folder,
@@ -192,6 +192,9 @@ Extend = Annotated[Path, typer.Option(
 Refine = Annotated[str, typer.Option(
     help="Style names (comma-separated): train only these styles' gamma/beta rows of the "
     "--init model, on these styles alone; the others stay bit-identical.")]
+Favour = Annotated[str, typer.Option(
+    help="Draw these styles more often, every style still training: NAME=WEIGHT entries "
+    "(comma-separated; a style not named has weight 1), e.g. mosaic=3,candy=2.")]
 StyleSize = Annotated[int, typer.Option(
     min=16, help="Style images' shorter side in px for their Gram matrices (and, with "
     "--teacher, the teacher's style codes).")]
@@ -217,6 +220,7 @@ def cin(
     styles: StyleImages,
     extend: Extend = None,
     refine: Refine = "",
+    favour: Favour = "",
     out: Out = Path("runs/cin"),
     encoder: LossNetwork = "vgg19-normalised",
     widths: WidthsOpt = "32,64,128",
@@ -242,7 +246,7 @@ def cin(
                                             "res_blocks": res_blocks})
     config = CINTrainConfig(
         content=str(content), styles=str(styles), extend=str(extend or ""),
-        refine=comma_list(refine), out=str(out),
+        refine=comma_list(refine), favour=name_weights(favour, "--favour"), out=str(out),
         encoder=encoder, **arch, style_size=style_size, content_layer=content_layer,
         content_weight=content_weight, style_weight=style_weight, style_loss=style_loss,
         tv_weight=tv_weight, **teacher, iterations=iterations, lr=lr, lr_decay=lr_decay,

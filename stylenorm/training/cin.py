@@ -18,7 +18,10 @@ new styles get new (gamma, beta) rows and only those rows train: every other par
 and the old rows receive zero gradient, so the old styles' outputs stay bit-identical. With
 ``refine`` (style names, and ``init`` a trained model with the same styles) only those styles'
 rows train, on those styles alone: a style the network renders too like another gets every
-iteration, and the others stay bit-identical.
+iteration, and the others stay bit-identical. With ``favour`` ({style name: weight}) the
+per-sample style draws are weighted (a style of weight 3 is drawn three times as often as one
+of the default weight 1) while every weight and every style still trains: more iterations for
+the styles the network renders furthest from their paintings.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class CINTrainConfig(TrainConfig):
     styles: str = ""
     extend: str = ""
     refine: tuple[str, ...] = ()  # names of the styles whose (gamma, beta) rows alone train
+    favour: dict[str, float] = field(default_factory=dict)  # style name: draw weight (else 1)
     encoder: str = "vgg19-normalised"
     widths: tuple[int, int, int] = (32, 64, 128)
     res_blocks: int = 5
@@ -114,6 +118,9 @@ class CINTrainConfig(TrainConfig):
         if self.refine and self.extend:
             raise StylenormError("refine trains some of a model's own styles, extend adds new "
                                  "ones: give one of them", params=("refine", "extend"))
+        if any(not weight > 0 for weight in self.favour.values()):
+            raise StylenormError(f"favour: each weight must be > 0; got {self.favour}",
+                                 params=("favour",))
         if not self.teacher and self.pixel_weight != PIXEL_WEIGHT:
             raise StylenormError(f"pixel_weight {self.pixel_weight}: the weight of the L1 to a "
                                  "teacher's output; it needs a teacher",
@@ -149,6 +156,7 @@ class CINTask:
         self.encode = FrozenEncoder(encoder)
         self.forward = torch.compile(network) if config.compile else network
         self.style_term = STYLE_TERMS[config.style_loss]  # chosen once, not per step
+        self.draw_odds = draw_odds(config.favour, network.config.style_names, targets.rows)
         if only_rows:
             train_only_rows(network, targets.rows)
 
@@ -166,7 +174,10 @@ class CINTask:
         under torchrun the draws of the global batch are made and this rank's ``n`` kept."""
         share = from_environment()
         rng = np.random.default_rng([self.config.seed, iteration, STYLE_STREAM])
-        picks = rng.integers(0, len(self.targets.rows), n * share.count)
+        if self.draw_odds is None:
+            picks = rng.integers(0, len(self.targets.rows), n * share.count)
+        else:
+            picks = rng.choice(len(self.targets.rows), n * share.count, p=self.draw_odds)
         return torch.from_numpy(picks[share.index * n:(share.index + 1) * n])
 
     def losses(self, batch: list[torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
@@ -214,6 +225,20 @@ class CINTask:
         names = self.network.config.style_names
         listing = ", ".join(f"{i}: {n}" for i, n in enumerate(names))
         return f"styles (--style-index): {listing}", {"style_names": names}
+
+
+def draw_odds(favour: dict[str, float], names: list[str], rows: list[int]) -> np.ndarray | None:
+    """The probability of drawing each of ``rows`` (model rows of ``names``), by the
+    ``favour`` weights (1 for a style not named); None, uniform draws, without ``favour``."""
+    if not favour:
+        return None
+    trained = [names[row] for row in rows]
+    unknown = sorted(set(favour) - set(trained))
+    if unknown:
+        raise StylenormError(f"favour: no style named {', '.join(unknown)} among the trained "
+                             f"styles ({', '.join(trained)})", params=("favour",))
+    weights = np.array([favour.get(name, 1.0) for name in trained], dtype=np.float64)
+    return weights / weights.sum()
 
 
 def train_only_rows(network: CINTransformer, rows: list[int]) -> None:
@@ -319,5 +344,6 @@ def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = 
                   "content_images": len(contents), "style_files": [p.name for p in style_paths],
                   "extended_from": Path(config.extend).name if config.extend else None,
                   "trained_styles": targets.rows, "init": Path(init).name if init else None,
+                  "style_draw_weights": config.favour or None,
                   **(teacher.provenance() if teacher else {})}
     return fit(task, config, data, resume=resume, progress=progress, provenance=provenance)
