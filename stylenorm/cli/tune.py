@@ -65,7 +65,7 @@ def tune_options(
     lr_schedule: Schedule = LrSchedule.CONSTANT,
     adain_weight: AdainWeight = 3.0,
     style_weight: StyleWeight = 5.0,
-    style_target: StyleTarget = 1.0,
+    style_target: StyleTarget = 0.9,
     val_count: ValCount = 2,
     overwrite: Overwrite = False,
     seed: Seed = 0,
