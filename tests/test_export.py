@@ -26,14 +26,17 @@ def run(*args):
 
 
 def tiny_lite_model() -> LiteModel:
-    """A random tiny lite model whose output spreads over [0, 1] and depends on the style."""
+    """A random tiny lite model whose output spreads over [0, 1] and depends on the style, with
+    every part the shipped default has (a half-resolution block included)."""
     torch.manual_seed(0)
-    config = LiteConfig(widths=(8, 8, 8), res_blocks=1, style_size=32, style_mlp=8, style_deep=8)
+    config = LiteConfig(widths=(8, 8, 8), res_blocks=1, style_size=32, style_mlp=8, style_deep=8,
+                        half_blocks=1)
     model = LiteModel(config).eval()
     with torch.no_grad():
         for modulator in model.modulators:
             modulator.linear.weight.add_(0.3 * torch.randn_like(modulator.linear.weight))
         model.style_film.out.weight.normal_(0, 0.3)
+        model.style_film.half_out.weight.normal_(0, 0.3)
         model.decoder.out.weight.mul_(4)
         model.decoder.out.bias.fill_(0.5)
     return model
