@@ -158,11 +158,11 @@ def test_train_lite_init_grows_what_is_asked_and_names_what_differs(tmp_path, ca
                    str(SHIPPED_LITE), "--res-blocks", "4")
     assert result.output.strip() == "error: recorded", result.output
     assert captured[0][0].res_blocks == 4 and captured[0][0].style_mlp == 256
-    assert captured[0][0].half_blocks == 0
+    assert captured[0][0].half_blocks == 2  # not given: the file's
     result = train(tmp_path, "lite", "--style", str(tmp_path / "style"), "--init",
-                   str(SHIPPED_LITE), "--half-blocks", "2")
+                   str(SHIPPED_LITE), "--half-blocks", "3")
     assert result.output.strip() == "error: recorded", result.output
-    assert captured[1][0].half_blocks == 2 and captured[1][0].res_blocks == 3
+    assert captured[1][0].half_blocks == 3 and captured[1][0].res_blocks == 3
     result = train(tmp_path, "lite", "--style", str(tmp_path / "style"), "--init",
                    str(SHIPPED_LITE), "--res-blocks", "2")
     assert result.exit_code == 1 and len(captured) == 2
