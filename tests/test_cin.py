@@ -274,21 +274,20 @@ def test_cli_train_cin_and_stylize(random_store, folders):
     result = runner.invoke(app, ["train", "cin", "--content", str(folders / "content"),
                                  "--styles", str(folders / "styles"), "--widths", "4,8"])
     assert result.exit_code == 1 and "--widths must be three" in result.output
-    result = runner.invoke(app, [
-        "train", "cin", "--content", str(folders / "content"), "--styles",
-        str(folders / "styles"), "--out", str(folders / "refined"), "--init", model,
-        "--refine", "b_waves, a_dots", "--iterations", "1", "--batch-size", "2", "--crop-size",
-        "32", "--style-size", "32", "--sample-every", "0", "--workers", "0", "--no-progress"])
-    assert result.exit_code == 0, result.output
-    refined = read_meta(folders / "refined" / "model.safetensors").provenance
+
+    def one_step_from(init: str, out: str, *options: str) -> dict:
+        """The provenance of one iteration of `train cin --init init` with ``options``."""
+        result = runner.invoke(app, [
+            "train", "cin", "--content", str(folders / "content"), "--styles",
+            str(folders / "styles"), "--out", str(folders / out), "--init", init, *options,
+            "--iterations", "1", "--batch-size", "2", "--crop-size", "32", "--style-size", "32",
+            "--sample-every", "0", "--workers", "0", "--no-progress"])
+        assert result.exit_code == 0, result.output
+        return read_meta(folders / out / "model.safetensors").provenance
+
+    refined = one_step_from(model, "refined", "--refine", "b_waves, a_dots")
     assert refined["trained_styles"] == [0, 1]
-    result = runner.invoke(app, [
-        "train", "cin", "--content", str(folders / "content"), "--styles",
-        str(folders / "styles"), "--out", str(folders / "favoured"), "--init", model,
-        "--favour", "b_waves=3", "--iterations", "1", "--batch-size", "2", "--crop-size",
-        "32", "--style-size", "32", "--sample-every", "0", "--workers", "0", "--no-progress"])
-    assert result.exit_code == 0, result.output
-    favoured = read_meta(folders / "favoured" / "model.safetensors").provenance
+    favoured = one_step_from(model, "favoured", "--favour", "b_waves=3")
     assert favoured["style_draw_weights"] == {"b_waves": 3.0}
     assert favoured["trained_styles"] == [0, 1]
     for bad in ("b_waves", "=2", "b_waves=many"):
