@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 import pytest
 import torch
@@ -188,8 +189,9 @@ def test_favour_draws_the_named_styles_more_often_and_checks_its_names(random_st
     with pytest.raises(StylenormError, match=r"favour: no style named candy among the trained "
                                              r"styles \(a_dots, b_waves, c_lines\)"):
         task({"candy": 2})
-    with pytest.raises(StylenormError, match="each weight must be > 0"):
-        tiny(folders, favour={"a_dots": 0}).validate()
+    for weight in (0, -1, math.inf, math.nan):
+        with pytest.raises(StylenormError, match="each weight must be > 0 and finite"):
+            tiny(folders, favour={"a_dots": weight}).validate()
 
 
 def test_meanstd_style_loss_is_adains_distance_to_each_styles_statistics(random_store,

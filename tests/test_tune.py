@@ -240,3 +240,15 @@ def test_a_photo_that_opens_but_does_not_decode_is_left_out(setting):
             (tmp_path / "photos" / f"{i}.png").write_bytes(whole[: len(whole) // 3])
     result = tune(config_for(tmp_path, init, style, steps=4, val_count=1), progress=False)
     assert result.iterations == 4
+
+
+def test_the_command_lines_defaults_are_tune_configs():
+    """`stylenorm tune` spells its defaults out (the command line does not import torch to
+    start); they must be TuneConfig's, so that the CLI and Python tune alike."""
+    import inspect
+
+    from stylenorm.cli.tune import tune_config, tune_options
+
+    options = {name: p.default for name, p in inspect.signature(tune_options).parameters.items()}
+    from_cli = tune_config("s.png", "photos", "n", options)
+    assert from_cli == TuneConfig(style="s.png", content="photos", name="n")

@@ -54,12 +54,13 @@ def name_weights(text: str, option: str) -> dict[str, float]:
     for entry in comma_list(text):
         name, _, value = (part.strip() for part in entry.partition("="))
         try:
-            weights[name] = float(value)
+            weight = float(value)
         except ValueError:
-            name = ""
-        if not name:
+            weight = None
+        if not name or weight is None:
             raise StylenormError(f"{option} takes NAME=WEIGHT entries separated by commas; got "
                                  f"{entry!r}", params=(option.lstrip("-"),))
+        weights[name] = weight
     return weights
 
 

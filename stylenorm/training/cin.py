@@ -26,6 +26,7 @@ the styles the network renders furthest from their paintings.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,8 +119,8 @@ class CINTrainConfig(TrainConfig):
         if self.refine and self.extend:
             raise StylenormError("refine trains some of a model's own styles, extend adds new "
                                  "ones: give one of them", params=("refine", "extend"))
-        if any(not weight > 0 for weight in self.favour.values()):
-            raise StylenormError(f"favour: each weight must be > 0; got {self.favour}",
+        if any(not 0 < weight < math.inf for weight in self.favour.values()):
+            raise StylenormError(f"favour: each weight must be > 0 and finite; got {self.favour}",
                                  params=("favour",))
         if not self.teacher and self.pixel_weight != PIXEL_WEIGHT:
             raise StylenormError(f"pixel_weight {self.pixel_weight}: the weight of the L1 to a "
