@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=TuneConfig.lr)
     parser.add_argument("--lr-schedule", default=TuneConfig.lr_schedule)
     parser.add_argument("--val-count", type=int, default=TuneConfig.val_count)
+    parser.add_argument("--ema", type=float, default=TuneConfig.ema)
     parser.add_argument("--batch-size", type=int, default=TuneConfig.batch_size)
     parser.add_argument("--crop-size", type=int, default=TuneConfig.crop_size)
     parser.add_argument("--threads", type=int, default=0)
@@ -84,7 +85,7 @@ def main() -> None:
         config = TuneConfig(style=str(args.style), content=str(args.tune_content),
                             name=args.name, teacher=args.teacher, init=args.init,
                             minutes=args.minutes, steps=args.steps, lr=args.lr,
-                            lr_schedule=args.lr_schedule, val_count=args.val_count,
+                            lr_schedule=args.lr_schedule, val_count=args.val_count, ema=args.ema,
                             batch_size=args.batch_size, crop_size=args.crop_size,
                             adain_weight=args.adain_weight,
                             style_weight=args.style_weight, style_target=args.style_target,
@@ -101,6 +102,8 @@ def main() -> None:
               f"{result.figures['content_ratio']:.2f}x the teacher's; style weight "
               f"{config.style_weight} -> "
               f"{read_meta(result.path).provenance['style_weight_at_the_end']}")
+        print("checks (step, seconds, style ratio, content ratio, style weight after): "
+              + "; ".join(" ".join(f"{v:g}" for v in row) for row in result.checks))
     if args.grid:
         grid(args, args.grid)
     contents, encoder = list_images(args.contents), load_encoder("normalised")

@@ -59,6 +59,9 @@ def test_tune_installs_a_lite_model_with_its_provenance(setting):
     assert prov["content_images"] == 7 and prov["held_out_photos"] == 2
     assert not prov["held_out_are_training_photos"]
     assert prov["processor"] and prov["validation"]["style_ratio"] > 0
+    checks = prov["checks"]  # before the first step and after the last, the time between too long
+    assert checks["fields"][0] == "step" and [row[0] for row in checks["rows"]] == [0, 3]
+    assert checks["rows"][-1][2] == pytest.approx(prov["validation"]["style_ratio"], abs=1e-4)
     # An ordinary lite model: by name, with any style, and alpha.
     model = load_model("mine")
     content, other = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 36, 36)
@@ -86,6 +89,8 @@ def test_each_check_steers_the_style_weight_and_the_provenance_keeps_it(setting,
     prov = read_meta(result.path).provenance
     assert prov["style_weight_at_the_end"] == end
     assert prov["settings"]["style_target"] == target
+    assert [row[0] for row in result.checks] == [0, 1, 2, 3, 3]  # before, each step, after
+    assert result.checks[-1][4] == end and prov["checks"]["rows"] == result.checks
 
 
 def test_the_cosine_schedule_falls_from_the_rate_to_nothing_over_the_budget():
@@ -119,6 +124,40 @@ def test_an_unknown_schedule_is_refused(setting):
     tmp_path, init, style = setting
     with pytest.raises(StylenormError, match="--lr-schedule must be one of constant, cosine"):
         config_for(tmp_path, init, style, lr_schedule="linear").validate()
+
+
+@pytest.mark.parametrize("ema", [0.9, 0.0])
+def test_the_installed_weights_are_the_steps_moving_average(setting, monkeypatch, ema):
+    """avg <- d * avg + (1 - d) * w after each step, d = min(ema, (1 + t) / (10 + t)), from
+    the starting weights; with ema 0 the last step's weights."""
+    tmp_path, init, style = setting
+    seen, real = [], _Tuner.step
+
+    def recording(self, batch, done=0.0):
+        if not seen:
+            seen.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        real(self, batch, done)
+        seen.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+
+    monkeypatch.setattr(_Tuner, "step", recording)
+    result = tune(config_for(tmp_path, init, style, steps=8, lr=3e-3, ema=ema,
+                             val_every_s=1e9), progress=False)
+    key = "out.weight" if "out.weight" in seen[0] else next(
+        k for k, v in seen[0].items() if v.is_floating_point() and v.dim() == 4)
+    wanted = seen[0][key].clone()
+    for t, weights in enumerate(seen[1:]):
+        d = min(ema, (1 + t) / (10 + t))
+        wanted = d * wanted + (1 - d) * weights[key]
+    installed = load_model(str(result.path)).state_dict()[key]  # stored in float16
+    assert torch.allclose(installed, wanted, atol=1e-3)
+    if ema:  # and not the last step's: the average lags it by far more than float16's error
+        assert (installed - wanted).norm() < 0.2 * (installed - seen[-1][key]).norm()
+
+
+def test_an_ema_of_one_or_more_is_refused(setting):
+    tmp_path, init, style = setting
+    with pytest.raises(StylenormError, match="--ema must be in"):
+        config_for(tmp_path, init, style, ema=1.0).validate()
 
 
 def test_tuning_lowers_the_loss_it_is_given(setting):

@@ -47,6 +47,9 @@ StyleTarget = Annotated[float, typer.Option(
 ValCount = Annotated[int, typer.Option(
     min=1, help="Photos held out to check the model each minute and steer the style weight "
     "(when the folder has at least three times as many; else checked on training photos).")]
+Ema = Annotated[float, typer.Option(
+    min=0.0, max=0.9999, help="Decay of the moving average of the weights that are checked "
+    "and installed (0: the last step's weights).")]
 Overwrite = Annotated[bool, typer.Option(help="Replace an installed model of the same name.")]
 Seed = Annotated[int, typer.Option(help="Seed of the crops and the initial state.")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
@@ -67,6 +70,7 @@ def tune_options(
     style_weight: StyleWeight = 5.0,
     style_target: StyleTarget = 0.9,
     val_count: ValCount = 2,
+    ema: Ema = 0.98,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: DeviceOpt = Device.AUTO,

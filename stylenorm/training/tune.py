@@ -25,7 +25,10 @@ model's rebuild of a 512 px photo from its own code fell about 2 dB further).
 Every ``val_every_s`` seconds the student is measured on held-out photos at ``content_size``
 against the teacher on the same photos: its style and content loss as multiples of the
 teacher's, the figures the progress bar shows and the model's provenance keeps. With
-``style_target`` (default 1.0) each measurement also steers the style weight: it is multiplied
+``ema`` the weights measured and installed are the moving average of the steps' (a step of 4
+crops at this learning rate moves the style ratio by a tenth or two from one check to the next;
+the average does not), so each check reads a steadier model. With ``style_target`` (default 0.9)
+each measurement also steers the style weight: it is multiplied
 by (style ratio / style_target), within ``STEER_RANGE`` times ``style_weight`` either way, so a
 style that stays behind the teacher's gets more weight and one that has passed it gives the
 rest of the time to the content (the same settings land at different points of the trade-off
@@ -39,6 +42,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,6 +65,7 @@ from ..runtime import (
     resolve_dtype,
     training_dtype,
 )
+from .averaging import WeightAverage
 from .objective import FrozenEncoder
 from .teacher import Teacher
 from .tune_inputs import PhotoCrops, TuneConfig, check_inputs, held_out
@@ -70,6 +75,7 @@ __all__ = ["TuneConfig", "TuneResult", "scheduled_lr", "tune"]
 FEATURE_LAYER = "relu3_1"
 ADAIN_LAYER = "relu4_1"
 STEER_RANGE = 4.0  # the steered style weight stays within style_weight / 4 .. style_weight * 4
+CHECK_FIELDS = ("step", "seconds", "style_ratio", "content_ratio", "style_weight")
 
 
 def scheduled_lr(base: float, done: float, schedule: str) -> float:
@@ -98,6 +104,7 @@ class TuneResult:
     stopped: bool  # by Ctrl-C, before the time was up
     figures: dict = field(default_factory=dict)  # the last validation: ratios to the teacher
     first_figures: dict = field(default_factory=dict)  # the same before tuning
+    checks: list = field(default_factory=list)  # every check: CHECK_FIELDS, in order
 
 
 class _Measure:
@@ -157,7 +164,9 @@ class _Tuner:
         for parameter in self.model.parameters():
             parameter.requires_grad_(True)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.average = WeightAverage(self.model, config.ema) if config.ema else None
         self.style_weight = config.style_weight  # steered by :meth:`steer`
+        self.checks: list[list[float]] = []  # CHECK_FIELDS of each check, by :meth:`record`
 
     def _hold_out(self, photos: list[Path]) -> None:
         """The held-out photos, the teacher's scores on them, and crops of the others."""
@@ -175,15 +184,19 @@ class _Tuner:
         """The teacher's stylisation of one whole photo, on the CPU."""
         return self.teacher.outputs(photo.to(self.device), self.teacher_code).cpu()
 
+    def averaged(self):
+        """A context in which ``self.model`` holds the weights that are checked and installed:
+        their moving average (``ema``), or the weights themselves."""
+        return self.average.applied(self.model) if self.average else nullcontext(self.model)
+
     def figures(self) -> dict:
-        """The student's style and content loss on the held-out photos, and their ratios to
-        the teacher's."""
-        model = self.model
-        model.eval()
-        with torch.no_grad(), autocast(self.device, self.dtype):
+        """The (averaged) student's style and content loss on the held-out photos, and their
+        ratios to the teacher's."""
+        with self.averaged() as model, torch.no_grad(), autocast(self.device, self.dtype):
+            model.eval()
             code = model.style_code(self.style)
             outputs = torch.cat([model(v, code).float() for v in self.val])
-        model.train()
+            model.train()
         style_loss, content = self.measure.scores(outputs, self.val_batch)
         teacher = self.teacher_scores
         return {"style_ratio": style_loss / teacher[0], "content_ratio": content / teacher[1],
@@ -226,6 +239,11 @@ class _Tuner:
                                                  figures["style_ratio"],
                                                  self.config.style_target)
 
+    def record(self, step: int, seconds: float, figures: dict) -> None:
+        """A check's figures and the style weight they left, for the provenance."""
+        self.checks.append([step, round(seconds, 1), round(figures["style_ratio"], 4),
+                            round(figures["content_ratio"], 4), round(self.style_weight, 4)])
+
     def step(self, batch: tuple[torch.Tensor, torch.Tensor], done: float = 0.0) -> None:
         """One optimiser step on a batch of (crops, the teacher's windows), ``done`` (0..1)
         of the budget spent."""
@@ -236,6 +254,8 @@ class _Tuner:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
+        if self.average:
+            self.average.update(self.model)
 
 
 def _tune_for(tuner: _Tuner, first: dict, progress: bool) -> tuple[int, float, bool]:
@@ -260,6 +280,7 @@ def _tune_for(tuner: _Tuner, first: dict, progress: bool) -> tuple[int, float, b
                 if now - last_val >= config.val_every_s:
                     current, last_val = tuner.figures(), time.perf_counter()
                     tuner.steer(current)
+                    tuner.record(iterations, now - start, current)
                 bar.set_postfix_str(_postfix(iterations, current), refresh=False)
                 bar.update(min(math.ceil(budget), round(now - start)) - bar.n)
         except KeyboardInterrupt:
@@ -278,8 +299,10 @@ def tune(config: TuneConfig, *, progress: bool = True) -> TuneResult:
     tuner = _Tuner(config, style, photos, student, device,
                    training_dtype(config.precision, device))
     first = tuner.figures()
+    tuner.record(0, 0.0, first)
     iterations, seconds, stopped = _tune_for(tuner, first, progress)
     current = tuner.figures()
+    tuner.record(iterations, seconds, current)
     provenance = {
         "trained_with": "stylenorm tune", "init": Path(config.init).name,
         "init_provenance": getattr(student.weights_meta, "provenance", {}),
@@ -294,11 +317,12 @@ def tune(config: TuneConfig, *, progress: bool = True) -> TuneResult:
                      if k not in ("style", "content", "name", "overwrite")},
         "validation_before": first, "validation": current,
         "style_weight_at_the_end": round(tuner.style_weight, 4),
+        "checks": {"fields": list(CHECK_FIELDS), "rows": tuner.checks},
     }
-    model = tuner.model.eval()
-    path = save_weights(target_path, model.state_dict(), LiteModel.kind, model.config.to_dict(),
-                        provenance, dtype=torch.float16)
-    return TuneResult(path, iterations, seconds, stopped, current, first)
+    with tuner.averaged() as model:
+        path = save_weights(target_path, model.eval().state_dict(), LiteModel.kind,
+                            model.config.to_dict(), provenance, dtype=torch.float16)
+    return TuneResult(path, iterations, seconds, stopped, current, first, tuner.checks)
 
 
 def _postfix(iterations: int, figures: dict) -> str:

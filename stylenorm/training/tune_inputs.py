@@ -51,6 +51,7 @@ class TuneConfig:
     style_target: float = 0.9  # the style loss aimed at, over the teacher's (0: weight fixed)
     adain_weight: float = 3.0  # 1 gave (style, content) 0.81x, 1.53x the teacher's; 4: 1.08x, 1.40x
     identity_weight: float = 20.0
+    ema: float = 0.98  # decay of the weights' moving average, checked and installed (0: off)
     val_count: int = 2  # photos held out (when the folder has at least 3 times as many)
     val_every_s: float = 60.0
     seed: int = 0
@@ -73,6 +74,8 @@ class TuneConfig:
                                self.style_weight, self.style_target,
                                self.adain_weight, self.identity_weight) < 0:
             raise StylenormError("--lr must be > 0, the loss weights and --style-target >= 0")
+        if not 0.0 <= self.ema < 1.0:
+            raise StylenormError(f"--ema must be in [0, 1); got {self.ema}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise StylenormError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}; "
                                  f"got {self.lr_schedule!r}")
