@@ -239,6 +239,11 @@ def test_cli_reports_and_refuses_in_one_line_before_any_work(setting):
     assert done.exit_code == 0, done.output
     assert "installed mine" in done.output and "--model mine" in done.output
     assert read_meta(tmp_path / "home" / "mine.safetensors").provenance["held_out_photos"] == 3
+    assert "note:" not in done.output  # 56 x 48 photos at --size 40
+    soft = runner.invoke(app, [*base[:-8], "--size", "52", "--style-size", "48", "--crop-size",
+                               "32", "--precision", "fp32", "--name", "soft"])
+    assert soft.exit_code == 0, soft.output
+    assert "note: 9 of the 9 photos in" in soft.output and "--size 52 px" in soft.output
     # Used by name like any lite model: two styles under a mask, alpha.
     from PIL import Image
 

@@ -68,7 +68,7 @@ def tune_options(
     lr_schedule: Schedule = LrSchedule.CONSTANT,
     adain_weight: AdainWeight = 3.0,
     style_weight: StyleWeight = 5.0,
-    style_target: StyleTarget = 0.9,
+    style_target: StyleTarget = 0.95,
     val_count: ValCount = 2,
     ema: Ema = 0.98,
     overwrite: Overwrite = False,
@@ -114,7 +114,8 @@ def tune(style: Style, content: Photos, name: Name, **options) -> None:
 
     if options["threads"]:
         torch.set_num_threads(options["threads"])
-    result = run_tune(tune_config(style, content, name, options), progress=options["progress"])
+    result = run_tune(tune_config(style, content, name, options), progress=options["progress"],
+                      note=lambda line: say(line, err=True))
     report(result, name, style)
     if result.stopped:
         raise typer.Exit(130)

@@ -27,7 +27,7 @@ against the teacher on the same photos: its style and content loss as multiples 
 teacher's, the figures the progress bar shows and the model's provenance keeps. With
 ``ema`` the weights measured and installed are the moving average of the steps' (a step of 4
 crops at this learning rate moves the style ratio by a tenth or two from one check to the next;
-the average does not), so each check reads a steadier model. With ``style_target`` (default 0.9)
+the average does not), so each check reads a steadier model. With ``style_target`` (default 0.95)
 each measurement also steers the style weight: it is multiplied
 by (style ratio / style_target), within ``STEER_RANGE`` times ``style_weight`` either way, so a
 style that stays behind the teacher's gets more weight and one that has passed it gives the
@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,7 +69,7 @@ from ..runtime import (
 from .averaging import WeightAverage
 from .objective import FrozenEncoder
 from .teacher import Teacher
-from .tune_inputs import PhotoCrops, TuneConfig, check_inputs, held_out
+from .tune_inputs import PhotoCrops, TuneConfig, check_inputs, held_out, smaller_than
 
 __all__ = ["TuneConfig", "TuneResult", "scheduled_lr", "tune"]
 
@@ -289,12 +290,19 @@ def _tune_for(tuner: _Tuner, first: dict, progress: bool) -> tuple[int, float, b
     return iterations, seconds, stopped
 
 
-def tune(config: TuneConfig, *, progress: bool = True) -> TuneResult:
-    """Fine-tune a lite model on one style for ``config.minutes`` and install it."""
+def tune(config: TuneConfig, *, progress: bool = True,
+         note: Callable[[str], None] | None = None) -> TuneResult:
+    """Fine-tune a lite model on one style for ``config.minutes`` and install it. ``note`` is
+    given one line of advice, if any, once the inputs are accepted."""
     from ..hub.files import save_weights
 
     config.validate()
     style, style_sha, photos, target_path, student = check_inputs(config)
+    small = smaller_than(photos, config.content_size)
+    if small and note:
+        note(f"note: {small} of the {len(photos)} photos in {config.content} are smaller than "
+             f"--size {config.content_size} px on their shorter side; they are upscaled, and "
+             "the style is learnt on softer pictures than sharp photos of that size")
     device = resolve_device(config.device)
     tuner = _Tuner(config, style, photos, student, device,
                    training_dtype(config.precision, device))
