@@ -27,9 +27,9 @@ against the teacher on the same photos: its style and content loss as multiples 
 teacher's, the figures the progress bar shows and the model's provenance keeps. With
 ``ema`` the weights measured and installed are the moving average of the steps' (a step of 4
 crops at this learning rate moves the style ratio by a tenth or two from one check to the next;
-the average does not), so each check reads a steadier model. With ``style_target`` (default 0.95)
-each measurement also steers the style weight: it is multiplied
-by (style ratio / style_target), within ``STEER_RANGE`` times ``style_weight`` either way, so a
+the average does not), so each check reads a steadier model. With ``style_target`` (default
+0.95) each measurement also steers the style weight: it is multiplied by (style ratio /
+style_target), within ``STEER_RANGE`` times ``style_weight`` either way, so a
 style that stays behind the teacher's gets more weight and one that has passed it gives the
 rest of the time to the content (the same settings land at different points of the trade-off
 from different starting models and styles). With ``lr_schedule`` ``cosine`` the learning rate
