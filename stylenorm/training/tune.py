@@ -69,7 +69,7 @@ from ..runtime import (
 from .averaging import WeightAverage
 from .objective import FrozenEncoder
 from .teacher import Teacher
-from .tune_inputs import PhotoCrops, TuneConfig, check_inputs, held_out, smaller_than
+from .tune_inputs import PhotoCrops, TuneConfig, check_inputs, held_out
 
 __all__ = ["TuneConfig", "TuneResult", "scheduled_lr", "tune"]
 
@@ -297,8 +297,7 @@ def tune(config: TuneConfig, *, progress: bool = True,
     from ..hub.files import save_weights
 
     config.validate()
-    style, style_sha, photos, target_path, student = check_inputs(config)
-    small = smaller_than(photos, config.content_size)
+    style, style_sha, photos, target_path, student, small = check_inputs(config)
     if small and note:
         note(f"note: {small} of the {len(photos)} photos in {config.content} are smaller than "
              f"--size {config.content_size} px on their shorter side; they are upscaled, and "

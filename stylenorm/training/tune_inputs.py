@@ -19,7 +19,7 @@ from ..io.images import load_image
 from ..models.lite import LiteModel
 from .inputs import find_images
 
-__all__ = ["PhotoCrops", "TuneConfig", "check_inputs", "held_out", "smaller_than", "spread"]
+__all__ = ["PhotoCrops", "TuneConfig", "check_inputs", "held_out", "spread"]
 
 CROP_POOL = 48  # photos that crops are drawn from: each is stylised once, when first drawn
 
@@ -135,39 +135,29 @@ def spread(items: list, count: int, offset: float = 0.0) -> list:
     return [items[int((i + offset) * step)] for i in range(count)]
 
 
-def _opens(path: Path) -> bool:
-    """Whether Pillow reads ``path``'s header (a quick check, before any decoding)."""
+def _shorter_side(path: Path) -> int:
+    """The shorter side in px of the image at ``path`` from its header alone (a quick check,
+    before any decoding), or 0 when Pillow cannot read it."""
     try:
-        with Image.open(path):
-            return True
+        with Image.open(path) as image:
+            return min(image.size)
     except (OSError, ValueError):
-        return False
-
-
-def smaller_than(photos: list[Path], size: int) -> int:
-    """How many of ``photos`` (readable ones) have a shorter side under ``size`` px: they are
-    upscaled to ``size`` and soft, and a style learnt on soft photos is learnt for them only
-    (docs/tune.md)."""
-    small = 0
-    for path in photos:
-        try:
-            with Image.open(path) as image:
-                small += min(image.size) < size
-        except (OSError, ValueError):
-            pass
-    return small
+        return 0
 
 
 def check_inputs(config: TuneConfig):
     """Everything that can be refused, before any work: the style image, the photos, the
-    name, the init model and the teacher."""
+    name, the init model and the teacher. Also how many readable photos are smaller than
+    ``content_size`` (upscaled, so soft: a style learnt on soft photos did not carry over to
+    sharp ones in docs/tune.md)."""
     from ..hub.store import store_path
     from ..hub.zoo import file_sha256, load_model
 
     style_path = Path(config.style)
     style = load_image(style_path, config.style_size).rgb
     photos = find_images(config.content, "content")
-    readable = [p for p in photos if _opens(p)]  # headers only: decoding is the crops' job
+    sides = {p: _shorter_side(p) for p in photos}  # headers only: decoding is the crops' job
+    readable = [p for p, side in sides.items() if side]
     if not readable:
         raise StylenormError(f"--content {config.content}: none of its {len(photos)} images "
                              "can be read")
@@ -179,7 +169,8 @@ def check_inputs(config: TuneConfig):
     if not isinstance(student, LiteModel):
         raise StylenormError(f"--init {config.init}: a {getattr(student, 'kind', '?')!r} "
                              "model; tune starts from a lite model")
-    return style, file_sha256(style_path), readable, target, student
+    small = sum(sides[p] < config.content_size for p in readable)
+    return style, file_sha256(style_path), readable, target, student, small
 
 
 def held_out(photos: list[Path], count: int) -> tuple[list[Path], list[Path]]:
