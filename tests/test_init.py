@@ -1,12 +1,13 @@
 """``--init``: the architecture read from the file started from, one line for a setting that
-differs, growth kept (lite), for ``train lite`` (with and without ``--teacher``), ``adain`` and
-``cin``."""
+differs, growth kept (lite; cin's residual blocks), for ``train lite`` (with and without
+``--teacher``), ``adain`` and ``cin``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import make_image
 from typer.testing import CliRunner
 
@@ -14,6 +15,7 @@ from stylenorm.cli.app import app
 from stylenorm.errors import StylenormError, WeightsError
 from stylenorm.hub.files import read_meta, save_weights
 from stylenorm.models.cin import CINConfig, CINTransformer
+from stylenorm.models.cin import grown_state as cin_grown_state
 from stylenorm.models.decoder import AdaINDecoder, DecoderConfig
 from stylenorm.models.lite import LiteConfig, LiteModel, grown_state
 from stylenorm.training.warm_start import init_architecture, start_from
@@ -187,16 +189,42 @@ def test_train_adain_and_cin_read_their_init(tmp_path, captured):
                    "--norm", "batch")
     assert result.output.strip() == (f"error: --init {adain}: --norm instance in the file, "
                                      "batch asked for")
-    cin = CINTransformer(CINConfig(style_names=["a"], widths=(4, 8, 8), res_blocks=1))
+    cin = CINTransformer(CINConfig(style_names=["a"], widths=(4, 8, 8), res_blocks=2))
     path = save_weights(tmp_path / "cin.safetensors", cin.state_dict(), "cin",
                         cin.config.to_dict())
     result = train(tmp_path, "cin", "--styles", str(tmp_path / "style"), "--init", str(path))
     assert result.output.strip() == "error: recorded"
-    assert (tuple(captured[-1][0].widths), captured[-1][0].res_blocks) == ((4, 8, 8), 1)
+    assert (tuple(captured[-1][0].widths), captured[-1][0].res_blocks) == ((4, 8, 8), 2)
     result = train(tmp_path, "cin", "--styles", str(tmp_path / "style"), "--init", str(path),
-                   "--res-blocks", "5")
-    assert result.output.strip() == (f"error: --init {path}: --res-blocks 1 in the file, 5 "
+                   "--res-blocks", "5")  # grows
+    assert result.output.strip() == "error: recorded" and captured[-1][0].res_blocks == 5
+    result = train(tmp_path, "cin", "--styles", str(tmp_path / "style"), "--init", str(path),
+                   "--res-blocks", "1")
+    assert result.output.strip() == (f"error: --init {path}: --res-blocks 2 in the file, 1 "
                                      "asked for")
+    result = train(tmp_path, "cin", "--styles", str(tmp_path / "style"), "--init", str(path),
+                   "--widths", "8,8,8")
+    assert result.output.strip() == (f"error: --init {path}: --widths 4,8,8 in the file, "
+                                     "8,8,8 asked for")
+
+
+def test_a_cin_model_grown_by_residual_blocks_computes_what_it_did_and_then_learns(tmp_path):
+    torch.manual_seed(0)
+    small = CINTransformer(CINConfig(style_names=["a", "b"], widths=(4, 8, 8), res_blocks=1))
+    for parameter in small.parameters():  # trained-looking scales and shifts, not ones/zeros
+        parameter.data.add_(0.3 * torch.randn_like(parameter))
+    path = save_weights(tmp_path / "cin.safetensors", small.state_dict(), "cin",
+                        small.config.to_dict())
+    big = CINTransformer(CINConfig(style_names=["a", "b"], widths=(4, 8, 8), res_blocks=3))
+    start_from(big, str(path), "cin", config=big.config.to_dict(), complete=cin_grown_state)
+    images = torch.rand(2, 3, 16, 20)
+    for index in (0, 1):
+        weights = small.weights_for(index)
+        assert torch.allclose(big(images, weights), small(images, weights), atol=1e-6)
+    new = big.res[2].second.norm
+    assert not new.gamma.any() and not new.beta.any()
+    big(images, big.weights_for(1)).mean().backward()
+    assert new.gamma.grad[1].abs().sum() > 0 and not new.gamma.grad[0].any()
 
 
 def adain_file(path: Path, **decoder) -> Path:

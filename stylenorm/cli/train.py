@@ -208,7 +208,8 @@ CINStyleLoss = Annotated[str, typer.Option(
 TvWeight = Annotated[float, typer.Option(help="Total-variation weight (0: off).")]
 CINInit = Annotated[Path, typer.Option(
     exists=True, dir_okay=False, help="Start from this CIN model (same styles); --widths and "
-    "--res-blocks not given are read from it.")]
+    "--res-blocks not given are read from it. A larger --res-blocks grows it: the new blocks "
+    "start as the identity.")]
 
 
 @train_app.command("cin")
@@ -243,7 +244,7 @@ def cin(
     run = run_options(options)
     teacher = cin_teacher_settings(context, values_of(cin_teacher_options, options))
     arch = from_init(context, init, "cin", {"widths": parse_widths(widths),
-                                            "res_blocks": res_blocks})
+                                            "res_blocks": res_blocks}, grow=True)
     config = CINTrainConfig(
         content=str(content), styles=str(styles), extend=str(extend or ""),
         refine=comma_list(refine), favour=name_weights(favour, "--favour"), out=str(out),

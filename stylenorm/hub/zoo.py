@@ -241,6 +241,10 @@ def cin_architecture(config: dict) -> dict:
             "style count": cin.num_styles}
 
 
+# A CIN model file may have fewer residual blocks than the model started from it
+# (:func:`~..models.cin.grown_state` adds them as the identity).
+CIN_GROWS = {"res_blocks": lambda in_file, asked: asked > in_file}
+
 # The settings in which a lite model file may be smaller than the model started from it, which
 # :func:`~..models.lite.grown_state` completes: setting -> rule(in the file, asked for).
 LITE_GROWS = {
@@ -277,5 +281,6 @@ KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
               architecture=adain_architecture, needs=adain_needs, reference=True),
     ModelKind(LITE_KIND, load_lite, styles_from_images=True, architecture=lite_architecture,
               exports=True, grows=LITE_GROWS),
-    ModelKind(CIN_KIND, load_cin, styles_from_images=False, architecture=cin_architecture),
+    ModelKind(CIN_KIND, load_cin, styles_from_images=False, architecture=cin_architecture,
+              grows=CIN_GROWS),
 )}

@@ -22,7 +22,7 @@ from ..nn.fused import to_inference_layout
 from ..nn.statistics import mean_std
 from .protocol import ContentFeatures, InferenceSwitch
 
-__all__ = ["CINConfig", "CINTransformer"]
+__all__ = ["CINConfig", "CINTransformer", "grown_state"]
 
 
 @dataclass
@@ -183,3 +183,18 @@ class CINTransformer(InferenceSwitch, nn.Module):
         pixels = content.features
         out = self.stylize(to_inference_layout(pixels, self), code).float()
         return alpha * out + (1 - alpha) * pixels
+
+
+def grown_state(model: CINTransformer, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The weights of a CIN model with fewer residual blocks, completed with ``model``'s own new
+    blocks: each new block's second norm scales and shifts by zero for every style, so the
+    block starts as the identity and the grown model computes what the smaller one did (its
+    first norm and both convolutions keep their fresh values, so the gradients reach them once
+    the scales move). Other differences are left for the strict loader."""
+    grown = dict(tensors)
+    for key, value in model.state_dict().items():
+        if key in tensors or not key.startswith("res."):
+            continue
+        silent = key.endswith((".second.norm.gamma", ".second.norm.beta"))
+        grown[key] = torch.zeros_like(value) if silent else value.clone()
+    return grown

@@ -37,7 +37,7 @@ from torch import nn
 from ..errors import ImageError, StylenormError
 from ..hub.files import save_weights
 from ..io.images import load_image
-from ..models.cin import CINConfig, CINTransformer
+from ..models.cin import CINConfig, CINTransformer, grown_state
 from ..models.vgg import TAPS, VGGEncoder
 from ..nn.conditional import one_hot_weights
 from ..nn.losses import (
@@ -320,7 +320,8 @@ def build_network(config: CINTrainConfig, names: list[str]) -> tuple[CINTransfor
 def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = True,
               init: str | None = None) -> TrainResult:
     """Train (or extend, or resume) a multi-style CIN network; see the module doc. ``init``: a
-    CIN model file with the same styles and sizes to start from."""
+    CIN model file with the same styles and widths to start from (and as many residual blocks,
+    or fewer: the new ones start as the identity)."""
     device, contents, styles = find_inputs(config, style="styles")
     images = readable_styles(sorted(styles, key=lambda p: (p.name, str(p))), config.style_size)
     style_paths = list(images)
@@ -332,7 +333,8 @@ def train_cin(config: CINTrainConfig, *, resume: bool = False, progress: bool = 
     targets = StyleTargets(style_targets(encoder, trained, config.style_layers, device,
                                          config.style_loss), rows=rows)
     if init is not None and not resume:
-        start_from(network, init, CINTransformer.kind, config=network.config.to_dict())
+        start_from(network, init, CINTransformer.kind, config=network.config.to_dict(),
+                   complete=grown_state)
     teacher = None
     if config.teacher:
         teacher = CINTeacher(config.teacher, list(trained.values()), device, resolve_dtype(
